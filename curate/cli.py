@@ -1,0 +1,167 @@
+"""The `curate` command line (typer + rich).
+
+User errors (bad recipe, bad data, impossible budgets) print one clear message and exit with code 2,
+without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curate.errors import CurateError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Curate and mix LLM instruction-tuning data.")
+out = Console()
+err = Console(stderr=True)
+
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: KEY.PATH=VALUE (repeatable).")]
+
+
+def user_errors(fn):
+    """Turn CurateError into a message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CurateError as e:
+            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+class RichReporter:
+    def __init__(self):
+        self._status = None
+
+    def loading(self, source):
+        err.print(f"[dim]loading source[/] {source}")
+
+    def step_started(self, index, total, label):
+        err.print(f"[dim][{index + 1}/{total}][/] {label} ...")
+
+    def step_finished(self, report):
+        cached = " [dim](cached)[/]" if report.cached else ""
+        err.print(f"      {report.rows_in} -> {report.rows_out} rows in {report.seconds:.2f}s{cached}")
+
+
+@app.command()
+@user_errors
+def run(
+    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
+    set_: SetOption = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every step.")] = False,
+):
+    """Run a recipe: load, clean, score, filter, dedup, select, template, write outputs."""
+    from curate.pipeline import run_recipe
+    from curate.recipe import load_recipe
+
+    r = load_recipe(recipe, set_)
+    result = run_recipe(r, reporter=RichReporter(), use_cache=False if no_cache else None,
+                        recipe_dir=str(recipe.parent))
+    print_funnel(result.manifest)
+    out.print(f"wrote {', '.join(result.manifest['outputs']['files'])} and manifest.json to {result.out_dir}")
+
+
+def print_funnel(manifest: dict) -> None:
+    from curate.pipeline import funnel_rows
+
+    table = Table(title=f"funnel: {manifest['name']}", title_justify="left")
+    for col, kw in (("step", {}), ("in", {"justify": "right"}), ("out", {"justify": "right"}),
+                    ("dropped", {"justify": "right"}), ("why (top reasons)", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    for step, rin, rout, dropped, reasons in funnel_rows(manifest):
+        table.add_row(step, str(rin), str(rout), str(dropped), reasons)
+    out.print(table)
+    t = manifest["totals"]
+    out.print(f"rows in {t['rows_in']} = out {t['rows_out']} + dropped {t['dropped']}")
+    if manifest.get("random_baseline"):
+        b = manifest["random_baseline"]
+        out.print(f"matched random baseline: {b['rows']} rows from the {b['pool_rows']}-row pool of {b['selector']}")
+
+
+@app.command()
+@user_errors
+def validate(
+    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
+    set_: SetOption = None,
+):
+    """Check a recipe (schema, step names and parameters) without running it."""
+    from curate.recipe import load_recipe
+
+    r = load_recipe(recipe, set_)
+    out.print(f"[green]ok[/]: {recipe} — {len(r.sources)} sources, {len(r.steps)} steps, outputs to {r.output_dir()}")
+    for name, src in r.sources.items():
+        where = src.path if src.path else f"hub {src.hub}"
+        out.print(f"  source {name}: {where} (format {src.format}, license {src.license or 'unknown'})")
+    for label, name, params in r.step_entries():
+        out.print(f"  step {label}: {json.dumps(params) if params else '(defaults)'}")
+
+
+@app.command()
+@user_errors
+def inspect(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (outputs.dir of a recipe).")],
+    dropped: Annotated[bool, typer.Option("--dropped", help="Show dropped rows instead of kept ones.")] = False,
+    step: Annotated[Optional[str], typer.Option(help="Only rows dropped by this step (implies --dropped).")] = None,
+    reason: Annotated[Optional[str], typer.Option(help="Only dropped rows whose reason contains this text.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Only rows from this source.")] = None,
+    row_id: Annotated[Optional[str], typer.Option("--id", help="Only the row with this id.")] = None,
+    n: Annotated[int, typer.Option("-n", help="How many rows to show.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON lines.")] = False,
+):
+    """Show kept or dropped rows with their scores and reasons."""
+    from curate.inspect import select_rows, show_rows
+
+    rows = select_rows(run_dir, dropped=dropped or bool(step) or bool(reason), step=step, reason=reason,
+                       source=source, row_id=row_id)
+    show_rows(out, rows, n, as_json)
+
+
+@app.command()
+def steps(
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the step reference as Markdown (the README's).")] = False,
+):
+    """List every step with its role and parameters."""
+    from curate.registry import get_step, step_names
+
+    if markdown:
+        from curate.docs import steps_markdown
+
+        print(steps_markdown())
+        return
+    table = Table(title="steps")
+    table.add_column("name")
+    table.add_column("role")
+    table.add_column("parameters (default)", overflow="fold")
+    for name in step_names():
+        cls = get_step(name)
+        table.add_row(name, cls.role, ", ".join(f"{k}={v}" for k, v in param_defaults(cls).items()))
+    out.print(table)
+
+
+def param_defaults(cls) -> dict[str, str]:
+    from curate.docs import param_defaults as defaults
+
+    return defaults(cls)
+
+
+def main():  # pragma: no cover - the console script calls app()
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

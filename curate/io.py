@@ -1,0 +1,105 @@
+"""Writing outputs: atomically (temp file + rename), deterministically, nothing partial.
+
+jsonl rows carry `meta` as an object and NaN scores as null (JSON has no NaN); parquet and the Arrow
+folder (`save_to_disk`) keep `meta` as a JSON string and NaN as NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+FORMAT_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _public(path) -> None:
+    """mkstemp/mkdtemp create private files; outputs get the permissions any new file would."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_UMASK)
+
+
+def json_ready(value):
+    """NaN -> None, recursively, so the line is valid JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def row_for_json(row: dict) -> dict:
+    row = dict(row)
+    if isinstance(row.get("meta"), str):
+        row["meta"] = json.loads(row["meta"])
+    return json_ready(row)
+
+
+def dumps(obj) -> str:
+    return json.dumps(json_ready(obj), ensure_ascii=False, allow_nan=False, default=str)
+
+
+def write_text_atomic(path: Path, lines: Iterable[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            for line in lines:
+                f.write(line)
+                f.write("\n")
+        _public(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, [json.dumps(json_ready(obj), ensure_ascii=False, indent=2, allow_nan=False, default=str)])
+
+
+def write_dataset(ds, directory: Path, stem: str, formats: list[str], fingerprint: str) -> list[str]:
+    """Write `ds` as <stem>.jsonl / <stem>.parquet / <stem>/ (Arrow); returns the file names."""
+    written = []
+    if "jsonl" in formats:
+        write_text_atomic(directory / f"{stem}.jsonl", (dumps(row_for_json(r)) for r in ds))
+        written.append(f"{stem}.jsonl")
+    if "parquet" in formats:
+        path = directory / f"{stem}.parquet"
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".parquet.tmp")
+        os.close(fd)
+        try:
+            ds.to_parquet(tmp)
+            _public(tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        written.append(path.name)
+    if "arrow" in formats:
+        target = directory / stem
+        tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{stem}.", suffix=".tmp"))
+        try:
+            flat = ds.flatten_indices()
+            flat._fingerprint = fingerprint  # a fixed fingerprint keeps state.json byte-identical across runs
+            flat.save_to_disk(str(tmp))
+            _public(tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        written.append(f"{stem}/")
+    return written
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,325 @@
+"""The recipe: a YAML file validated by pydantic, with command-line overrides.
+
+Errors name the field path (`sources.lima.format`, `steps[3].dedup.minhash.threshold`) and the bad
+value; unknown keys and unknown step or format names get "did you mean ...".
+
+Paths: input paths written in a recipe file (source files, template files) are relative to the
+recipe file; values given with `--set` and `outputs.dir` / `cache.dir` are relative to the current
+directory, like any command-line path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from curate.errors import CurateError, did_you_mean
+from curate.templates.spec import TemplateSpec
+
+OUTPUT_FORMATS = ("jsonl", "parquet", "arrow")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(Strict):
+    """One input: a hub dataset or local files, read with `datasets`, adapted to the chat schema."""
+
+    hub: str | None = None  # Hugging Face hub id, e.g. GAIR/lima
+    config: str | None = None  # hub config (subset) name
+    split: str = "train"
+    revision: str | None = None
+    path: str | list[str] | None = None  # local file(s) or glob(s); wins over `hub` when both are set
+    file_type: Literal["json", "jsonl", "csv", "parquet"] | None = None  # default: from the extension
+    csv_columns: list[str] | None = None  # the names of a headerless csv's columns (MMLU)
+    format: str = "auto"  # adapter name; auto picks by the columns present
+    options: dict[str, Any] = Field(default_factory=dict)  # the adapter's own options
+    license: str | None = None  # SPDX-ish id; the data card takes the most restrictive
+    on_error: Literal["fail", "skip"] = "fail"  # malformed lines or rows: stop, or skip and record
+    limit: int | None = Field(default=None, ge=1)  # read only the first N rows
+
+    @model_validator(mode="after")
+    def _has_input(self):
+        if not self.hub and not self.path:
+            raise ValueError("a source needs `path` (local files) or `hub` (a hub dataset id)")
+        return self
+
+
+class Outputs(Strict):
+    dir: str | None = None  # default runs/<name>
+    formats: list[str] = Field(default_factory=lambda: ["jsonl"])
+    random_baseline: bool = True  # beside a selection, write a random subset with the same budget
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, v):
+        for f in v:
+            if f not in OUTPUT_FORMATS:
+                raise ValueError(f"unknown output format {f!r}{did_you_mean(f, OUTPUT_FORMATS)}; choose from {list(OUTPUT_FORMATS)}")
+        if not v:
+            raise ValueError("give at least one output format")
+        return v
+
+
+class Cache(Strict):
+    enabled: bool = True
+    dir: str = ".curate/cache"
+
+
+class Recipe(Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    sources: dict[str, Source]
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    template: TemplateSpec | None = Field(default_factory=TemplateSpec)
+    outputs: Outputs = Field(default_factory=Outputs)
+    cache: Cache = Field(default_factory=Cache)
+
+    @field_validator("sources")
+    @classmethod
+    def _some_sources(cls, v):
+        if not v:
+            raise ValueError("a recipe needs at least one source")
+        return v
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _step_shape(cls, v):
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            raise ValueError("steps is a list of `- step.name: {params}` entries")
+        for i, entry in enumerate(v):
+            if isinstance(entry, str):  # a bare name: a step with default parameters
+                v[i] = entry = {entry: {}}
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise ValueError(f"steps[{i}] must be one `step.name: {{params}}` mapping, got {entry!r}")
+        return v
+
+    # -- derived -------------------------------------------------------------------------------
+
+    def step_entries(self) -> list[tuple[str, str, dict]]:
+        """(label, name, params) per step; a name used twice gets labels name, name#2, ..."""
+        seen: dict[str, int] = {}
+        out = []
+        for entry in self.steps:
+            (name, params), = entry.items()
+            seen[name] = seen.get(name, 0) + 1
+            label = name if seen[name] == 1 else f"{name}#{seen[name]}"
+            out.append((label, name, params or {}))
+        return out
+
+    def output_dir(self) -> Path:
+        return Path(self.outputs.dir or f"runs/{self.name}")
+
+    def resolved(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
+    """Read, override, validate. Every failure is a CurateError naming the file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise CurateError("recipe file not found", str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise CurateError(f"not valid UTF-8 ({e.reason} at byte {e.start})", str(path)) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise CurateError(f"not valid YAML: {getattr(e, 'problem', e)}", where) from None
+    if not isinstance(raw, dict):
+        raise CurateError("a recipe is a YAML mapping with at least `name` and `sources`", str(path))
+    _resolve_input_paths(raw, path.parent)
+    for item in overrides or []:
+        apply_override(raw, item)
+    return validate_recipe(raw, where=str(path))
+
+
+def validate_recipe(raw: dict, where: str = "recipe") -> Recipe:
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as e:
+        raise CurateError(_format_errors(e, Recipe), where) from None
+    _validate_steps(recipe, where)
+    _validate_formats(recipe, where)
+    return recipe
+
+
+def _validate_steps(recipe: Recipe, where: str) -> None:
+    from curate.registry import get_step
+
+    problems = []
+    for i, (label, name, params) in enumerate(recipe.step_entries()):
+        loc = f"steps[{i}].{name}"
+        try:
+            cls = get_step(name, loc)
+        except CurateError as e:
+            problems.append(str(e))
+            continue
+        if not isinstance(params, dict):
+            problems.append(f"{loc}: parameters must be a mapping, got {params!r}")
+            continue
+        try:
+            cls.Params.model_validate(params)
+        except ValidationError as e:
+            problems.append(_format_errors(e, cls.Params, prefix=loc))
+    if problems:
+        raise CurateError("\n".join(problems), where)
+
+
+def _validate_formats(recipe: Recipe, where: str) -> None:
+    from curate.sources.adapters import get_adapter
+
+    problems = []
+    for name, src in recipe.sources.items():
+        if src.format != "auto":
+            try:
+                adapter = get_adapter(src.format, f"sources.{name}.format")
+                adapter.Options.model_validate(src.options)
+            except CurateError as e:
+                problems.append(str(e))
+            except ValidationError as e:
+                problems.append(_format_errors(e, adapter.Options, prefix=f"sources.{name}.options"))
+    if problems:
+        raise CurateError("\n".join(problems), where)
+
+
+def step_params(recipe: Recipe, index: int):
+    """The validated Params object of step `index`."""
+    from curate.registry import get_step
+
+    label, name, params = recipe.step_entries()[index]
+    return get_step(name).Params.model_validate(params)
+
+
+# -- overrides -------------------------------------------------------------------------------------
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """`a.b.c=value` (value parsed as YAML); list items by index (`steps.2.filter.rules`); keys that
+    contain dots themselves, like step names, are matched whole (`steps.0.select.random.rows`)."""
+    if "=" not in item:
+        raise CurateError(f"--set takes KEY=VALUE, got {item!r}")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    node: Any = raw
+    i = 0
+    while True:
+        if isinstance(node, list):
+            idx = _index(node, parts[i], ".".join(parts[: i + 1]))
+            if i == len(parts) - 1:
+                node[idx] = parsed
+                return
+            node, i = node[idx], i + 1
+        elif isinstance(node, dict):
+            # the longest run of parts that is an existing key, else one part (a new key)
+            j = next((j for j in range(len(parts), i, -1) if ".".join(parts[i:j]) in node), i + 1)
+            name = ".".join(parts[i:j])
+            if j == len(parts):
+                node[name] = parsed
+                return
+            if node.get(name) is None:
+                node[name] = {}
+            node, i = node[name], j
+        else:
+            raise CurateError(f"cannot set {key!r}: {'.'.join(parts[:i])} is not a mapping or list", "--set")
+
+
+def _index(node: list, part: str, where: str) -> int:
+    try:
+        i = int(part)
+        node[i]
+        return i
+    except (ValueError, IndexError):
+        raise CurateError(f"{part!r} is not an index of a list of {len(node)} items", f"--set {where}") from None
+
+
+def _resolve_input_paths(raw: dict, base: Path) -> None:
+    """Make a recipe file's relative input paths relative to the current directory instead."""
+
+    def fix(p):
+        if not isinstance(p, str) or os.path.isabs(p):
+            return p
+        return os.path.relpath(base / p)
+
+    for src in (raw.get("sources") or {}).values():
+        if isinstance(src, dict) and src.get("path") is not None:
+            src["path"] = [fix(p) for p in src["path"]] if isinstance(src["path"], list) else fix(src["path"])
+    tpl = raw.get("template")
+    if isinstance(tpl, dict) and tpl.get("jinja_file"):
+        tpl["jinja_file"] = fix(tpl["jinja_file"])
+
+
+# -- error messages ----------------------------------------------------------------------------------
+
+
+def _format_errors(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    lines = []
+    for e in err.errors():
+        loc = _loc(prefix, e["loc"])
+        if e["type"] == "extra_forbidden":
+            key = str(e["loc"][-1])
+            known = _known_keys(model, e["loc"][:-1])
+            lines.append(f"{loc}: unknown key{did_you_mean(key, known)}")
+        elif e["type"] == "missing":
+            lines.append(f"{loc}: required field is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{loc}: {msg} (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else f"{loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _loc(prefix: str, loc: tuple) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
+    """Field names of the model at `path` inside `model`, for did-you-mean on unknown keys."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:  # inside a dict[str, Model]: the key is a user name, keep the model
+            continue
+        current = _model_of(field.annotation)
+    fields = getattr(current, "model_fields", {}) or {}
+    return [f.alias or n for n, f in fields.items()]
+
+
+def _model_of(annotation) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        m = _model_of(arg)
+        if m is not None:
+            return m
+    return None

@@ -1,0 +1,1 @@
+"""Steps, one class per file, in four roles (see curate.steps.base)."""

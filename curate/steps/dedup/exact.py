@@ -1,0 +1,81 @@
+"""`dedup.exact`: drop rows whose key text is identical to an earlier (or better) row's."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from typing import Literal
+
+from datasets import Dataset
+
+from curate.registry import register
+from curate.rows import text_of
+from curate.steps.base import Drop, Filter
+from curate.steps.dedup.keep import KeepPolicy, resolve
+
+TextKey = Literal["prompt", "response", "conversation", "first_user"]
+
+
+class ExactParams(KeepPolicy):
+    key: TextKey = "conversation"
+    normalise: bool = True
+
+
+def fast_normalise(text: str) -> str:
+    """Same result as `curate.rows.normalise`, about 3x faster.
+
+    str.split() splits on exactly the characters that `\\s` matches in a str pattern, and neither
+    NFC nor lower() creates or removes whitespace, so split/join equals the regex collapse + strip.
+    """
+    return " ".join(unicodedata.normalize("NFC", text).split()).lower()
+
+
+@register
+class ExactDedup(Filter):
+    """Exact deduplication on one text of each row, across all sources.
+
+    Params:
+    - `key` (default "conversation"): which text to compare: "prompt" (everything before the last
+      assistant turn), "response" (the last assistant turn), "conversation" (every turn with its
+      role) or "first_user" (the first user message).
+    - `normalise` (default true): compare texts after `curate.rows.normalise` (NFC, lower case,
+      whitespace collapsed), so "Hello  World" and "hello world" are duplicates; false compares the
+      exact strings.
+    - `keep` (default "first") / `score_column`: which row of a group stays: the first, the longest
+      (most characters across all messages) or the one with the highest `score_column`
+      (NaN last; ties go to the earliest row).
+
+    Rows whose key text is empty (or only whitespace) are left alone: they are not duplicates of one
+    another; dropping empty rows is a filter's job, and the ledger should say "empty", not "duplicate".
+
+    Each dropped row gets `Drop(reason="exact duplicate (<key>)", duplicate_of=<kept row id>,
+    detail={"kept_index": <kept row's position in this step's input>, "group_size": n})`. Rows
+    with identical conversations share an id, so duplicate_of can equal the dropped row's own id.
+    """
+
+    name = "dedup.exact"
+    Params = ExactParams
+
+    def decide(self, ds: Dataset) -> list[Drop | None]:
+        p: ExactParams = self.params
+        messages = ds["messages"][:]
+        groups: dict[bytes, list[int]] = {}
+        for i, msgs in enumerate(messages):
+            text = text_of(msgs, p.key)
+            text = fast_normalise(text) if p.normalise else text
+            if not text.strip():
+                continue
+            # a 128-bit digest instead of the text keeps memory flat on large inputs
+            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            groups.setdefault(digest, []).append(i)
+
+        dup_groups = [g for g in groups.values() if len(g) > 1]
+        decided = resolve(dup_groups, p, ds, messages, self.ctx.where)
+        ids = ds["id"][:]
+        out: list[Drop | None] = [None] * len(ds)
+        reason = f"exact duplicate ({p.key})"
+        for kept, dropped in decided:
+            for i in dropped:
+                out[i] = Drop(reason, ids[kept], {"kept_index": kept, "group_size": len(dropped) + 1})
+        self.ctx.notes["duplicate_groups"] = len(dup_groups)
+        return out

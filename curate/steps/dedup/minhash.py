@@ -1,0 +1,422 @@
+"""`dedup.minhash`: drop near-duplicate rows (MinHash + LSH), clustered across all sources.
+
+The pipeline per run: texts -> shingle hashes (numpy, whole chunks at once) -> rensa R-MinHash
+signatures (one batch call per chunk) -> LSH banding (numpy) -> candidate pairs verified by the
+estimated Jaccard -> connected components -> one kept row per component by the keep policy.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Iterator, Literal
+
+import numpy as np
+from datasets import Dataset
+from pydantic import Field, model_validator
+
+from curate.registry import register
+from curate.rows import text_of
+from curate.steps.base import Drop, Filter
+from curate.steps.dedup.keep import KeepPolicy, resolve
+
+TextKey = Literal["prompt", "response", "conversation", "first_user"]
+
+
+class MinHashParams(KeepPolicy):
+    key: TextKey = "conversation"
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = Field(5, ge=1, le=64)
+    num_perm: int = Field(128, ge=8, le=1024)
+    threshold: float = Field(0.8, gt=0.0, le=1.0)
+    bands: int | None = Field(None, ge=1)
+    rows: int | None = Field(None, ge=1)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _banding(self):
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither (then they are derived from threshold)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands * rows = {self.bands * self.rows} is more than num_perm = {self.num_perm}")
+        return self
+
+
+@register
+class MinHashDedup(Filter):
+    """Near-duplicate removal by MinHash signatures (rensa R-MinHash) and LSH banding.
+
+    Params:
+    - `key` (default "conversation"): the text compared: prompt | response | conversation | first_user.
+    - `shingle` (default "word") and `ngram` (default 5): the set each text becomes: word n-grams
+      (words = whitespace-separated tokens) or character n-grams. Texts are NFC-normalised, lower-cased
+      and whitespace-collapsed first. A text shorter than `ngram` units is one shingle (the whole text);
+      an empty text gets no signature and is never a duplicate (empties are a filter's job).
+    - `num_perm` (default 128): signature length; the Jaccard estimate's error is about
+      sqrt(J(1-J)/num_perm), i.e. +-0.035 at J=0.8 with 128.
+    - `threshold` (default 0.8): rows whose estimated Jaccard similarity is >= threshold are linked.
+    - `bands` / `rows` (default: derived): LSH banding; when not given, the (bands, rows) with
+      bands*rows <= num_perm that minimise the equally weighted false-positive and false-negative
+      areas around the threshold (datasketch's rule; 9 x 13 for 0.8 / 128). LSH only proposes
+      candidates; every candidate pair is verified by its signature similarity.
+    - `seed` (default: the step's seed from the recipe): the MinHash permutation seed.
+    - `keep` (default "first") / `score_column`: which row of a cluster stays (see dedup.exact).
+
+    Linked rows form clusters (connected components, so A~B and B~C put A and C together even when
+    A and C are less similar). One row per cluster stays. Each dropped row gets
+    `Drop(reason="near duplicate (minhash jaccard>=0.8)", duplicate_of=<kept row id>, detail=...)`
+    with detail `jaccard` (estimated similarity to the kept row; below the threshold only for a chained
+    cluster), `nearest_jaccard` (its best verified link, always >= threshold), `kept_index`,
+    `cluster` (0-based, numbered by each cluster's first row) and `cluster_size`.
+
+    Deterministic: the same rows, params and seed give the same drops.
+    """
+
+    name = "dedup.minhash"
+    Params = MinHashParams
+
+    def decide(self, ds: Dataset) -> list[Drop | None]:
+        p: MinHashParams = self.params
+        n = len(ds)
+        messages = ds["messages"][:]
+        seed = self.ctx.seed if p.seed is None else p.seed
+        bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm)
+
+        with _progress(n, f"{self.ctx.label}: minhash") as advance:
+            sig, has_text = signatures(
+                (text_of(m, p.key) for m in messages), n, p.ngram, p.shingle, p.num_perm, seed, advance
+            )
+        a, b, sim = similar_pairs(sig, has_text, bands, rows, p.threshold)
+        root = components(n, a, b)
+
+        linked = np.unique(np.concatenate([a, b]))
+        # clusters numbered by their first row: root is the smallest index of each component
+        order = linked[np.lexsort((linked, root[linked]))]
+        groups = np.split(order, np.flatnonzero(np.diff(root[order])) + 1) if len(order) else []
+        decided = resolve(groups, p, ds, messages, self.ctx.where)
+
+        nearest = np.zeros(n)
+        np.maximum.at(nearest, a, sim)
+        np.maximum.at(nearest, b, sim)
+        ids = ds["id"][:]
+        out: list[Drop | None] = [None] * n
+        reason = f"near duplicate (minhash jaccard>={p.threshold:g})"
+        for cluster, (kept, dropped) in enumerate(decided):
+            to_kept = (sig[dropped] == sig[kept]).mean(axis=1) if dropped else []
+            for i, j in zip(dropped, to_kept):
+                detail = {
+                    "jaccard": round(float(j), 4),
+                    "nearest_jaccard": round(float(nearest[i]), 4),
+                    "kept_index": kept,
+                    "cluster": cluster,
+                    "cluster_size": len(dropped) + 1,
+                }
+                out[i] = Drop(reason, ids[kept], detail)
+        self.ctx.notes.update(
+            {"clusters": len(decided), "lsh_bands": bands, "lsh_rows": rows, "candidate_pairs_verified": int(len(a))}
+        )
+        return out
+
+
+# -- shingle hashing ---------------------------------------------------------------------------------
+#
+# Shingles are hashed without building one Python string per shingle: a chunk of texts becomes one
+# byte array, and any span of it (a word, a run of characters, a run of word hashes) gets a
+# polynomial hash from prefix sums, mixed by splitmix64. Equal spans hash equally, wherever they
+# sit. This is what lets the step outrun a plain per-document loop over the same library.
+
+_CHUNK_BYTES = 2 << 20  # bytes of text per batch: bounds the temporary arrays to ~100 MB
+_SEP = 0xFF  # never a byte of UTF-8 text, so it marks where one document ends
+_P = np.uint64(0x100000001B3)  # odd, so it is invertible mod 2**64
+_P_INV = np.uint64(pow(0x100000001B3, -1, 2**64))
+
+_powers_cache: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _powers(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """P**i and P**-i mod 2**64 for i < length (cached: they do not depend on the data)."""
+    global _powers_cache
+    if _powers_cache is None or len(_powers_cache[0]) < length:
+        size = max(length, _CHUNK_BYTES + 1)
+        with np.errstate(over="ignore"):
+            pw = np.full(size, _P, dtype=np.uint64)
+            pw[0] = 1
+            inv = np.full(size, _P_INV, dtype=np.uint64)
+            inv[0] = 1
+            fresh = (np.cumprod(pw, dtype=np.uint64), np.cumprod(inv, dtype=np.uint64))
+        if size > 4 * _CHUNK_BYTES:  # a single huge document: do not keep its tables
+            return fresh
+        _powers_cache = fresh
+    return _powers_cache
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _span_hashes(values: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """A hash of each span values[start:stop] that depends only on the span's contents."""
+    pw, inv = _powers(len(values) + 1)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(values) + 1, dtype=np.uint64)
+        # +1 so that a zero value still changes the hash
+        np.cumsum((values.astype(np.uint64) + np.uint64(1)) * pw[: len(values)], out=prefix[1:])
+        h = (prefix[stop] - prefix[start]) * inv[start]  # as if the span started at position 0
+        return _splitmix64(h ^ (stop - start).astype(np.uint64))
+
+
+def _whitespace(raw: np.ndarray) -> np.ndarray:
+    """Bytes of the characters str.split() treats as whitespace: ASCII 9-13, 28-32, and U+0085,
+    U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000."""
+    with np.errstate(over="ignore"):  # uint8 wrap-around turns each range test into one compare
+        mask = (raw == 32) | ((raw - np.uint8(9)) <= 4) | ((raw - np.uint8(28)) <= 3)
+    lead = np.flatnonzero((raw >= 0xC2) & (raw <= 0xE3))
+    lead = lead[lead + 1 < len(raw)]
+    if not len(lead):
+        return mask
+    b0, b1 = raw[lead], raw[lead + 1]
+    two = lead[(b0 == 0xC2) & ((b1 == 0x85) | (b1 == 0xA0))]
+    three = lead[lead + 2 < len(raw)]
+    b0, b1, b2 = raw[three], raw[three + 1], raw[three + 2]
+    hit = (
+        ((b0 == 0xE1) & (b1 == 0x9A) & (b2 == 0x80))
+        | ((b0 == 0xE2) & (b1 == 0x80) & ((b2 <= 0x8A) | (b2 == 0xA8) | (b2 == 0xA9) | (b2 == 0xAF)))
+        | ((b0 == 0xE2) & (b1 == 0x81) & (b2 == 0x9F))
+        | ((b0 == 0xE3) & (b1 == 0x80) & (b2 == 0x80))
+    )  # continuation bytes are >= 0x80, so b2 <= 0x8A means U+2000..U+200A
+    three = three[hit]
+    for k in (0, 1):
+        mask[two + k] = True
+    for k in (0, 1, 2):
+        mask[three + k] = True
+    return mask
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[start, stop) of each run of True."""
+    edges = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def _collapse(raw: np.ndarray) -> np.ndarray:
+    """`raw` with every whitespace run inside a document turned into one space, and runs at a
+    document's start or end removed (what normalise() does to each text)."""
+    ws = _whitespace(raw)
+    tok = ~ws & (raw != _SEP)
+    start, stop = _runs(ws)
+    inner = (start > 0) & (stop < len(raw))
+    start, stop = start[inner], stop[inner]
+    start = start[tok[start - 1] & tok[stop]]  # between two tokens: not at an edge of a document
+    keep = ~ws
+    keep[start] = True
+    raw[start] = 32
+    return raw[keep]
+
+
+def shingle_hashes(texts: list[str], ngram: int, shingle: str = "word") -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of each text's shingles, flat, with row offsets (len(texts) + 1) into them.
+
+    Word shingles are `ngram` consecutive whitespace-separated tokens; char shingles `ngram`
+    consecutive characters (code points) of the whitespace-collapsed text, spaces included. Texts
+    are NFC-normalised and lower-cased first. Equal shingles hash equally within and across texts;
+    a text with fewer than `ngram` units yields one shingle (all of it), an empty text none.
+    """
+    n_docs = len(texts)
+    encoded = [unicodedata.normalize("NFC", t).lower().encode("utf-8", "surrogatepass") for t in texts]
+    raw = np.frombuffer(bytearray([_SEP]).join(encoded), dtype=np.uint8)  # bytearray: writable
+    if shingle == "word":
+        data = raw
+        ustart, uend = _runs(~_whitespace(raw) & (raw != _SEP))
+    else:
+        data = _collapse(raw)
+        lead = (data & 0xC0) != 0x80  # first bytes of code points (and separators)
+        bounds = np.append(np.flatnonzero(lead), len(data))
+        ustart = np.flatnonzero(lead & (data != _SEP))
+        uend = bounds[np.searchsorted(bounds, ustart, side="right")]
+    udoc = np.searchsorted(np.flatnonzero(data == _SEP), ustart)  # separators before a unit = its document
+
+    # every window of `ngram` units inside one document ...
+    last = np.arange(ngram - 1, len(ustart))
+    first = last - (ngram - 1)
+    inside = udoc[first] == udoc[last]
+    first, last = first[inside], last[inside]
+    # ... and, for a document with fewer units than that, the whole document
+    counts = np.bincount(udoc, minlength=n_docs)
+    short = np.flatnonzero((counts > 0) & (counts < ngram))
+    if len(short):
+        lo = np.searchsorted(udoc, short, side="left")
+        first = np.concatenate([first, lo])
+        last = np.concatenate([last, lo + counts[short] - 1])
+        order = np.argsort(first, kind="stable")  # back into document order
+        first, last = first[order], last[order]
+
+    if shingle == "word":
+        # hash each word, then each run of word hashes: a shingle's hash ignores the spacing
+        words = _span_hashes(data, ustart, uend)
+        h = _span_hashes(words, first, last + 1)
+    else:
+        h = _span_hashes(data, ustart[first], uend[last])
+    offsets = np.zeros(n_docs + 1, dtype=np.uint64)
+    np.cumsum(np.bincount(udoc[first], minlength=n_docs), out=offsets[1:])
+    return h, offsets
+
+
+def signatures(
+    texts: Iterator[str], n: int, ngram: int, shingle: str, num_perm: int, seed: int, advance=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """R-MinHash signatures (n x num_perm uint32) and a mask of the rows that had any text."""
+    from rensa import RMinHash  # imported lazily: the registry imports every step module
+
+    sig = np.empty((n, num_perm), dtype=np.uint32)
+    has_text = np.zeros(n, dtype=bool)
+    seed = int(seed) % 2**64
+    start = 0
+    for batch in _batches(texts):
+        flat, offsets = shingle_hashes(batch, ngram, shingle)
+        stop = start + len(batch)
+        has_text[start:stop] = np.diff(offsets) > 0
+        matrix = RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, seed)
+        sig[start:stop] = np.array(matrix.to_rows(), dtype=np.uint32).reshape(len(batch), num_perm)
+        start = stop
+        if advance:
+            advance(len(batch))
+    assert start == n, "text count does not match the row count"
+    return sig, has_text
+
+
+def _batches(texts: Iterator[str]) -> Iterator[list[str]]:
+    batch, size = [], 0
+    for t in texts:
+        batch.append(t)
+        size += len(t)
+        if size >= _CHUNK_BYTES // 2:  # characters, so the UTF-8 bytes stay near _CHUNK_BYTES
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+# -- LSH banding, verification, clustering ----------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) minimising the weighted false-positive and false-negative probability areas.
+
+    The rule datasketch's MinHashLSH uses, with the integrals done on a fixed grid instead of
+    scipy's quad.
+    """
+    lo = np.linspace(0.0, threshold, 513)
+    hi = np.linspace(threshold, 1.0, 513)
+    best, best_err = (1, 1), float("inf")
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            fp = _trapezoid(1 - (1 - lo**r) ** b, lo)
+            fn = _trapezoid((1 - hi**r) ** b, hi)
+            err = fp_weight * fp + fn_weight * fn
+            if err < best_err - 1e-12:
+                best, best_err = (b, r), err
+    return best
+
+
+def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    cols = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
+    h = np.full(len(sig), np.uint64(band), dtype=np.uint64)
+    for k in range(rows):
+        h = _splitmix64(h ^ cols[:, k])
+    return h
+
+
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
+
+
+_WINDOW = 32  # members of a bucket are paired with the bucket's first row and their next 32 neighbours
+
+
+def candidate_pairs(sig: np.ndarray, has_text: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row pairs (a < b) that share at least one LSH band.
+
+    A bucket of k rows yields all its pairs when k <= 33; a larger bucket (hundreds of copies of one
+    text) yields each row paired with the bucket's first row and its 32 neighbours, which connects
+    the same component without k*k pairs.
+    """
+    idx = np.flatnonzero(has_text)
+    live = sig[idx]
+    found = []
+    for band in range(bands):
+        keys = _band_keys(live, band, rows)
+        order = np.argsort(keys, kind="stable")
+        ks, rs = keys[order], idx[order]
+        new_bucket = np.ones(len(ks), dtype=bool)
+        new_bucket[1:] = ks[1:] != ks[:-1]
+        first = np.maximum.accumulate(np.where(new_bucket, np.arange(len(ks)), 0))
+        star = ~new_bucket
+        found.append(np.stack([rs[first[star]], rs[star]]))
+        for d in range(1, _WINDOW + 1):
+            same = ks[d:] == ks[:-d]
+            if not same.any():
+                break
+            found.append(np.stack([rs[:-d][same], rs[d:][same]]))
+    if not found:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    pairs = np.concatenate(found, axis=1).astype(np.int64)
+    a, b = np.minimum(pairs[0], pairs[1]), np.maximum(pairs[0], pairs[1])
+    code = np.unique(a * len(sig) + b)
+    return code // len(sig), code % len(sig)
+
+
+def similar_pairs(
+    sig: np.ndarray, has_text: np.ndarray, bands: int, rows: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LSH candidates whose estimated Jaccard (share of equal signature slots) is >= threshold."""
+    a, b = candidate_pairs(sig, has_text, bands, rows)
+    num_perm = sig.shape[1]
+    equal = np.empty(len(a), dtype=np.int64)
+    step = max(1, (1 << 24) // num_perm)  # bound the temporary boolean matrix
+    for lo in range(0, len(a), step):
+        equal[lo : lo + step] = (sig[a[lo : lo + step]] == sig[b[lo : lo + step]]).sum(axis=1)
+    # compare slot counts, so that 0.8 * 128 = 102.4 cannot miss by float rounding
+    ok = equal >= threshold * num_perm - 1e-9
+    return a[ok], b[ok], equal[ok] / num_perm
+
+
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of the edge list: each row's root is the smallest row in its component.
+
+    Vectorised union-find: hook every edge's larger root under its smaller one, then jump pointers
+    until every row points at a root; repeat until no edge joins two roots.
+    """
+    parent = np.arange(n)
+    while len(a):
+        ra, rb = parent[a], parent[b]
+        lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
+        join = lo != hi
+        if not join.any():
+            break
+        np.minimum.at(parent, hi[join], lo[join])
+        while True:
+            up = parent[parent]
+            if np.array_equal(up, parent):
+                break
+            parent = up
+    return parent
+
+
+@contextmanager
+def _progress(total: int, description: str):
+    """A rich progress bar on an interactive terminal for large inputs; silent otherwise."""
+    if total < 20_000 or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda k: bar.advance(task, k)

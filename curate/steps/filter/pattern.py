@@ -1,0 +1,51 @@
+"""`filter.pattern`: drop rows whose text matches a regular expression."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from datasets import Dataset
+from pydantic import Field
+
+from curate.registry import register
+from curate.rows import TEXT_KEYS, text_of
+from curate.steps.base import Drop, Filter, Regex, StepParams
+
+
+@register
+class Pattern(Filter):
+    """Drop rows whose text matches any of the patterns; the reason names the first that matched,
+    e.g. "response matches /as an ai language model/".
+
+    Params:
+    - `patterns` (required): regexes, searched anywhere in the text (anchor them with ^/$ if needed).
+    - `key` ("response"): which text to search: prompt, response, conversation or first_user.
+    - `ignore_case` (true): match case-insensitively.
+    """
+
+    name = "filter.pattern"
+
+    class Params(StepParams):
+        patterns: list[Regex] = Field(min_length=1)
+        key: Literal[tuple(TEXT_KEYS)] = "response"
+        ignore_case: bool = True
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        flags = re.IGNORECASE if params.ignore_case else 0
+        self._compiled = [re.compile(p, flags) for p in params.patterns]
+
+    def decide(self, ds: Dataset) -> list[Drop | None]:
+        key = self.params.key
+        decisions: list[Drop | None] = []
+        for messages in ds["messages"]:
+            text = text_of(messages, key)
+            drop = None
+            for pattern in self._compiled:
+                m = pattern.search(text)
+                if m:
+                    drop = Drop(reason=f"{key} matches /{pattern.pattern}/", detail={"matched": m.group(0)[:200]})
+                    break
+            decisions.append(drop)
+        return decisions

@@ -1,0 +1,134 @@
+"""`score.heuristics`: cheap per-row text statistics (length, repetition, symbols, refusals)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+from datasets import Dataset
+from pydantic import Field
+
+from curate.registry import register
+from curate.rows import prompt_text, response_text
+from curate.steps.base import Regex, Scorer, StepParams
+
+_APOS = "['’]"
+DEFAULT_REFUSALS = [
+    rf"\bI{_APOS}m sorry,? but I (?:cannot|can{_APOS}t|am unable|won{_APOS}t)",
+    rf"\bI (?:cannot|can{_APOS}t|am unable to|won{_APOS}t|will not) "
+    r"(?:assist|help|provide|comply|fulfill|create|generate)",
+    rf"\bI{_APOS}m (?:not able|unable) to (?:assist|help|provide|comply|fulfill)",
+    rf"\bI apologi[sz]e,? but I (?:cannot|can{_APOS}t|am unable)",
+    r"\bas an AI language model\b",
+    r"\bI must (?:decline|refuse)\b",
+]
+DEFAULT_BOILERPLATE = [
+    r"\bas an? (?:AI|artificial intelligence|large language model|language model)\b",
+    rf"\bI don{_APOS}t have (?:personal )?(?:opinions|feelings|beliefs|emotions|experiences)\b",
+    r"\b(?:my|the) (?:knowledge|training data) cut-?off\b",
+    r"\bas of my last (?:knowledge )?update\b",
+    r"\bI hope (?:this|that) helps\b",
+    rf"\b(?:feel free|don{_APOS}t hesitate) to (?:ask|reach out)\b",
+    r"\blet me know if you (?:have|need) any (?:other|more|further) (?:questions|help)\b",
+]
+_WORD = re.compile(r"\w+")
+_SYMBOL = re.compile(r"[^\w\s]|_")  # neither alphanumeric nor whitespace
+
+
+@register
+class Heuristics(Scorer):
+    """Per-row text statistics; every row gets a value, NaN (with a reason) where one is undefined.
+
+    The prompt is everything before the last assistant turn, the response is that turn.
+    Columns: `prompt_chars`, `prompt_words`, `response_chars`, `response_words` (words are
+    whitespace-separated), `turns` (messages in the row), `response_prompt_ratio`
+    (response_words / max(prompt_words, 1)), `rep_ngram_ratio` (share of the response's word
+    n-grams that occur more than once, as Data-Juicer's word_repetition; 0 below n words),
+    `nonalnum_ratio` (characters that are neither alphanumeric nor whitespace / response chars),
+    `refusal` and `boilerplate` (1.0 when the response matches a pattern, else 0.0).
+    The three ratios are NaN for an empty (or blank) response, with the reason in `<column>_why`.
+
+    Params:
+    - `ngram` (3): n for `rep_ngram_ratio`; words are lower-cased `\\w+` runs.
+    - `refusal_patterns` (common refusals: "I'm sorry, but I cannot", "I cannot assist", ...):
+      regexes, matched case-insensitively anywhere in the response.
+    - `boilerplate_patterns` ("As an AI ...", "I hope this helps", "feel free to ask", ...): likewise.
+    """
+
+    name = "score.heuristics"
+
+    class Params(StepParams):
+        ngram: int = Field(3, ge=1)
+        refusal_patterns: list[Regex] = DEFAULT_REFUSALS
+        boilerplate_patterns: list[Regex] = DEFAULT_BOILERPLATE
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        self._refusal = _any_of(params.refusal_patterns)
+        self._boilerplate = _any_of(params.boilerplate_patterns)
+
+    def score(self, ds: Dataset) -> dict[str, list]:
+        cols: dict[str, list] = {
+            name: []
+            for name in (
+                "prompt_chars", "prompt_words", "response_chars", "response_words", "turns",
+                "response_prompt_ratio", "response_prompt_ratio_why",
+                "rep_ngram_ratio", "rep_ngram_ratio_why",
+                "nonalnum_ratio", "nonalnum_ratio_why",
+                "refusal", "boilerplate",
+            )
+        }  # fmt: skip
+        for messages in ds["messages"]:
+            prompt, response = prompt_text(messages), response_text(messages)
+            p_words, r_words = len(prompt.split()), len(response.split())
+            cols["prompt_chars"].append(len(prompt))
+            cols["prompt_words"].append(p_words)
+            cols["response_chars"].append(len(response))
+            cols["response_words"].append(r_words)
+            cols["turns"].append(len(messages))
+
+            why = None if response.strip() else _empty_reason(messages)
+            ratios = (
+                (r_words / max(p_words, 1), self._repetition(response), _nonalnum(response))
+                if why is None
+                else (math.nan,) * 3
+            )
+            for name, value in zip(("response_prompt_ratio", "rep_ngram_ratio", "nonalnum_ratio"), ratios):
+                cols[name].append(value)
+                cols[f"{name}_why"].append(why)
+
+            cols["refusal"].append(1.0 if self._refusal(response) else 0.0)
+            cols["boilerplate"].append(1.0 if self._boilerplate(response) else 0.0)
+        return cols
+
+    def _repetition(self, text: str) -> float:
+        n = self.params.ngram
+        words = _WORD.findall(text.lower())
+        grams = Counter(zip(*(words[i:] for i in range(n))))  # the word n-grams, in order
+        total = sum(grams.values())
+        if not total:
+            return 0.0  # too short to repeat anything
+        return sum(c for c in grams.values() if c > 1) / total
+
+
+def _empty_reason(messages: list[dict]) -> str:
+    return "empty response" if any(m["role"] == "assistant" for m in messages) else "no assistant turn"
+
+
+def _nonalnum(text: str) -> float:
+    return len(_SYMBOL.findall(text)) / len(text)
+
+
+def _any_of(patterns: list[str]):
+    """A case-insensitive test for "any pattern matches"; one joined regex is ~3x faster than a loop."""
+    compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
+    if not compiled:
+        return lambda text: False
+    if not any(c.groups for c in compiled):  # joining would renumber groups and break backreferences
+        try:
+            joined = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+            return lambda text: joined.search(text) is not None
+        except re.error:  # e.g. a pattern with a leading global flag like (?s)
+            pass
+    return lambda text: any(c.search(text) for c in compiled)

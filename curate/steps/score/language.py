@@ -1,0 +1,75 @@
+"""`score.language`: the language of one text of each row, with py3langid."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Literal
+
+from datasets import Dataset
+from pydantic import Field, field_validator
+
+from curate.errors import did_you_mean
+from curate.registry import register
+from curate.rows import TEXT_KEYS, text_of
+from curate.steps.base import Scorer, StepParams
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    # Loading the model takes most of a second: once per process. norm_probs gives a probability.
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+@register
+class Language(Scorer):
+    """Identify the language of each row's text with py3langid.
+
+    Columns: `lang` (ISO 639 code such as "en"; "" when the text is empty) and `lang_confidence`
+    (py3langid's normalised probability, 0..1; NaN when the text is empty). Both get a `_why` column
+    saying why a row has no language.
+
+    Params:
+    - `key` ("response"): which text to look at: prompt, response, conversation or first_user.
+    - `languages` (null: all of py3langid's ~140): restrict the choice to these codes, e.g. [en, de].
+    - `max_chars` (2000): classify only the first this many characters, which is plenty and keeps
+      long rows fast; null for the whole text.
+    """
+
+    name = "score.language"
+
+    class Params(StepParams):
+        key: Literal[tuple(TEXT_KEYS)] = "response"
+        languages: list[str] | None = Field(None, min_length=1)
+        max_chars: int | None = Field(2000, ge=1)
+
+        @field_validator("languages")
+        @classmethod
+        def _known_languages(cls, langs):
+            if langs is None:
+                return langs
+            known = _identifier().labels
+            for code in langs:
+                if code not in known:
+                    raise ValueError(f"py3langid does not know the language {code!r}{did_you_mean(code, known)}")
+            return langs
+
+    def score(self, ds: Dataset) -> dict[str, list]:
+        p = self.params
+        identifier = _identifier()
+        identifier.set_languages(p.languages)  # None resets a restriction left by another step
+        langs, confidences, whys = [], [], []
+        for messages in ds["messages"]:
+            text = text_of(messages, p.key)
+            if not text.strip():
+                langs.append("")
+                confidences.append(math.nan)
+                whys.append(f"empty {p.key}")
+                continue
+            lang, confidence = identifier.classify(text[: p.max_chars] if p.max_chars else text)
+            langs.append(lang)
+            confidences.append(float(confidence))
+            whys.append(None)
+        return {"lang": langs, "lang_why": whys, "lang_confidence": confidences, "lang_confidence_why": list(whys)}

@@ -1,0 +1,77 @@
+"""The command line: exit codes, messages without tracebacks, the funnel, validate and inspect."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app
+from tests.test_pipeline import RECIPE, make_data
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    make_data(tmp_path)
+    (tmp_path / "r.yaml").write_text(textwrap.dedent(RECIPE))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_run_prints_the_funnel_and_writes_outputs(workdir):
+    res = runner.invoke(app, ["run", "r.yaml"])
+    assert res.exit_code == 0, res.output
+    assert "funnel: t" in res.output and "rows in 43 = out 20 + dropped 23" in res.output
+    assert "exact duplicate (conversation)" in res.output
+    assert (workdir / "out" / "data.jsonl").exists()
+
+
+def test_bad_input_exits_2_with_a_message_and_no_traceback(workdir):
+    (workdir / "bad.jsonl").write_text('{"instruction": "a", "output": "b"}\n{oops\n')
+    proc = subprocess.run([sys.executable, "-m", "curate.cli", "run", "r.yaml", "--set", "sources.general.path=bad.jsonl",
+                           "--set", "sources.general.on_error=fail"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "bad.jsonl:2: malformed JSON line" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (workdir / "out").exists()
+
+
+def test_validate_reports_ok_or_the_field(workdir):
+    res = runner.invoke(app, ["validate", "r.yaml"])
+    assert res.exit_code == 0 and "ok" in res.output and "5 steps" in res.output
+    res = runner.invoke(app, ["validate", "r.yaml", "--set", "steps.1.dedup.exact.key=promt"])
+    assert res.exit_code == 2
+    assert "steps[1].dedup.exact.key" in res.output and "promt" in res.output
+    assert not (workdir / "out").exists()
+
+
+def test_inspect_kept_and_dropped_rows(workdir):
+    assert runner.invoke(app, ["run", "r.yaml"]).exit_code == 0
+    res = runner.invoke(app, ["inspect", "out", "-n", "2"])
+    assert res.exit_code == 0 and "20 rows match; showing 2" in res.output and "response_words=" in res.output
+    res = runner.invoke(app, ["inspect", "out", "--step", "filter", "--json"])
+    assert res.exit_code == 0 and "2 rows match" in res.output and "response_words" in res.output
+    res = runner.invoke(app, ["inspect", "out", "--step", "filtr"])
+    assert res.exit_code == 2 and "did you mean 'filter'" in res.output
+    res = runner.invoke(app, ["inspect", str(workdir)])
+    assert res.exit_code == 2 and "manifest.json is missing" in res.output
+
+
+def test_inspect_rejects_a_newer_format(workdir):
+    assert runner.invoke(app, ["run", "r.yaml"]).exit_code == 0
+    m = json.loads((workdir / "out" / "manifest.json").read_text())
+    m["format_version"] = 99
+    (workdir / "out" / "manifest.json").write_text(json.dumps(m))
+    res = runner.invoke(app, ["inspect", "out"])
+    assert res.exit_code == 2 and "newer curate" in res.output
+
+
+def test_steps_lists_every_registered_step():
+    res = runner.invoke(app, ["steps"])
+    assert res.exit_code == 0
+    for name in ("clean", "score.heuristics", "filter", "dedup.exact", "select.top_k", "select.random"):
+        assert name in res.output

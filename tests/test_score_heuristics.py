@@ -1,0 +1,114 @@
+import math
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from curate.steps.score.heuristics import Heuristics
+from tests.helpers import build, pairs_dataset
+
+
+def score(pairs, **params):
+    return build(Heuristics, **params).score(pairs_dataset(pairs))
+
+
+def test_lengths_ratio_and_symbols_by_hand():
+    s = score([("Write a poem about cats", "Hi, you!")])
+    assert s["prompt_chars"] == [23]
+    assert s["prompt_words"] == [5]
+    assert s["response_chars"] == [8]
+    assert s["response_words"] == [2]
+    assert s["turns"] == [2]
+    assert s["response_prompt_ratio"] == [pytest.approx(2 / 5)]
+    assert s["nonalnum_ratio"] == [pytest.approx(2 / 8)]  # "," and "!"
+    assert s["nonalnum_ratio_why"] == [None]
+
+
+def test_multi_turn_prompt_is_everything_before_the_last_answer():
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi there"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Name a color"},
+        {"role": "assistant", "content": "Blue"},
+    ]
+    s = score([messages])
+    # "Be brief.\nHi there\nHello\nName a color"
+    assert s["prompt_chars"] == [37]
+    assert s["prompt_words"] == [8]
+    assert s["response_chars"] == [4]
+    assert s["response_words"] == [1]
+    assert s["turns"] == [5]
+    assert s["response_prompt_ratio"] == [pytest.approx(1 / 8)]
+
+
+def test_repetition_ratio():
+    text = "The cat sat on the mat and the cat sat."
+    # 8 word trigrams; "the cat sat" occurs twice -> 2 of 8 are repeats
+    assert score([("q", text)])["rep_ngram_ratio"] == [pytest.approx(2 / 8)]
+    # 9 bigrams; "the cat" and "cat sat" twice each -> 4 of 9
+    assert score([("q", text)], ngram=2)["rep_ngram_ratio"] == [pytest.approx(4 / 9)]
+    assert score([("q", "Yes yes.")])["rep_ngram_ratio"] == [0.0]  # fewer words than n
+    assert score([("q", "a b c a b c")])["rep_ngram_ratio"] == [0.5]  # abc, bca, cab, abc
+
+
+def test_empty_response_gets_nan_with_reason():
+    s = score([("hi", ""), ("hi", "   "), ("ok", "Fine.")])
+    for col in ("response_prompt_ratio", "rep_ngram_ratio", "nonalnum_ratio"):
+        assert math.isnan(s[col][0]) and math.isnan(s[col][1])
+        assert not math.isnan(s[col][2])
+        assert s[f"{col}_why"] == ["empty response", "empty response", None]
+    assert s["response_chars"] == [0, 3, 5]
+    assert s["response_words"] == [0, 0, 1]
+    assert s["refusal"] == [0.0, 0.0, 0.0]
+
+
+def test_row_without_assistant_turn():
+    s = score([[{"role": "user", "content": "Anyone there?"}]])
+    assert s["prompt_words"] == [2]
+    assert s["response_words"] == [0]
+    assert math.isnan(s["nonalnum_ratio"][0])
+    assert s["nonalnum_ratio_why"] == ["no assistant turn"]
+
+
+def test_refusal_and_boilerplate_flags():
+    s = score([
+        ("a", "I'm sorry, but I cannot help with that."),
+        ("b", "I’m sorry, but I can’t do that."),  # typographic apostrophes
+        ("c", "I cannot assist with this request."),
+        ("d", "Sorry to hear that. Restart the router."),
+        ("e", "Restart the router. I hope this helps!"),
+        ("f", "As an AI language model, I have no opinion."),
+    ])
+    assert s["refusal"] == [1.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    assert s["boilerplate"] == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+def test_custom_patterns_are_case_insensitive():
+    s = score([("a", "Nope, not today"), ("b", "Sure, nope")], refusal_patterns=["^nope"], boilerplate_patterns=[])
+    assert s["refusal"] == [1.0, 0.0]
+    assert s["boilerplate"] == [0.0, 0.0]
+    # patterns that cannot be joined into one regex (groups, a global flag) still work
+    s = score([("a", "no no way"), ("b", "x\ny"), ("c", "fine")], refusal_patterns=[r"(\w+) \1", r"(?s)x.y"])
+    assert s["refusal"] == [1.0, 1.0, 0.0]
+
+
+def test_bad_params():
+    with pytest.raises(ValidationError) as e:
+        Heuristics.Params(refusal_patterns=["ok", "[unclosed"])
+    assert e.value.errors()[0]["loc"] == ("refusal_patterns", 1)
+    with pytest.raises(ValidationError):
+        Heuristics.Params(ngram=0)
+    with pytest.raises(ValidationError):
+        Heuristics.Params(n_gram=2)
+
+
+def test_one_value_per_row_and_fast():
+    pairs = [(f"Question number {i} about things?", "An answer that repeats itself, an answer. " * (i % 20))
+             for i in range(7000)]
+    ds = pairs_dataset(pairs)
+    t = time.perf_counter()
+    s = build(Heuristics).score(ds)
+    elapsed = time.perf_counter() - t
+    assert all(len(v) == 7000 for v in s.values())
+    assert elapsed < 5  # about a second on a laptop; the bound only catches accidental quadratic work
