@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from curate.errors import CurateError, did_you_mean
@@ -23,6 +24,9 @@ def load_manifest(run_dir: Path) -> dict:
         raise CurateError(f"written by a newer curate (format {manifest['format_version']} > {FORMAT_VERSION}); upgrade curate",
                           str(path))
     return manifest
+
+
+HIDDEN = ("id", "source", "messages", "meta", "text", "assistant_spans", "raw")
 
 
 def select_rows(run_dir: Path, dropped: bool, step=None, reason=None, source=None, row_id=None) -> list[dict]:
@@ -51,20 +55,22 @@ def show_rows(console: Console, rows: list[dict], n: int, as_json: bool) -> None
             continue
         row = r.get("row", r)
         head = f"[bold]{row.get('id', r.get('where', '?'))}[/] source={row.get('source')}"
+        why = ""
         if "step" in r:
-            head += f"  [red]dropped by {r['step']}[/]: {r['reason']}"
+            why = f"[red]dropped by {r['step']}[/]: {escape(r['reason'])}"
             if r.get("duplicate_of"):
-                head += f" (duplicate of {r['duplicate_of']})"
-        scores = {k: v for k, v in row.items() if k not in ("id", "source", "messages", "meta", "text", "assistant_spans", "raw")}
-        body = "\n".join(f"[cyan]{m['role']}[/]: {_clip(m['content'])}" for m in row.get("messages", [])) or _clip(row.get("raw", ""))
+                why += f" (duplicate of {r['duplicate_of']})"
+            why += "\n"
+        scores = {k: v for k, v in row.items()
+                  if k not in HIDDEN and not (k.endswith("_why") and v is None)}
+        body = why + ("\n".join(f"[cyan]{m['role']}[/]: {_clip(m['content'])}" for m in row.get("messages", []))
+                      or _clip(row.get("raw", "")))
         if scores:
-            body += "\n[dim]" + ", ".join(f"{k}={_fmt(v)}" for k, v in scores.items()) + "[/]"
+            body += "\n[dim]" + escape(", ".join(f"{k}={_fmt(v)}" for k, v in scores.items())) + "[/]"
         console.print(Panel(body, title=head, title_align="left"))
 
 
 def _clip(text: str, limit: int = 400) -> str:
-    from rich.markup import escape
-
     text = text if len(text) <= limit else text[:limit] + " ..."
     return escape(text)
 

@@ -35,7 +35,7 @@ def test_whitespace_keeps_indentation_and_code_blocks():
         ("As an AI language model, I cannot browse the internet. However, here is a summary.",
          "However, here is a summary."),
         ("Sure! As an AI language model, here is a poem:\nRoses.", "Sure! Here is a poem:\nRoses."),
-        ("As a large language model trained by OpenAI, I’m not able to feel\nSecond line.", "Second line."),
+        ("As a large language model trained by OpenAI, I’m not able to feel\nSecond line of the answer.", "Second line of the answer."),
         ("Paris is the capital of France.", "Paris is the capital of France."),
     ],
 )
@@ -47,7 +47,7 @@ def test_boilerplate_only_on_assistant_turns_and_configurable():
     text = "As an AI language model, here is a poem."
     assert clean(text, role="user") == text
     assert clean(text, boilerplate=[]) == text
-    assert clean("Hello! Cheers, Bob", boilerplate=[r",?\s*cheers, \w+"]) == "Hello!"
+    assert clean("Hello there, nice to meet you! Cheers, Bob", boilerplate=[r",?\s*cheers, \w+"]) == "Hello there, nice to meet you!"
 
 
 def test_invalid_boilerplate_regex_fails_validation_with_its_index():
@@ -110,3 +110,12 @@ def test_transform_keeps_rows_order_and_columns():
     ]
     assert [[m["role"] for m in ms] for ms in out["messages"]][3] == ["system", "user", "assistant"]
     assert step.ctx.notes["rows_changed"] == 3
+
+
+def test_a_turn_that_is_only_a_disclaimer_is_left_for_the_filters():
+    step = build(Clean)
+    refusal = "I'm sorry, but as an AI language model I cannot help with that."
+    assert step.clean_turn("assistant", refusal) == refusal  # not cut down to "I'm sorry, but"
+    answer = "As an AI language model, I don't have opinions, but many people enjoy long walks in the park."
+    assert step.clean_turn("assistant", answer) == "Many people enjoy long walks in the park."
+    assert build(Clean, min_words_left=0).clean_turn("assistant", refusal) == "I'm sorry, but"

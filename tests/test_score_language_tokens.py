@@ -105,3 +105,11 @@ def test_tokens_bad_params():
         Tokens.Params()  # tokenizer is required
     with pytest.raises(ValidationError):
         Tokens.Params(tokenizer="x", key="answers")
+
+
+def test_a_restricted_run_does_not_narrow_what_later_recipes_may_name():
+    from curate.registry import get_step
+
+    lang = get_step("score.language")
+    build(lang, languages=["en", "de"]).score(pairs_dataset([("Hallo", "Guten Tag, wie geht es dir heute?")]))
+    assert lang.Params(languages=["pt", "ja"]).languages == ["pt", "ja"]

@@ -611,3 +611,562 @@ JUNK_GENERAL = [
      "with top-rope routes or low bouldering problems that need no ropes."),
 ]
 assert len(EMPTY_GENERAL) == 3 and len(JUNK_GENERAL) == 9
+
+# ---------------------------------------------------------------------------
+# Domain bank: fact cards (topic, [(question, answer), ...]).
+# ---------------------------------------------------------------------------
+CARDS = [
+    ("physics", [
+        ("Why do objects fall to the ground?",
+         "Objects fall because of gravity, the attractive force between masses. Earth's large mass pulls nearby objects toward its centre. Near the surface, a falling object speeds up by about 9.8 metres per second every second if air resistance is ignored."),
+        ("Do heavy objects fall faster than light ones?",
+         "Without air resistance, all objects fall with the same acceleration regardless of their mass. A hammer and a feather dropped on the Moon land together, as an astronaut showed in 1971. On Earth, air resistance slows light, spread-out objects such as feathers far more than compact heavy ones."),
+        ("What is the difference between mass and weight?",
+         "Mass is the amount of matter in an object and is measured in kilograms. Weight is the force of gravity acting on that mass and is measured in newtons. An astronaut has the same mass on the Moon as on Earth but weighs about one sixth as much there."),
+    ]),
+    ("physics", [
+        ("What does Newton's first law say?",
+         "Newton's first law states that an object stays at rest, or keeps moving in a straight line at constant speed, unless a net force acts on it. This tendency to resist changes in motion is called inertia. It explains why passengers lurch forward when a bus brakes suddenly."),
+        ("What is Newton's third law?",
+         "Newton's third law says that when one object pushes on another, the second object pushes back with a force of equal size in the opposite direction. A rocket moves forward by pushing exhaust gases backwards. The two forces act on different objects, so they do not cancel out."),
+        ("How are force, mass and acceleration related?",
+         "Newton's second law states that force equals mass times acceleration, written F = ma. A larger force gives the same object a larger acceleration, while a heavier object needs more force to speed up at the same rate. Force is measured in newtons."),
+    ]),
+    ("physics", [
+        ("How fast does light travel?",
+         "In a vacuum, light travels at about 300,000 kilometres per second, or more precisely 299,792 kilometres per second. Light from the Sun takes roughly eight minutes to reach Earth. Nothing that carries information can travel faster than light in a vacuum."),
+        ("Why is the sky blue?",
+         "Sunlight contains all colours, and the molecules in air scatter short wavelengths such as blue much more strongly than long ones like red. This scattered blue light reaches our eyes from every direction in the sky. At sunset the light passes through more air, so more blue is scattered away and the sky looks orange or red."),
+        ("What is refraction?",
+         "Refraction is the bending of light as it passes from one material into another, such as from air into water. It happens because light changes speed in different materials. Refraction makes a straw in a glass of water look bent and allows lenses to focus light."),
+    ]),
+    ("physics", [
+        ("What is electric current?",
+         "Electric current is the flow of electric charge, usually carried by electrons moving through a wire. It is measured in amperes. Current flows only when there is a complete circuit and a voltage to push the charges around it."),
+        ("What does Ohm's law state?",
+         "Ohm's law states that voltage equals current multiplied by resistance, written V = IR. For a fixed resistance, doubling the voltage doubles the current. The law describes many metal conductors well as long as their temperature stays constant."),
+        ("What is the difference between a conductor and an insulator?",
+         "A conductor lets electric charge move through it easily, and most metals, such as copper, are good conductors. An insulator, such as rubber or plastic, strongly resists the flow of charge. Electrical cables use copper wire wrapped in plastic so that current flows safely along the inside."),
+    ]),
+    ("physics", [
+        ("What is the law of conservation of energy?",
+         "The law of conservation of energy states that energy cannot be created or destroyed, only changed from one form to another. When a ball falls, gravitational potential energy turns into kinetic energy. Some energy is usually transferred as heat, which is why no machine is perfectly efficient."),
+        ("What is kinetic energy?",
+         "Kinetic energy is the energy an object has because it is moving. It depends on the object's mass and on the square of its speed, so doubling the speed gives four times the kinetic energy. This is one reason why crashes at high speed are so much more dangerous."),
+    ]),
+    ("physics", [
+        ("How does sound travel?",
+         "Sound is a vibration that travels as a wave through a medium such as air, water or a solid. The vibrating source pushes on neighbouring particles, which pass the disturbance along. Because it needs a medium, sound cannot travel through the vacuum of space."),
+        ("Why do we see lightning before we hear thunder?",
+         "Light travels far faster than sound, so the flash reaches us almost instantly. Sound moves through air at about 343 metres per second, roughly one kilometre every three seconds. Counting the seconds between the flash and the thunder gives a rough idea of how far away the storm is."),
+        ("What determines the pitch of a sound?",
+         "Pitch depends on the frequency of the sound wave, which is the number of vibrations each second. A higher frequency is heard as a higher pitch. Frequency is measured in hertz, and young people can usually hear sounds from about 20 to 20,000 hertz."),
+    ]),
+    ("physics", [
+        ("How does a compass work?",
+         "A compass needle is a small magnet that can turn freely. Earth behaves like a giant magnet, and the needle lines up with its magnetic field so that one end points roughly north. Magnetic north is close to, but not exactly at, the geographic North Pole."),
+        ("What is an electromagnet?",
+         "An electromagnet is a magnet made by passing electric current through a coil of wire, often wrapped around an iron core. Its magnetism disappears when the current is switched off. Electromagnets are used in electric motors, loudspeakers and cranes that lift scrap metal."),
+    ]),
+    ("physics", [
+        ("What are the three ways heat is transferred?",
+         "Heat moves by conduction, convection and radiation. Conduction passes heat through direct contact, as in a metal spoon standing in hot soup. Convection carries heat through moving fluids such as air or water, and radiation transfers heat as infrared waves, which is how sunlight warms Earth."),
+        ("Why does metal feel colder than wood at the same temperature?",
+         "Metal is a good conductor of heat, so it draws heat away from your hand quickly. Wood conducts heat poorly, so your skin stays warmer when you touch it. Both objects may be at the same room temperature, but your hand senses how fast it is losing heat."),
+    ]),
+    ("physics", [
+        ("Why do some objects float in water?",
+         "An object floats when the upward buoyant force from the water balances its weight. According to Archimedes' principle, the buoyant force equals the weight of the water the object pushes aside. Objects less dense than water, such as most wood, float, while denser ones like stones sink."),
+        ("Why do your ears pop on an aeroplane?",
+         "Air pressure in the cabin drops as a plane climbs and rises as it descends. The air behind your eardrum stays at the old pressure until the Eustachian tube opens to balance it. The pop you feel is that tube letting air through, which swallowing or yawning can help."),
+    ]),
+]
+
+CARDS += [
+    ("chemistry", [
+        ("What is an atom made of?",
+         "An atom has a tiny, dense nucleus containing protons and neutrons, surrounded by electrons. Protons carry a positive charge, electrons a negative charge and neutrons no charge. The number of protons, called the atomic number, decides which element the atom belongs to."),
+        ("What is an isotope?",
+         "Isotopes are atoms of the same element that have different numbers of neutrons. They behave almost identically in chemical reactions but have different masses. Carbon-12 and carbon-14 are isotopes of carbon, and radioactive carbon-14 is used to date ancient organic material."),
+        ("What is an ion?",
+         "An ion is an atom or group of atoms that has gained or lost electrons and so carries an electric charge. Losing electrons gives a positive ion, such as a sodium ion, while gaining electrons gives a negative ion, such as chloride. Table salt is made of sodium and chloride ions."),
+    ]),
+    ("chemistry", [
+        ("How is the periodic table organised?",
+         "The periodic table lists the elements in order of increasing atomic number. Its rows are called periods and its columns are called groups. Elements in the same group have similar chemical properties because they have the same number of outer electrons."),
+        ("Why are noble gases unreactive?",
+         "Noble gases such as helium, neon and argon have full outer electron shells. With no need to gain, lose or share electrons, they rarely form compounds. This stability is why argon is used to fill some light bulbs and helium is a safe gas for balloons."),
+    ]),
+    ("chemistry", [
+        ("Why is water called the universal solvent?",
+         "Water dissolves more substances than almost any other common liquid. Its molecules are polar, with a slightly negative oxygen end and slightly positive hydrogen ends, so they attract charged particles and other polar molecules. This lets water carry salts, sugars and gases through living things and the environment."),
+        ("Why does ice float on water?",
+         "Water expands when it freezes because its molecules lock into an open hexagonal structure held together by hydrogen bonds. This makes ice about nine percent less dense than liquid water, so it floats. A floating layer of ice insulates lakes in winter, helping fish survive underneath."),
+        ("What is the chemical formula of water?",
+         "The chemical formula of water is H2O, which means each molecule has two hydrogen atoms bonded to one oxygen atom. The molecule has a bent shape rather than a straight one. That bent shape makes water polar, which explains many of its unusual properties."),
+    ]),
+    ("chemistry", [
+        ("What is the pH scale?",
+         "The pH scale measures how acidic or basic a solution is, usually on a range from 0 to 14. A pH of 7 is neutral, values below 7 are acidic and values above 7 are basic, or alkaline. Each step is a tenfold change, so a solution at pH 3 is ten times more acidic than one at pH 4."),
+        ("What happens when an acid reacts with a base?",
+         "An acid and a base react in a neutralisation reaction to form a salt and water. For example, hydrochloric acid and sodium hydroxide produce sodium chloride and water. Antacid tablets use the same idea to neutralise excess stomach acid."),
+        ("What are some everyday examples of acids and bases?",
+         "Lemon juice, vinegar and fizzy drinks are common acids. Baking soda, soap and household ammonia are common bases. Indicators such as litmus paper or red cabbage juice change colour to show whether a substance is acidic or basic."),
+    ]),
+    ("chemistry", [
+        ("What is the difference between a physical change and a chemical change?",
+         "In a physical change a substance changes form but not identity, as when ice melts into water. In a chemical change new substances with different properties are formed, as when wood burns into ash and gases. Signs of a chemical change include gas bubbles, a colour change and the release of heat or light."),
+        ("Is dissolving sugar in water a chemical change?",
+         "No, dissolving sugar is a physical change. The sugar molecules spread out among the water molecules but remain sugar. If the water evaporates, the sugar can be recovered unchanged."),
+    ]),
+    ("chemistry", [
+        ("What is a covalent bond?",
+         "A covalent bond forms when two atoms share a pair of electrons. It usually joins non-metal atoms, such as the hydrogen and oxygen atoms in water. Substances made of small covalent molecules often have low melting and boiling points."),
+        ("What is an ionic bond?",
+         "An ionic bond is the attraction between oppositely charged ions, formed when one atom transfers electrons to another. It typically occurs between a metal and a non-metal, as in sodium chloride. Ionic compounds usually form crystals with high melting points and conduct electricity when melted or dissolved."),
+    ]),
+    ("chemistry", [
+        ("What affects how fast a chemical reaction happens?",
+         "Reaction rate increases with higher temperature, higher concentration, greater surface area and the presence of a catalyst. Each of these makes particles collide more often or with more energy. That is why powdered sugar dissolves faster than a sugar cube."),
+        ("What is a catalyst?",
+         "A catalyst is a substance that speeds up a chemical reaction without being used up. It works by offering a reaction pathway that needs less energy. Enzymes are biological catalysts, and catalytic converters in cars use metals such as platinum to clean exhaust gases."),
+    ]),
+    ("chemistry", [
+        ("What are the three common states of matter?",
+         "The three common states of matter are solid, liquid and gas. In a solid the particles are packed tightly in fixed positions, in a liquid they are close but can slide past each other, and in a gas they move freely and far apart. Heating or cooling can change a substance from one state to another."),
+        ("What is sublimation?",
+         "Sublimation is when a solid changes directly into a gas without becoming a liquid first. Dry ice, which is solid carbon dioxide, sublimes at normal air pressure. Snow can also slowly sublime on cold, dry and sunny days."),
+        ("What is evaporation?",
+         "Evaporation is the change of a liquid into a gas at its surface, and it can happen below the boiling point. The fastest-moving particles escape from the liquid, which is why evaporation has a cooling effect. Sweating cools the body in exactly this way."),
+    ]),
+    ("chemistry", [
+        ("What does a fire need to burn?",
+         "A fire needs fuel, oxygen and enough heat to keep the reaction going, a combination often called the fire triangle. Removing any one of the three puts the fire out. Putting a lid on a burning pan, for example, cuts off the oxygen."),
+        ("Why does iron rust?",
+         "Rust forms when iron reacts with oxygen in the presence of water, producing hydrated iron oxide. Salt speeds up the process, which is why cars rust faster where roads are salted in winter. Paint, oil or a zinc coating protects iron by keeping water and air away."),
+    ]),
+]
+
+CARDS += [
+    ("biology", [
+        ("What is a cell?",
+         "A cell is the smallest unit of life that can carry out all the processes of living. Some organisms, such as bacteria, consist of a single cell, while a human body contains trillions. Every cell is surrounded by a membrane that controls what enters and leaves."),
+        ("What is the difference between plant and animal cells?",
+         "Both plant and animal cells have a nucleus, a cell membrane, cytoplasm and mitochondria. Plant cells also have a rigid cell wall, chloroplasts for photosynthesis and usually a large central vacuole. Animal cells lack these structures and tend to have more varied shapes."),
+        ("What do mitochondria do?",
+         "Mitochondria release energy from food through a process called cellular respiration. They use glucose and oxygen to make ATP, the molecule that cells use as their energy supply. Cells that need a lot of energy, such as muscle cells, contain many mitochondria."),
+    ]),
+    ("biology", [
+        ("What is photosynthesis?",
+         "Photosynthesis is the process that plants, algae and some bacteria use to make food from light. They combine carbon dioxide and water to produce glucose, releasing oxygen as a by-product. In plants it takes place mainly in chloroplasts, which contain the green pigment chlorophyll."),
+        ("Why are most leaves green?",
+         "Leaves contain chlorophyll, a pigment that absorbs mostly red and blue light for photosynthesis. Green light is reflected rather than absorbed, so leaves look green to us. In autumn the chlorophyll breaks down and other pigments, such as yellow and orange carotenoids, become visible."),
+    ]),
+    ("biology", [
+        ("What is DNA?",
+         "DNA is the molecule that carries genetic instructions in living things. It is shaped like a twisted ladder called a double helix, and its rungs are pairs of four bases: adenine, thymine, guanine and cytosine. The order of these bases encodes instructions for building proteins."),
+        ("What is a gene?",
+         "A gene is a section of DNA that carries the instructions for making a particular protein or other functional molecule. Genes are passed from parents to their offspring. Different versions of a gene, called alleles, help explain why individuals differ in traits such as eye colour."),
+        ("How many chromosomes do humans have?",
+         "Most human cells contain 46 chromosomes arranged in 23 pairs. One chromosome of each pair comes from each parent. Egg and sperm cells carry only 23 chromosomes, so a fertilised egg ends up with the full set."),
+    ]),
+    ("biology", [
+        ("What is natural selection?",
+         "Natural selection is the process in which individuals with traits that suit their environment tend to survive and reproduce more. Over many generations those helpful traits become more common in the population. Charles Darwin and Alfred Russel Wallace described the idea in the nineteenth century."),
+        ("Why is antibiotic resistance an example of evolution?",
+         "When antibiotics are used, most bacteria die, but a few may carry mutations that help them survive. These survivors reproduce and pass on their resistance, so the population changes over time. This is natural selection happening quickly, which is why antibiotics should be used only when they are needed."),
+    ]),
+    ("biology", [
+        ("What does the heart do?",
+         "The heart is a muscular pump that pushes blood around the body. Its right side sends blood to the lungs to pick up oxygen, and its left side pumps oxygen-rich blood to the rest of the body. An adult heart at rest typically beats about 60 to 100 times a minute."),
+        ("What is the difference between arteries and veins?",
+         "Arteries carry blood away from the heart and have thick, elastic walls to cope with high pressure. Veins carry blood back to the heart and have thinner walls and valves that stop blood flowing backwards. Tiny capillaries connect the two and exchange materials with the body's tissues."),
+        ("What is blood made of?",
+         "Blood is made of a yellowish liquid called plasma that carries red blood cells, white blood cells and platelets. Red blood cells transport oxygen using a protein called haemoglobin. White blood cells fight infection, and platelets help the blood clot when a vessel is damaged."),
+    ]),
+    ("biology", [
+        ("How does the immune system fight infections?",
+         "The immune system uses barriers such as the skin, along with white blood cells that detect and destroy invaders. Some white blood cells make antibodies that attach to specific germs and mark them for destruction. After an infection, memory cells help the body respond faster the next time."),
+        ("How do vaccines work?",
+         "A vaccine exposes the immune system to a harmless form or part of a germ, such as a weakened virus or a single protein. The body learns to recognise it and produces memory cells. If the real germ appears later, the immune system can respond quickly before serious illness develops."),
+    ]),
+    ("biology", [
+        ("What is a food chain?",
+         "A food chain shows how energy passes from one living thing to another through feeding. It begins with a producer, usually a plant, followed by herbivores and then carnivores. For example, grass is eaten by a rabbit, which may in turn be eaten by a fox."),
+        ("What role do decomposers play in an ecosystem?",
+         "Decomposers, such as fungi and many bacteria, break down dead plants, dead animals and waste. This returns nutrients like nitrogen and phosphorus to the soil, where plants can use them again. Without decomposers, dead material would pile up and nutrients would run out."),
+        ("Why is only a small part of the energy passed up a food chain?",
+         "At each step of a food chain, most energy is used for living processes such as movement and keeping warm, or is lost as heat. Typically only around ten percent passes on to the next level. This is why food chains rarely have more than four or five links."),
+    ]),
+    ("biology", [
+        ("What happens to food during digestion?",
+         "Digestion breaks food down into small molecules that the body can absorb. It starts in the mouth with chewing and saliva, continues in the stomach with acid and enzymes, and is largely completed in the small intestine. Nutrients then pass into the blood through the lining of the small intestine."),
+        ("What are enzymes?",
+         "Enzymes are proteins that speed up chemical reactions in living things. Each enzyme acts on a specific substance; amylase, for example, breaks starch down into sugars. Enzymes work best at particular temperatures and pH levels, and too much heat can destroy their shape."),
+    ]),
+    ("biology", [
+        ("What is the difference between aerobic and anaerobic respiration?",
+         "Aerobic respiration uses oxygen to break down glucose, releasing a lot of energy and producing carbon dioxide and water. Anaerobic respiration happens without oxygen and releases much less energy. In human muscles during hard exercise it produces lactic acid, while in yeast it produces alcohol and carbon dioxide."),
+        ("Why do we breathe faster during exercise?",
+         "Working muscles need more energy, so they use more oxygen and produce more carbon dioxide. The brain detects the rising level of carbon dioxide in the blood and increases the rate and depth of breathing. The heart also beats faster to deliver oxygen-rich blood to the muscles."),
+    ]),
+]
+
+CARDS += [
+    ("earth science", [
+        ("What are tectonic plates?",
+         "Earth's rigid outer shell, the lithosphere, is broken into large pieces called tectonic plates. They move slowly, only a few centimetres a year, over the hotter and softer mantle beneath. Their movements shape continents and cause earthquakes, volcanoes and mountain building."),
+        ("What causes earthquakes?",
+         "Most earthquakes happen when stress builds up where tectonic plates meet and the rocks suddenly slip along a fault. The released energy travels outward as seismic waves that shake the ground. The point on the surface directly above where the slip starts is called the epicentre."),
+        ("How were the Himalayas formed?",
+         "The Himalayas formed when the Indian plate collided with the Eurasian plate, a process that began roughly 50 million years ago. Neither plate sank easily, so the crust crumpled and was pushed upward. The collision is still going on, and the mountains are still rising slowly."),
+    ]),
+    ("earth science", [
+        ("Why do volcanoes erupt?",
+         "Volcanoes erupt when molten rock called magma rises from deep underground and pressure builds up. Gases dissolved in the magma expand as it rises, forcing it out through openings in the crust. Once magma reaches the surface it is called lava."),
+        ("Where are most volcanoes found?",
+         "Most volcanoes lie along the edges of tectonic plates, especially around the Pacific Ocean in a zone called the Ring of Fire. Some, like those in Hawaii, form over hot spots in the middle of a plate. Volcanoes also occur where plates pull apart, as in Iceland."),
+        ("Can volcanic eruptions affect the weather?",
+         "Yes. Large explosive eruptions can send sulphur gases high into the atmosphere, where they form tiny droplets that reflect sunlight. This can cool global temperatures for a year or two. The 1991 eruption of Mount Pinatubo cooled Earth by about half a degree Celsius."),
+    ]),
+    ("earth science", [
+        ("How does the water cycle work?",
+         "The Sun heats water in oceans, lakes and rivers, causing it to evaporate into water vapour. The vapour rises, cools and condenses into clouds, then falls as rain or snow. The water returns to the sea through rivers and groundwater, and the cycle repeats."),
+        ("What is groundwater?",
+         "Groundwater is water that has soaked into the ground and fills the spaces between soil particles and the cracks in rock. Layers of rock that store and transmit a lot of water are called aquifers. Many communities pump groundwater from wells for drinking and farming."),
+        ("Why is sea water salty?",
+         "Rain slowly dissolves minerals from rocks on land, and rivers carry these salts to the sea. When sea water evaporates, the water leaves but the salts stay behind. Over millions of years this has built up an average salinity of about 3.5 percent."),
+    ]),
+    ("earth science", [
+        ("What are the three main types of rock?",
+         "The three main types of rock are igneous, sedimentary and metamorphic. Igneous rock forms when magma or lava cools, sedimentary rock forms from layers of sediment pressed together, and metamorphic rock forms when existing rock is changed by heat and pressure. Granite, sandstone and marble are examples of each."),
+        ("How do fossils form?",
+         "Most fossils form when a plant or animal is buried quickly in sediment such as mud or sand. Over time the sediment hardens into rock, and minerals may gradually replace the original material. This is why fossils are found mainly in sedimentary rock."),
+        ("What is the rock cycle?",
+         "The rock cycle describes how rocks change from one type to another over very long periods. Weathering breaks rock into sediment that can form sedimentary rock, heat and pressure can turn rock into metamorphic rock, and melting creates magma that cools into igneous rock. The cycle has no fixed starting point."),
+    ]),
+    ("earth science", [
+        ("What is the atmosphere made of?",
+         "Earth's atmosphere is about 78 percent nitrogen and 21 percent oxygen. The remaining one percent is mostly argon, with small amounts of carbon dioxide, water vapour and other gases. Although carbon dioxide is a tiny fraction, it plays a large role in trapping heat."),
+        ("How do clouds form?",
+         "Clouds form when warm, moist air rises and cools. Cooler air cannot hold as much water vapour, so the vapour condenses onto tiny particles such as dust or salt, forming droplets or ice crystals. Billions of these droplets together make a visible cloud."),
+        ("What is the greenhouse effect?",
+         "The greenhouse effect is the warming of Earth's surface by gases that trap heat in the atmosphere. The ground, warmed by sunlight, gives off infrared radiation, and gases such as carbon dioxide, methane and water vapour absorb some of it and send part of it back. Without this natural effect Earth would be far too cold for most life, but extra greenhouse gases from human activity are adding to the warming."),
+    ]),
+    ("earth science", [
+        ("What causes the seasons?",
+         "Seasons are caused by the tilt of Earth's axis, about 23.5 degrees, not by changes in distance from the Sun. As Earth orbits, each hemisphere takes turns leaning toward the Sun and receiving more direct sunlight and longer days. When the Northern Hemisphere has summer, the Southern Hemisphere has winter."),
+        ("Why are days longer in summer?",
+         "In summer your hemisphere is tilted toward the Sun, so the Sun follows a higher and longer path across the sky. It therefore spends more hours above the horizon each day. Near the poles the effect is extreme, and around midsummer the Sun does not set at all."),
+        ("What is an equinox?",
+         "An equinox is one of two days each year, around 20 March and 22 September, when the Sun is directly above the equator. On these days day and night are roughly equal in length across the whole planet. They mark the start of spring and autumn in many calendars."),
+    ]),
+    ("earth science", [
+        ("What causes ocean tides?",
+         "Tides are caused mainly by the Moon's gravity pulling on Earth's oceans, with a smaller contribution from the Sun. The pull creates bulges of water on the side facing the Moon and on the opposite side. As Earth rotates through these bulges, most coasts get two high tides and two low tides each day."),
+        ("Why does the Moon have phases?",
+         "The Moon does not make its own light; we see sunlight reflected from its surface. As the Moon orbits Earth over about 29.5 days, we see different portions of its sunlit half. This produces the cycle from new moon to full moon and back again."),
+        ("What is a spring tide?",
+         "A spring tide is a tide with a larger than usual range, meaning higher high tides and lower low tides. It happens around new moon and full moon, when the Sun, Moon and Earth line up and their pulls combine. The name has nothing to do with the season of spring."),
+    ]),
+    ("earth science", [
+        ("What is erosion?",
+         "Erosion is the wearing away and removal of rock and soil by water, wind, ice or gravity. Rivers carve valleys, waves wear down cliffs and glaciers scrape out U-shaped valleys. Plant roots help protect soil from erosion by holding it in place."),
+        ("How is soil formed?",
+         "Soil forms slowly as rock is broken down by weathering and mixed with decaying plant and animal matter. Living things such as worms, fungi and bacteria help mix and enrich it. It can take hundreds of years to form just a few centimetres of soil."),
+        ("What is weathering?",
+         "Weathering is the breakdown of rock where it lies, without the pieces being carried away. Physical weathering includes freeze-thaw, in which water expands as it freezes in cracks and splits the rock. Chemical weathering happens when substances such as slightly acidic rain dissolve or alter minerals in the rock."),
+    ]),
+]
+assert len(CARDS) == 35, len(CARDS)
+assert sum(len(qas) for _, qas in CARDS) == 91
+
+QUESTION_FORMS = ["{q}", "{q}", "Quick question: {q}", "Can you explain this for me? {q}",
+                  "I'm revising for a science test. {q}", "{q} Please keep it simple."]
+SYSTEM_PROMPT = "You are a patient science tutor."
+SYSTEM_QUESTIONS = ["What is an isotope?", "What is a food chain?", "How do fossils form?"]
+FOLLOW_UPS = {
+    "Why is the sky blue?": (
+        "Then why are clouds white?",
+        "Cloud droplets are much larger than air molecules, so they scatter all colours of light about equally. When all colours are scattered together, the result looks white. Very thick clouds look grey because less light makes it through them."),
+    "What is photosynthesis?": (
+        "Do plants also respire?",
+        "Yes. Plants carry out cellular respiration all the time, day and night, to release energy from the glucose they make. In daylight, photosynthesis usually produces more oxygen than respiration uses, so plants give off oxygen overall."),
+    "What causes the seasons?": (
+        "So is Earth closer to the Sun in summer?",
+        "Not necessarily. Earth is actually closest to the Sun in early January, which is winter in the Northern Hemisphere. The change in distance is small, so the tilt of the axis matters much more than distance."),
+}
+EMPTY_DOMAIN = [("physics", "What is a light-year?", ""),
+                ("chemistry", "What is the boiling point of water at sea level?", "   ")]
+
+
+def conv(topic, turns, system=None):
+    c = [{"from": "system", "value": system}] if system else []
+    for i, v in enumerate(turns):
+        c.append({"from": "human" if i % 2 == 0 else "gpt", "value": v})
+    return {"conversations": c, "topic": topic}
+
+
+def build_domain_base(rng):
+    rows = []
+    for topic, qas in CARDS:
+        for q, a in qas:
+            turns = [rng.choice(QUESTION_FORMS).format(q=q), a]
+            if q in FOLLOW_UPS:
+                turns += list(FOLLOW_UPS[q])
+            rows.append(conv(topic, turns, SYSTEM_PROMPT if q in SYSTEM_QUESTIONS else None))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Text helpers used for planting and verification.
+# ---------------------------------------------------------------------------
+def text_of(r):
+    """Whole user+assistant text of a row (either format)."""
+    if "conversations" in r:
+        return " ".join(t["value"] for t in r["conversations"] if t["from"] != "system")
+    parts = [r["instruction"], r.get("input", ""), r["output"]]
+    for q, a in r.get("history", []):
+        parts += [q, a]
+    return " ".join(parts)
+
+
+def shingles(text, n=5):
+    toks = re.findall(r"\w+", text.lower())
+    return {tuple(toks[i:i + n]) for i in range(max(1, len(toks) - n + 1))}
+
+
+def jaccard(a, b):
+    sa, sb = shingles(text_of(a)), shingles(text_of(b))
+    return len(sa & sb) / len(sa | sb)
+
+
+def get_resp(r):
+    return r["conversations"][-1]["value"] if "conversations" in r else r["output"]
+
+
+def set_resp(r, v):
+    if "conversations" in r:
+        r["conversations"][-1]["value"] = v
+    else:
+        r["output"] = v
+
+
+# Word swaps used to make near-duplicates (1-3 words changed in the response).
+SWAPS = {"usually": "typically", "often": "frequently", "roughly": "approximately",
+         "quickly": "rapidly", "slowly": "gradually", "large": "big", "tiny": "minute",
+         "whole": "entire", "begins": "starts", "shows": "reveals", "common": "frequent",
+         "easier": "simpler", "simple": "basic",
+         "clear": "plain", "around": "about",
+         "practical": "useful", "probably": "likely",
+         "people": "individuals", "every": "each", "very": "really", "main": "primary",
+         "steady": "constant", "easy": "simple", "faster": "quicker", "clearly": "plainly",
+         "opinion": "view", "writer": "author", "balanced": "even-handed", "different": "distinct"}
+
+
+def near_duplicate(rng, r, min_j=0.8):
+    """Copy r, swapping 1-3 nearby response words, keeping whole-text 5-gram Jaccard >= min_j."""
+    resp = get_resp(r)
+    words = resp.split(" ")
+    idx = [i for i, w in enumerate(words) if w.lower() in SWAPS]
+    k = rng.choice((1, 2, 3))
+    while k >= 1:
+        options = []
+        for s in range(len(idx) - k + 1):
+            group = idx[s:s + k]
+            new = list(words)
+            for i in group:
+                rep = SWAPS[words[i].lower()]
+                new[i] = rep.capitalize() if words[i][0].isupper() else rep
+            cand = json.loads(json.dumps(r))
+            set_resp(cand, " ".join(new))
+            j = jaccard(r, cand)
+            if min_j <= j < 1.0:
+                options.append((cand, k, j))
+        if options:
+            return rng.choice(options)
+        k -= 1
+    return None
+
+
+def case_ws_variant(r, k):
+    c = json.loads(json.dumps(r))
+    if k == 0:
+        c["instruction"] = c["instruction"].upper()
+    elif k == 1:
+        c["instruction"] = c["instruction"].lower()
+        c["output"] = c["output"].replace(". ", ".  ")
+    else:
+        c["instruction"] = "  " + c["instruction"] + "  "
+        c["output"] = c["output"].lower()
+    return c
+
+
+def messy_ws(r, k):
+    if k == 0:
+        r["output"] = r["output"].replace(" the ", "  the ").replace(", ", ",  ")
+    elif k == 1:
+        r["instruction"] += "   "
+        r["output"] += "  \n"
+    elif k == 2:
+        r["instruction"] = "\t" + r["instruction"]
+        r["output"] = r["output"].replace(". ", ".\t", 2)
+    else:
+        r["instruction"] = r["instruction"].replace(" ", "  ", 2) + "\t"
+        r["output"] = r["output"].replace("\n", "  \n") + " "
+    return r
+
+
+def interleave(rng, base, plants):
+    """plants: list of (src_pos, row). Copies of base[src_pos] land after a random base row in
+    [src_pos, src_pos + 40]; rows with src_pos None (empty/junk) land anywhere."""
+    slots = {}
+    for lo, r in plants:
+        if lo is None:
+            pos = rng.randint(0, len(base) - 1)
+        else:
+            pos = rng.randint(lo, min(lo + 40, len(base) - 1))
+        slots.setdefault(pos, []).append(r)
+    out = []
+    for i, r in enumerate(base):
+        out.append(r)
+        out.extend(slots.get(i, []))
+    return out
+
+
+def build_general(rng):
+    base = build_general_base(rng)
+    rng.shuffle(base)
+    n = len(base)
+    # Rows that must stay untouched by other plants.
+    special = {i for i, r in enumerate(base) if "history" in r}
+    nfd = next(i for i, r in enumerate(base) if r["output"].startswith("Coffee tastes best"))
+    base[nfd]["output"] = base[nfd]["output"].replace("caf\u00e9", "cafe\u0301")
+    special.add(nfd)
+    pool = [i for i in range(int(n * 0.8)) if i not in special]
+    rng.shuffle(pool)
+    messy = pool[:4]
+    for k, i in enumerate(messy):
+        messy_ws(base[i], k)
+    pool = pool[4:]
+    exact, pool = pool[:6], pool[6:]
+    casews, pool = pool[:3], pool[3:]
+    plants, near_j = [], []
+    for i in exact:
+        plants.append((i, json.loads(json.dumps(base[i]))))
+    for k, i in enumerate(casews):
+        plants.append((i, case_ws_variant(base[i], k)))
+    # Alternate long rows (which tolerate 2-3 swaps) with ordinary ones.
+    long_ = [i for i in pool if len(shingles(text_of(base[i]))) >= 90]
+    short = [i for i in pool if i not in long_]
+    order = [x for pair in zip(long_, short) for x in pair]
+    for i in order:
+        if len(near_j) == 8:
+            break
+        res = near_duplicate(rng, base[i])
+        if res:
+            plants.append((i, res[0]))
+            near_j.append((res[1], round(res[2], 3)))
+    assert len(near_j) == 8
+    for ins, out in EMPTY_GENERAL + JUNK_GENERAL:
+        plants.append((None, row(ins, out)))
+    rows = interleave(rng, base, plants)
+    manifest = {"rows": len(rows), "exact_duplicates": 6, "case_whitespace_duplicates": 3,
+                "near_duplicates": len(near_j), "near_duplicate_words_changed_and_jaccard": near_j,
+                "empty_responses": len(EMPTY_GENERAL), "junk_responses": len(JUNK_GENERAL),
+                "messy_whitespace": len(messy), "non_nfc": 1,
+                "history_rows": sum("history" in r for r in rows)}
+    return rows, manifest
+
+
+def build_domain(rng):
+    base = build_domain_base(rng)
+    rng.shuffle(base)
+    n = len(base)
+    pool = [i for i in range(int(n * 0.8)) if len(base[i]["conversations"]) == 2]
+    rng.shuffle(pool)
+    exact, pool = pool[:3], pool[3:]
+    plants, near_j = [], []
+    for i in exact:
+        plants.append((i, json.loads(json.dumps(base[i]))))
+    for i in pool:
+        if len(near_j) == 4:
+            break
+        res = near_duplicate(rng, base[i])
+        if res:
+            plants.append((i, res[0]))
+            near_j.append((res[1], round(res[2], 3)))
+    assert len(near_j) == 4
+    for topic, q, a in EMPTY_DOMAIN:
+        plants.append((None, conv(topic, [q, a])))
+    rows = interleave(rng, base, plants)
+    manifest = {"rows": len(rows), "exact_duplicates": 3, "near_duplicates": len(near_j),
+                "near_duplicate_words_changed_and_jaccard": near_j,
+                "empty_responses": len(EMPTY_DOMAIN),
+                "system_turn_rows": sum(r["conversations"][0]["from"] == "system" for r in rows),
+                "two_exchange_rows": sum(sum(t["from"] == "human" for t in r["conversations"]) == 2
+                                         for r in rows)}
+    return rows, manifest
+
+
+def write_jsonl(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def verify(path, fmt):
+    """Re-read a written file and independently recount the planted problems."""
+    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    seen_exact, seen_norm = set(), set()
+    stats = {"rows": len(rows), "exact_dup": 0, "case_ws_dup": 0, "empty": 0, "non_nfc": 0}
+    for r in rows:
+        key = json.dumps(r, sort_keys=True, ensure_ascii=False)
+        norm = " ".join(text_of(r).lower().split())
+        if key in seen_exact:
+            stats["exact_dup"] += 1
+        elif norm in seen_norm:
+            stats["case_ws_dup"] += 1
+        seen_exact.add(key)
+        seen_norm.add(norm)
+        if not get_resp(r).strip():
+            stats["empty"] += 1
+        if unicodedata.normalize("NFC", json.dumps(r, ensure_ascii=False)) != json.dumps(r, ensure_ascii=False):
+            stats["non_nfc"] += 1
+    # Near-duplicate pairs: 0.8 <= J < 1 on the whole user+assistant text.
+    sh = [shingles(text_of(r)) for r in rows]
+    near = []
+    for i in range(len(rows)):
+        for j in range(i):
+            inter = len(sh[i] & sh[j])
+            if inter:
+                jac = inter / len(sh[i] | sh[j])
+                if 0.8 <= jac < 1.0 and " ".join(text_of(rows[i]).lower().split()) != \
+                        " ".join(text_of(rows[j]).lower().split()):
+                    near.append(round(jac, 3))
+    stats["near_dup_pairs"] = len(near)
+    stats["near_dup_jaccard_min_max"] = (min(near), max(near)) if near else None
+    if fmt == "alpaca":
+        words = [len(r["output"].split()) for r in rows if r["output"].strip()]
+        stats["history_rows"] = sum("history" in r for r in rows)
+        stats["tab_or_double_space_or_trailing"] = sum(
+            any("\t" in s or "  " in s or s != s.rstrip() for s in (r["instruction"], r["output"]))
+            for r in rows)
+    return stats
+
+
+def main():
+    rng = random.Random(0)
+    gen, gman = build_general(rng)
+    dom, dman = build_domain(rng)
+    paths = (os.path.join(HERE, "quickstart_general.jsonl"), os.path.join(HERE, "quickstart_domain.jsonl"))
+    write_jsonl(paths[0], gen)
+    write_jsonl(paths[1], dom)
+    for path, man, fmt in ((paths[0], gman, "alpaca"), (paths[1], dman, "sharegpt")):
+        print(os.path.basename(path), "%d bytes" % os.path.getsize(path))
+        print("  planted:", json.dumps(man))
+        print("  verified:", json.dumps(verify(path, fmt)))
+
+
+if __name__ == "__main__":
+    main()

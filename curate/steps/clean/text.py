@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 from datasets import Dataset
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from curate.registry import register
 from curate.rows import ROLES
@@ -38,7 +38,7 @@ _ARTICLE_REF = re.compile(
 # Code is left alone: fenced blocks and inline `code` spans.
 _CODE = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)|`[^`\n]+`", re.MULTILINE | re.DOTALL)
 _FENCE = re.compile(r"^[ \t]*(```|~~~)")
-_INNER_SPACE = re.compile(r"(?<=\S)[ \t]{2,}")
+_INNER_SPACE = re.compile(r"(?<=\S)(?:[ \t]{2,}|\t)")  # runs of blanks, or a lone tab, inside a line
 _SENTENCE_START = re.compile(r"(?:^|[.!?\n])\s*$")
 
 
@@ -54,6 +54,10 @@ class Clean(Transform):
     - `boilerplate` (AI-disclaimer phrases): regexes, matched case-insensitively, deleted from
       assistant turns. The defaults remove "As an AI language model, I don't ..." up to the end of
       the sentence (or up to ", but"), and a bare "As an AI language model, " lead-in.
+    - `min_words_left` (4): boilerplate is only removed from a turn when at least this many words
+      remain; a turn that is nothing but a disclaimer ("I'm sorry, but as an AI language model I
+      cannot help") is left whole, so the refusal scorer and filters see it and drop the row, instead
+      of keeping a fragment like "I'm sorry, but".
     - `strip_links` (false): in assistant turns, `[text](url)` becomes `text` and bare URLs are removed.
     - `drop_article_refs` (false): in assistant turns, delete sentences that mention "this article"
       or "this wikiHow" (as LIMA did for wikiHow answers).
@@ -68,6 +72,7 @@ class Clean(Transform):
         nfc: bool = True
         whitespace: bool = True
         boilerplate: list[Regex] = DEFAULT_BOILERPLATE
+        min_words_left: int = Field(default=4, ge=0)
         strip_links: bool = False
         drop_article_refs: bool = False
         roles: list[str] = list(ROLES)
@@ -113,8 +118,11 @@ class Clean(Transform):
         return text
 
     def _rewrite_prose(self, text: str) -> str:
+        stripped = text
         for pattern in self._boilerplate:
-            text = _delete(pattern, text)
+            stripped = _delete(pattern, stripped)
+        if stripped != text and len(stripped.split()) >= self.params.min_words_left:
+            text = stripped
         # the `in` checks skip the slower regexes on the many turns that cannot match
         if self.params.strip_links and ("](" in text or "http" in text or "www." in text):
             text = _BARE_URL.sub("", _MD_LINK.sub(r"\1", text))

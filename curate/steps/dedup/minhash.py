@@ -23,6 +23,7 @@ from curate.steps.base import Drop, Filter
 from curate.steps.dedup.keep import KeepPolicy, resolve
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]
+LSH_WEIGHTS = (0.1, 0.9)  # (false positive, false negative) weights for the default banding
 
 
 class MinHashParams(KeepPolicy):
@@ -57,10 +58,12 @@ class MinHashDedup(Filter):
     - `num_perm` (default 128): signature length; the Jaccard estimate's error is about
       sqrt(J(1-J)/num_perm), i.e. +-0.035 at J=0.8 with 128.
     - `threshold` (default 0.8): rows whose estimated Jaccard similarity is >= threshold are linked.
-    - `bands` / `rows` (default: derived): LSH banding; when not given, the (bands, rows) with
-      bands*rows <= num_perm that minimise the equally weighted false-positive and false-negative
-      areas around the threshold (datasketch's rule; 9 x 13 for 0.8 / 128). LSH only proposes
-      candidates; every candidate pair is verified by its signature similarity.
+    - `bands` / `rows` (default: derived): LSH banding. When not given, datasketch's rule (the
+      bands x rows <= num_perm minimising the weighted false-positive and false-negative areas
+      around the threshold) with the weights 0.1 / 0.9 instead of 0.5 / 0.5: LSH only proposes
+      candidates and each is verified by its signature similarity, so a false positive costs one
+      comparison while a false negative loses a duplicate. For 0.8 / 128 that is 14 x 9, which finds
+      ~99% of pairs at Jaccard 0.88 where datasketch's 9 x 13 finds ~85%.
     - `seed` (default: the step's seed from the recipe): the MinHash permutation seed.
     - `keep` (default "first") / `score_column`: which row of a cluster stays (see dedup.exact).
 
@@ -82,7 +85,7 @@ class MinHashDedup(Filter):
         n = len(ds)
         messages = ds["messages"][:]
         seed = self.ctx.seed if p.seed is None else p.seed
-        bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm)
+        bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
 
         with _progress(n, f"{self.ctx.label}: minhash") as advance:
             sig, has_text = signatures(
@@ -115,7 +118,7 @@ class MinHashDedup(Filter):
                 }
                 out[i] = Drop(reason, ids[kept], detail)
         self.ctx.notes.update(
-            {"clusters": len(decided), "lsh_bands": bands, "lsh_rows": rows, "candidate_pairs_verified": int(len(a))}
+            {"clusters": len(decided), "lsh_bands": bands, "lsh_rows": rows, "linked_pairs": int(len(a))}
         )
         return out
 
@@ -305,6 +308,9 @@ def _batches(texts: Iterator[str]) -> Iterator[list[str]]:
 # -- LSH banding, verification, clustering ----------------------------------------------------------
 
 
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
+
+
 @lru_cache(maxsize=64)
 def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
     """(bands, rows) minimising the weighted false-positive and false-negative probability areas.
@@ -325,46 +331,48 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weigh
     return best
 
 
-def _band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
-    cols = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
-    h = np.full(len(sig), np.uint64(band), dtype=np.uint64)
-    for k in range(rows):
+def _row_keys(block: np.ndarray, salt: int) -> np.ndarray:
+    """One uint64 per row of a uint32 block (equal rows, equal keys; collisions only add candidates)."""
+    cols = block.astype(np.uint64)
+    h = np.full(len(block), np.uint64(salt), dtype=np.uint64)
+    for k in range(cols.shape[1]):
         h = _splitmix64(h ^ cols[:, k])
     return h
 
 
-_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
+def _buckets(keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """members sorted by key (then position), whether each starts a bucket, and each one's bucket head."""
+    order = np.argsort(keys, kind="stable")
+    ks, rs = keys[order], members[order]
+    new = np.ones(len(ks), dtype=bool)
+    new[1:] = ks[1:] != ks[:-1]
+    head = np.maximum.accumulate(np.where(new, np.arange(len(ks)), 0))
+    return rs, new, rs[head]
 
 
 _WINDOW = 32  # members of a bucket are paired with the bucket's first row and their next 32 neighbours
 
 
-def candidate_pairs(sig: np.ndarray, has_text: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row pairs (a < b) that share at least one LSH band.
+def candidate_pairs(sig: np.ndarray, members: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a < b) of the given rows that share at least one LSH band.
 
-    A bucket of k rows yields all its pairs when k <= 33; a larger bucket (hundreds of copies of one
-    text) yields each row paired with the bucket's first row and its 32 neighbours, which connects
-    the same component without k*k pairs.
+    A bucket of k rows yields all its pairs when k <= 33; a larger one yields each row paired with
+    the bucket's first row and its 32 neighbours, which connects the same component without k*k pairs.
     """
-    idx = np.flatnonzero(has_text)
-    live = sig[idx]
-    found = []
+    live = sig[members]
+    found = [np.empty((2, 0), dtype=np.int64)]
     for band in range(bands):
-        keys = _band_keys(live, band, rows)
-        order = np.argsort(keys, kind="stable")
-        ks, rs = keys[order], idx[order]
-        new_bucket = np.ones(len(ks), dtype=bool)
-        new_bucket[1:] = ks[1:] != ks[:-1]
-        first = np.maximum.accumulate(np.where(new_bucket, np.arange(len(ks)), 0))
-        star = ~new_bucket
-        found.append(np.stack([rs[first[star]], rs[star]]))
+        keys = _row_keys(live[:, band * rows : (band + 1) * rows], band)
+        rs, new, head = _buckets(keys, members)
+        found.append(np.stack([head[~new], rs[~new]]))
+        same_bucket = np.ones(len(rs), dtype=bool)
         for d in range(1, _WINDOW + 1):
-            same = ks[d:] == ks[:-d]
-            if not same.any():
+            # rows d apart in the sorted order share a bucket iff no bucket starts after the first
+            # of them, up to and including the second
+            same_bucket = same_bucket[:-1] & ~new[d:]
+            if not same_bucket.any():
                 break
-            found.append(np.stack([rs[:-d][same], rs[d:][same]]))
-    if not found:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+            found.append(np.stack([rs[:-d][same_bucket], rs[d:][same_bucket]]))
     pairs = np.concatenate(found, axis=1).astype(np.int64)
     a, b = np.minimum(pairs[0], pairs[1]), np.maximum(pairs[0], pairs[1])
     code = np.unique(a * len(sig) + b)
@@ -374,8 +382,15 @@ def candidate_pairs(sig: np.ndarray, has_text: np.ndarray, bands: int, rows: int
 def similar_pairs(
     sig: np.ndarray, has_text: np.ndarray, bands: int, rows: int, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """LSH candidates whose estimated Jaccard (share of equal signature slots) is >= threshold."""
-    a, b = candidate_pairs(sig, has_text, bands, rows)
+    """Linked row pairs and their estimated Jaccard (share of equal signature slots).
+
+    Rows with identical signatures (mostly verbatim copies) link straight to the first of them, so
+    only one row per signature goes through LSH; its candidates are kept when similarity >= threshold.
+    """
+    rs, new, head = _buckets(_row_keys(sig[has_text], -1 % 2**64), np.flatnonzero(has_text))
+    copy = ~new & (sig[rs] == sig[head]).all(axis=1)  # the check guards against key collisions
+    reps = np.sort(rs[~copy])
+    a, b = candidate_pairs(sig, reps, bands, rows)
     num_perm = sig.shape[1]
     equal = np.empty(len(a), dtype=np.int64)
     step = max(1, (1 << 24) // num_perm)  # bound the temporary boolean matrix
@@ -383,7 +398,11 @@ def similar_pairs(
         equal[lo : lo + step] = (sig[a[lo : lo + step]] == sig[b[lo : lo + step]]).sum(axis=1)
     # compare slot counts, so that 0.8 * 128 = 102.4 cannot miss by float rounding
     ok = equal >= threshold * num_perm - 1e-9
-    return a[ok], b[ok], equal[ok] / num_perm
+    return (
+        np.concatenate([head[copy], a[ok]]),
+        np.concatenate([rs[copy], b[ok]]),
+        np.concatenate([np.ones(int(copy.sum())), equal[ok] / num_perm]),
+    )
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

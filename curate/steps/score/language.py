@@ -16,11 +16,21 @@ from curate.steps.base import Scorer, StepParams
 
 
 @lru_cache(maxsize=1)
-def _identifier():
+def _model():
     # Loading the model takes most of a second: once per process. norm_probs gives a probability.
+    # The full label list is kept apart: set_languages() narrows `labels` on the shared identifier.
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return identifier, tuple(identifier.labels)
+
+
+def _identifier():
+    return _model()[0]
+
+
+def all_languages() -> tuple[str, ...]:
+    return _model()[1]
 
 
 @register
@@ -50,7 +60,7 @@ class Language(Scorer):
         def _known_languages(cls, langs):
             if langs is None:
                 return langs
-            known = _identifier().labels
+            known = all_languages()
             for code in langs:
                 if code not in known:
                     raise ValueError(f"py3langid does not know the language {code!r}{did_you_mean(code, known)}")
