@@ -23,7 +23,8 @@ import unicodedata
 from pathlib import Path
 
 NGRAM, NUM_PERM, THRESHOLD, SEED = 5, 128, 0.8, 1234
-RENSA_BANDS = 16  # rensa's LSH needs bands dividing num_perm; 16 x 8 has the better recall at 0.8
+LSH_WEIGHTS = (0.1, 0.9)  # as in dedup.minhash
+RENSA_BANDS = 16  # rensa's LSH needs bands dividing num_perm: 16 x 8 is the nearest to the step's 14 x 9
 FILES = [
     "alpaca_gpt4_en_demo_999.json",
     "cherry_alpaca_5_percent.json",
@@ -114,7 +115,8 @@ def rensa_batch(token_sets: list[list[str]]) -> int:
 def datasketch_per_doc(token_sets: list[list[str]]) -> int:
     from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)  # picks 9 bands x 13 rows, like the step
+    # the step's banding: datasketch's rule with weights (0.1, 0.9) gives 14 bands x 9 rows
+    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
     sketches = []
     for i, tokens in enumerate(token_sets):
         m = MinHash(num_perm=NUM_PERM, seed=SEED)
@@ -127,6 +129,20 @@ def datasketch_per_doc(token_sets: list[list[str]]) -> int:
         if ok:
             pairs += [(i, j) for j in lsh.query(m) if j > i and m.jaccard(sketches[j][0]) >= THRESHOLD]
     return count_dropped(len(token_sets), pairs)
+
+
+def plant_near_duplicates(pool, k: int, seed: int = 0):
+    """k extra rows: copies of random long rows (>= 100 words) with one response word replaced."""
+    import random
+
+    rng = random.Random(seed)
+    long_rows = [m for _, m in pool if len(" ".join(x["content"] for x in m).split()) >= 100]
+    planted = []
+    for messages in rng.sample(long_rows, k):
+        words = messages[-1]["content"].split()
+        words[rng.randrange(len(words))] = "zzzz"
+        planted.append(("planted", messages[:-1] + [{"role": "assistant", "content": " ".join(words)}]))
+    return planted
 
 
 def from_texts(fn):
@@ -197,6 +213,17 @@ def main() -> None:
         secs, found = results[name]
         what = "shingles" if name.startswith("(") else "near-dups dropped"
         print(f"  {name:26s} {secs:8.3f} s {n / secs:10.0f} docs/s   {found} {what}", flush=True)
+
+    planted = pool + plant_near_duplicates(pool, 1000)
+    p_texts = [conversation_text(m) for _, m in planted]
+    p_ds = Dataset.from_list([make_row(src, m, {}) for src, m in planted])
+    print("\nsame pool + 1000 planted near-duplicates (one response word changed in a >=100-word row):")
+    for name, fn, arg in [
+        ("rensa per-doc", from_texts(rensa_per_doc), p_texts),
+        ("datasketch per-doc", from_texts(datasketch_per_doc), p_texts),
+        ("dedup.minhash step", run_step, p_ds),
+    ]:
+        print(f"  {name:26s} {fn(arg)} near-dups dropped (1014 expected: 14 + 1000)", flush=True)
 
     rate = {k: n / v[0] for k, v in results.items()}
     print()

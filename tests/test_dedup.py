@@ -16,7 +16,13 @@ from curate.registry import get_step
 from curate.rows import make_row, normalise
 from curate.steps.dedup.exact import ExactDedup, fast_normalise
 from curate.steps.dedup.keep import choose_kept
-from curate.steps.dedup.minhash import LSH_WEIGHTS, MinHashDedup, components, lsh_params, shingle_hashes
+from curate.steps.dedup.minhash import (
+    LSH_WEIGHTS,
+    MinHashDedup,
+    components,
+    lsh_params,
+    shingle_hashes,
+)
 from tests.helpers import build, pairs_dataset
 
 WORDS = (

@@ -8,7 +8,8 @@ last). Ties always go to the earliest row, so the choice is deterministic.
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from datasets import Dataset

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 import unicodedata
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 from datasets import Dataset
@@ -87,7 +88,7 @@ class MinHashDedup(Filter):
         seed = self.ctx.seed if p.seed is None else p.seed
         bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
 
-        with _progress(n, f"{self.ctx.label}: minhash") as advance:
+        with _progress(n, f"{self.ctx.label}: hashing") as advance:
             sig, has_text = signatures(
                 (text_of(m, p.key) for m in messages), n, p.ngram, p.shingle, p.num_perm, seed, advance
             )
@@ -118,7 +119,7 @@ class MinHashDedup(Filter):
                 }
                 out[i] = Drop(reason, ids[kept], detail)
         self.ctx.notes.update(
-            {"clusters": len(decided), "lsh_bands": bands, "lsh_rows": rows, "linked_pairs": int(len(a))}
+            {"clusters": len(decided), "lsh_bands": bands, "lsh_rows": rows, "linked_pairs": len(a)}
         )
         return out
 
@@ -130,7 +131,7 @@ class MinHashDedup(Filter):
 # polynomial hash from prefix sums, mixed by splitmix64. Equal spans hash equally, wherever they
 # sit. This is what lets the step outrun a plain per-document loop over the same library.
 
-_CHUNK_BYTES = 2 << 20  # bytes of text per batch: bounds the temporary arrays to ~100 MB
+_BATCH_CHARS = 1 << 20  # per batch: amortises numpy's per-call cost, keeps temporaries near 100 MB
 _SEP = 0xFF  # never a byte of UTF-8 text, so it marks where one document ends
 _P = np.uint64(0x100000001B3)  # odd, so it is invertible mod 2**64
 _P_INV = np.uint64(pow(0x100000001B3, -1, 2**64))
@@ -142,14 +143,14 @@ def _powers(length: int) -> tuple[np.ndarray, np.ndarray]:
     """P**i and P**-i mod 2**64 for i < length (cached: they do not depend on the data)."""
     global _powers_cache
     if _powers_cache is None or len(_powers_cache[0]) < length:
-        size = max(length, _CHUNK_BYTES + 1)
+        size = max(length, 2 * _BATCH_CHARS)
         with np.errstate(over="ignore"):
             pw = np.full(size, _P, dtype=np.uint64)
             pw[0] = 1
             inv = np.full(size, _P_INV, dtype=np.uint64)
             inv[0] = 1
             fresh = (np.cumprod(pw, dtype=np.uint64), np.cumprod(inv, dtype=np.uint64))
-        if size > 4 * _CHUNK_BYTES:  # a single huge document: do not keep its tables
+        if size > 8 * _BATCH_CHARS:  # one huge document: do not keep its tables
             return fresh
         _powers_cache = fresh
     return _powers_cache
@@ -274,7 +275,8 @@ def signatures(
     texts: Iterator[str], n: int, ngram: int, shingle: str, num_perm: int, seed: int, advance=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """R-MinHash signatures (n x num_perm uint32) and a mask of the rows that had any text."""
-    from rensa import RMinHash  # imported lazily: the registry imports every step module
+    # imported here: the registry imports every step module, and most runs need no rensa
+    from rensa import RMinHash
 
     sig = np.empty((n, num_perm), dtype=np.uint32)
     has_text = np.zeros(n, dtype=bool)
@@ -298,7 +300,7 @@ def _batches(texts: Iterator[str]) -> Iterator[list[str]]:
     for t in texts:
         batch.append(t)
         size += len(t)
-        if size >= _CHUNK_BYTES // 2:  # characters, so the UTF-8 bytes stay near _CHUNK_BYTES
+        if size >= _BATCH_CHARS:
             yield batch
             batch, size = [], 0
     if batch:
