@@ -47,11 +47,17 @@ def main():
         cold, cold_s = timed(recipe)
         rows_in = cold.manifest["totals"]["rows_in"]
         print(f"lima_style, cold (no cache): {rows_in} rows in {cold_s:.2f} s = {rows_in / cold_s:,.0f} rows/s end to end")
-        print(f"  load {cold.manifest.get('timings', {}).get('load_s', 0):.2f} s")
+        print(f"  load {cold.manifest['timings']['load_s']:.2f} s")
         print(f"  {'step':<20}{'rows in':>9}{'seconds':>9}{'rows/s':>11}")
         for s in cold.steps:
             rate = f"{s.rows_in / s.seconds:,.0f}" if s.seconds > 0 else "-"
             print(f"  {s.label:<20}{s.rows_in:>9}{s.seconds:>9.2f}{rate:>11}")
+        steps = cold.manifest["timings"]["steps"].values()
+        step_s = sum(v["seconds"] for v in steps)
+        cache_s = sum(v["with_cache_io"] - v["seconds"] for v in steps)
+        print(f"  steps {step_s:.2f} s, writing the step cache {cache_s:.2f} s, template "
+              f"{cold.manifest['timings']['template_s']:.2f} s, the rest (outputs, ledger) "
+              f"{cold_s - step_s - cache_s - cold.manifest['timings']['template_s'] - cold.manifest['timings']['load_s']:.2f} s")
         _, warm_s = timed(recipe)
         print(f"same recipe again, every step from the cache: {warm_s:.2f} s ({cold_s / warm_s:.1f}x faster)")
         last = len(recipe.steps) - 1

@@ -141,7 +141,7 @@ def steps(
     if markdown:
         from curate.docs import steps_markdown
 
-        print(steps_markdown())
+        sys.stdout.write(steps_markdown())
         return
     table = Table(title="steps")
     table.add_column("name")

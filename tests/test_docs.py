@@ -1,0 +1,27 @@
+"""The README's step reference is generated from the code; this fails when they drift apart."""
+
+import re
+from pathlib import Path
+
+from curate.docs import steps_markdown
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_step_reference_matches_the_code():
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"<!-- steps:begin -->\n(.*)<!-- steps:end -->", text, re.S)
+    assert block, "README lost its steps:begin/steps:end markers"
+    assert block.group(1) == steps_markdown(), "regenerate it: curate steps --markdown"
+
+
+def test_readme_names_the_two_commands_and_every_recipe_key():
+    text = README.read_text(encoding="utf-8")
+    assert "pip install -e . && curate run recipes/quickstart.yaml" in text
+    assert "python -m pytest -q" in text
+    from curate.recipe import Cache, Outputs, Recipe, Source
+    from curate.templates.spec import TemplateSpec
+
+    for model in (Recipe, Source, Outputs, Cache, TemplateSpec):
+        for name in model.model_fields:
+            assert re.search(rf"^\s*{name}:", text, re.M), f"recipe key {model.__name__}.{name} is not documented"
