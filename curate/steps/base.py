@@ -154,20 +154,24 @@ class Selector(Step):
     def take_in_order(self, ds: Dataset, order: Iterable[int]) -> list[int]:
         """Walk rows in `order`, taking each that still fits, until the budget is spent."""
         p = self.params
-        costs = self.row_costs(ds)
         limit = p.rows if p.rows is not None else p.tokens
-        chosen, spent = [], 0
-        for i in order:
-            c = int(costs[i])
-            if spent + c > limit:
-                if p.rows is not None:
-                    break
-                continue  # a long row may not fit while shorter ones still do
-            chosen.append(int(i))
-            spent += c
-            if spent >= limit:
+        return take_within(order, self.row_costs(ds), limit, by_rows=p.rows is not None)
+
+
+def take_within(order: Iterable[int], costs: np.ndarray, limit: int, by_rows: bool) -> list[int]:
+    """Walk rows in `order`, taking each whose cost still fits under `limit`, until it is spent."""
+    chosen, spent = [], 0
+    for i in order:
+        c = int(costs[i])
+        if spent + c > limit:
+            if by_rows:
                 break
-        return chosen
+            continue  # a long row may not fit while shorter ones still do
+        chosen.append(int(i))
+        spent += c
+        if spent >= limit:
+            break
+    return chosen
 
 
 def is_nan(x: Any) -> bool:

@@ -11,7 +11,7 @@ from pydantic import model_validator
 
 from curate.errors import CurateError
 from curate.registry import register
-from curate.steps.base import Budget, Selector
+from curate.steps.base import Budget, Selector, take_within
 from curate.steps.select._common import budget_notes, ranked, require_column, scores_of
 
 
@@ -91,7 +91,7 @@ class Stratified(Selector):
                 order = members[np.argsort(rank[members], kind="stable")]
             else:
                 order = members[rng.permutation(len(members))]  # one generator, strata in sorted order
-            taken = _take(order, costs, q, by_rows)
+            taken = take_within(order, costs, q, by_rows)
             chosen.extend(taken)
             entry = {"available": len(members), "target": q, "selected": len(taken)}
             if not by_rows:
@@ -110,22 +110,6 @@ def _key(value) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def _take(order, costs: np.ndarray, limit: int, by_rows: bool) -> list[int]:
-    """Like Selector.take_in_order, with a per-stratum limit."""
-    if by_rows:
-        return [int(i) for i in order[:limit]]
-    chosen, spent = [], 0
-    for i in order:
-        c = int(costs[i])
-        if spent + c > limit:
-            continue  # a long row may not fit while shorter ones still do
-        chosen.append(int(i))
-        spent += c
-        if spent >= limit:
-            break
-    return chosen
 
 
 def largest_remainder(total: int, sizes: list[int]) -> list[int]:
