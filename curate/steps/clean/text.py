@@ -8,6 +8,7 @@ import unicodedata
 from datasets import Dataset
 from pydantic import Field, field_validator
 
+from curate.progress import progress
 from curate.registry import register
 from curate.rows import ROLES
 from curate.steps.base import Regex, StepParams, Transform
@@ -99,9 +100,11 @@ class Clean(Transform):
                 new = [{**m, "content": self.clean_turn(m["role"], m["content"])} for m in messages]
                 changed += new != messages
                 out.append(new)
+            advance(len(out))
             return {"messages": out}
 
-        ds = ds.map(clean_batch, batched=True, load_from_cache_file=False, desc="clean")
+        with progress(len(ds), f"{self.ctx.label}: cleaning") as advance:
+            ds = ds.map(clean_batch, batched=True, load_from_cache_file=False, desc="clean")
         self.ctx.notes["rows_changed"] = int(changed)
         return ds
 

@@ -7,10 +7,8 @@ estimated Jaccard -> connected components -> one kept row per component by the k
 
 from __future__ import annotations
 
-import sys
 import unicodedata
 from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Literal
 
@@ -18,6 +16,7 @@ import numpy as np
 from datasets import Dataset
 from pydantic import Field, model_validator
 
+from curate.progress import progress
 from curate.registry import register
 from curate.rows import text_of
 from curate.steps.base import Drop, Filter
@@ -88,7 +87,7 @@ class MinHashDedup(Filter):
         seed = self.ctx.seed if p.seed is None else p.seed
         bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
 
-        with _progress(n, f"{self.ctx.label}: hashing") as advance:
+        with progress(n, f"{self.ctx.label}: hashing", min_rows=20_000) as advance:
             sig, has_text = signatures(
                 (text_of(m, p.key) for m in messages), n, p.ngram, p.shingle, p.num_perm, seed, advance
             )
@@ -427,17 +426,3 @@ def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 break
             parent = up
     return parent
-
-
-@contextmanager
-def _progress(total: int, description: str):
-    """A rich progress bar on an interactive terminal for large inputs; silent otherwise."""
-    if total < 20_000 or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda k: bar.advance(task, k)

@@ -8,6 +8,7 @@ from typing import Literal
 from datasets import Dataset
 from pydantic import Field
 
+from curate.progress import track
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Drop, Filter, Regex, StepParams
@@ -39,7 +40,7 @@ class Pattern(Filter):
     def decide(self, ds: Dataset) -> list[Drop | None]:
         key = self.params.key
         decisions: list[Drop | None] = []
-        for messages in ds["messages"]:
+        for messages in track(ds["messages"], len(ds), f"{self.ctx.label}: matching"):
             text = text_of(messages, key)
             drop = None
             for pattern in self._compiled:

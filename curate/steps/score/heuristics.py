@@ -9,6 +9,7 @@ from collections import Counter
 from datasets import Dataset
 from pydantic import Field
 
+from curate.progress import track
 from curate.registry import register
 from curate.rows import prompt_text, response_text
 from curate.steps.base import Regex, Scorer, StepParams
@@ -79,7 +80,7 @@ class Heuristics(Scorer):
                 "refusal", "boilerplate",
             )
         }  # fmt: skip
-        for messages in ds["messages"]:
+        for messages in track(ds["messages"], len(ds), f"{self.ctx.label}: scoring"):
             prompt, response = prompt_text(messages), response_text(messages)
             p_words, r_words = len(prompt.split()), len(response.split())
             cols["prompt_chars"].append(len(prompt))

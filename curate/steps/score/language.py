@@ -10,6 +10,7 @@ from datasets import Dataset
 from pydantic import Field, field_validator
 
 from curate.errors import did_you_mean
+from curate.progress import track
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Scorer, StepParams
@@ -71,7 +72,7 @@ class Language(Scorer):
         identifier = _identifier()
         identifier.set_languages(p.languages)  # None resets a restriction left by another step
         langs, confidences, whys = [], [], []
-        for messages in ds["messages"]:
+        for messages in track(ds["messages"], len(ds), f"{self.ctx.label}: identifying languages"):
             text = text_of(messages, p.key)
             if not text.strip():
                 langs.append("")
