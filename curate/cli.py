@@ -7,6 +7,7 @@ without a traceback.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -157,6 +158,12 @@ def param_defaults(cls) -> dict[str, str]:
     from curate.docs import param_defaults as defaults
 
     return defaults(cls)
+
+
+# Commands of later features live beside their code: each module's register(app) adds them.
+COMMAND_MODULES: tuple[str, ...] = ()
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
 
 
 def main():  # pragma: no cover - the console script calls app()

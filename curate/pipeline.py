@@ -139,6 +139,10 @@ def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool
     out_dir = recipe.output_dir()
     t = time.perf_counter()
     _write_outputs(recipe, out_dir, ds, ledger, baseline, manifest, timings, started)
+    if recipe.card is not None and recipe.card.write:
+        from curate.card.writer import write_card
+
+        write_card(out_dir, recipe.card)
     return RunResult(out_dir, manifest, reports)
 
 

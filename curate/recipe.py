@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from curate.errors import CurateError, did_you_mean
+from curate.card.spec import CardSpec
 from curate.templates.spec import TemplateSpec
 
 OUTPUT_FORMATS = ("jsonl", "parquet", "arrow")
@@ -82,6 +83,7 @@ class Recipe(Strict):
     template: TemplateSpec | None = Field(default_factory=TemplateSpec)
     outputs: Outputs = Field(default_factory=Outputs)
     cache: Cache = Field(default_factory=Cache)
+    card: CardSpec | None = None
 
     @field_validator("sources")
     @classmethod

@@ -1,0 +1,1 @@
+"""Data cards and the HTML report for a run folder."""
