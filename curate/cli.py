@@ -88,10 +88,27 @@ def print_funnel(manifest: dict) -> None:
         table.add_row(step, str(rin), str(rout), str(dropped), reasons)
     out.print(table)
     t = manifest["totals"]
-    out.print(f"rows in {t['rows_in']} = out {t['rows_out']} + dropped {t['dropped']}")
+    if t.get("repeats"):
+        out.print(f"rows in {t['rows_in']} = out {t['rows_out']} - repeated {t['repeats']} + dropped {t['dropped']}")
+    else:
+        out.print(f"rows in {t['rows_in']} = out {t['rows_out']} + dropped {t['dropped']}")
     if manifest.get("random_baseline"):
         b = manifest["random_baseline"]
         out.print(f"matched random baseline: {b['rows']} rows from the {b['pool_rows']}-row pool of {b['selector']}")
+
+
+@app.command()
+@user_errors
+def ablate(
+    recipe: Annotated[Path, typer.Argument(help="A recipe with an `ablate:` section.")],
+    set_: SetOption = None,
+):
+    """Build one dataset per point of the recipe's ablation grid (mix ratios, sizes, any values)."""
+    from curate.ablate import run_ablation
+
+    out_dir = run_ablation(str(recipe), set_, reporter=lambda i, n, name: err.print(f"[bold]point {i + 1}/{n}[/] {name}"))
+    out.print((out_dir / "index.md").read_text(encoding="utf-8"))
+    out.print(f"wrote {out_dir}/index.json and one run folder per point")
 
 
 @app.command()

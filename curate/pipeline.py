@@ -116,12 +116,29 @@ def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool
                                    "with_cache_io": round(time.perf_counter() - t, 3)}
         reporter.step_finished(report)
 
-    # 3. the matched random baseline: same pool, same budget as the last selector
+    # 3. the mix: components at explicit ratios (after the steps, before the template)
+    mix_info = None
+    if recipe.mix is not None:
+        from curate.mix import apply_mix, component_datasets
+
+        t = time.perf_counter()
+        rows_before_mix = len(ds)
+        components, outside, unused = component_datasets(recipe.mix, ds, recipe, recipe_dir)
+        rows_in += outside
+        ledger.extend(unused)
+        ds, mix_drops, mix_info = apply_mix(recipe.mix, components, recipe.seed)
+        ledger.extend(mix_drops)
+        mix_info["rows_in"] = rows_before_mix + outside
+        mix_info["rows_from_outside"] = outside
+        mix_info["dropped"] = len(unused) + len(mix_drops)
+        timings["mix_s"] = round(time.perf_counter() - t, 3)
+
+    # 4. the matched random baseline: same pool, same budget as the last selector
     baseline, baseline_info = None, None
     if recipe.outputs.random_baseline and last_selection is not None:
         baseline, baseline_info = _random_baseline(*last_selection)
 
-    # 4. template
+    # 5. template
     t = time.perf_counter()
     if recipe.template is not None:
         from curate.templates.render import Templater
@@ -132,10 +149,14 @@ def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool
             baseline = templater.apply(baseline)
     timings["template_s"] = round(time.perf_counter() - t, 3)
 
-    # 5. nothing lost
-    Ledger.check_identity(rows_in, len(ds), len(ledger))
+    # 6. nothing lost (a row the mix repeats is one row in, several out)
+    repeats = mix_info["repeats"] if mix_info else 0
+    Ledger.check_identity(rows_in, len(ds) - repeats, len(ledger))
 
     manifest = _manifest(recipe, sources_info, reports, rows_in, len(ds), len(ledger), baseline_info, ds)
+    if mix_info is not None:
+        manifest["mix"] = mix_info
+        manifest["totals"]["repeats"] = repeats
     out_dir = recipe.output_dir()
     t = time.perf_counter()
     _write_outputs(recipe, out_dir, ds, ledger, baseline, manifest, timings, started)
@@ -370,6 +391,11 @@ def funnel_rows(manifest: dict) -> list[tuple[str, int, int, int, str]]:
     for s in manifest["steps"]:
         top = ", ".join(f"{r} ({c})" for r, c in list(s["dropped_by_reason"].items())[:3])
         out.append((s["label"], s["rows_in"], s["rows_out"], s["dropped"], top))
+    if manifest.get("mix"):
+        m = manifest["mix"]
+        parts = ", ".join(f"{n} {v['realised']['rows']}" for n, v in m["components"].items())
+        out.append(("mix", m["rows_in"], m["realised"]["rows"], m["dropped"],
+                    f"{parts}" + (f"; {m['repeats']} repeated rows" if m["repeats"] else "")))
     return out
 
 

@@ -20,7 +20,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from curate.errors import CurateError, did_you_mean
+from curate.ablate_spec import AblateSpec
 from curate.card.spec import CardSpec
+from curate.mix import MixSpec
 from curate.templates.spec import TemplateSpec
 
 OUTPUT_FORMATS = ("jsonl", "parquet", "arrow")
@@ -83,6 +85,8 @@ class Recipe(Strict):
     template: TemplateSpec | None = Field(default_factory=TemplateSpec)
     outputs: Outputs = Field(default_factory=Outputs)
     cache: Cache = Field(default_factory=Cache)
+    mix: MixSpec | None = None
+    ablate: AblateSpec | None = None
     card: CardSpec | None = None
 
     @field_validator("sources")
@@ -134,6 +138,11 @@ class Recipe(Strict):
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
     """Read, override, validate. Every failure is a CurateError naming the file and field."""
+    return validate_recipe(load_raw(path, overrides), where=str(path))
+
+
+def load_raw(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
+    """The recipe as a plain dict: paths made relative to the current directory, overrides applied."""
     path = Path(path)
     if not path.is_file():
         raise CurateError("recipe file not found", str(path))
@@ -150,7 +159,7 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     _resolve_input_paths(raw, path.parent)
     for item in overrides or []:
         apply_override(raw, item)
-    return validate_recipe(raw, where=str(path))
+    return raw
 
 
 def validate_recipe(raw: dict, where: str = "recipe") -> Recipe:
@@ -267,6 +276,11 @@ def _resolve_input_paths(raw: dict, base: Path) -> None:
     for src in (raw.get("sources") or {}).values():
         if isinstance(src, dict) and src.get("path") is not None:
             src["path"] = [fix(p) for p in src["path"]] if isinstance(src["path"], list) else fix(src["path"])
+    mix = raw.get("mix")
+    if isinstance(mix, dict):
+        for comp in (mix.get("components") or {}).values():
+            if isinstance(comp, dict) and comp.get("recipe"):
+                comp["recipe"] = fix(comp["recipe"])
     tpl = raw.get("template")
     if isinstance(tpl, dict) and tpl.get("jinja_file"):
         tpl["jinja_file"] = fix(tpl["jinja_file"])

@@ -207,6 +207,7 @@ class QuestionAnswer(Adapter):
         question, answer = field(record, o.question), field(record, o.answer, kind=(str, int, float))
         answer = str(answer)
         meta = plain_meta(record, {o.question, o.answer})
+        meta.update(question=question, answer=answer)
         if o.final_answer_marker and o.final_answer_marker in answer:
             meta["final_answer"] = answer.rsplit(o.final_answer_marker, 1)[1].strip()
         return [turn("user", question), turn("assistant", answer)], meta
@@ -258,7 +259,9 @@ class MultipleChoice(Adapter):
         user = f"{question}\n\n{options_text}" + (f"\n\n{o.instruction}" if o.instruction else "")
         answer = letters[index] if o.answer_style == "letter" else f"{letters[index]}. {texts[index]}"
         meta = plain_meta(record, {o.question, "choices", "answerKey", "answer", *LETTERS})
-        meta.update(choices=texts, answer_index=index, answer_letter=letters[index])
+        # The structured fields stay in meta, so task templates can re-phrase the row later.
+        meta.update(question=question, choices=texts, answer_index=index, answer_letter=letters[index],
+                    answer_text=texts[index])
         return [turn("user", user), turn("assistant", answer)], meta
 
     @staticmethod

@@ -1,0 +1,37 @@
+"""The recipe's `ablate:` section: a grid of recipe variants that `curate ablate` builds."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_RATIO = re.compile(r"^\s*\d+(\.\d+)?(\s*:\s*\d+(\.\d+)?)+\s*$")
+
+
+class AblateSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str | None = None  # default runs/<name>-ablate
+    components: list[str] | None = None  # which mix components `ratios` refer to (default: all, in order)
+    ratios: list[str] = Field(default_factory=list)  # "10:90": shares of the final mix, in `components` order
+    sizes: list[int] = Field(default_factory=list)  # mix sizes (in the mix's unit: rows or tokens)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)  # any recipe path -> values (cartesian)
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratio_shape(cls, v):
+        for r in v:
+            if not _RATIO.match(str(r)):
+                raise ValueError(f"a ratio looks like '10:90' (one number per component), got {r!r}")
+            if sum(float(x) for x in str(r).split(":")) <= 0:
+                raise ValueError(f"ratio {r!r} sums to zero")
+        return v
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive(cls, v):
+        if any(s < 1 for s in v):
+            raise ValueError("sizes must be at least 1")
+        return v

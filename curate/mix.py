@@ -1,0 +1,330 @@
+"""Mixing: named components at explicit ratios, with a stated policy for components that run short.
+
+A component's share is exactly one of:
+- `fraction`: its share of the final mix (all components then use fractions, which sum to 1, and
+  `size` says how large the mix is, in rows or tokens);
+- `count`: an absolute number of rows;
+- `of_component`: a share of that component's own rows.
+With `temperature: T` the shares come from the component sizes instead: p_i ∝ n_i^(1/T)
+(T = 1 is proportional to size, large T tends to uniform).
+
+When a component has fewer rows (or tokens) than its share asks for, `short` decides:
+`error` (the default: nothing changes silently), `upsample` (repeat the component: whole passes in
+a seeded order, then a seeded part-pass) or `shrink` (the whole mix shrinks until every component
+fits, keeping the requested ratio).
+
+Quotas in rows are met exactly; quotas in tokens are met to within one row (rows are taken in a
+seeded order while they fit). Every row not drawn goes to the ledger with step `mix`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from curate.errors import CurateError
+from curate.steps.base import Drop
+
+CANONICAL = ["id", "source", "messages", "meta"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MixSize(Strict):
+    rows: int | None = Field(default=None, ge=1)
+    tokens: int | None = Field(default=None, ge=1)
+    token_column: str = "n_tokens"
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.rows is None) == (self.tokens is None):
+            raise ValueError("give exactly one of rows or tokens")
+        return self
+
+
+class Component(Strict):
+    source: str | None = None  # a source of this recipe, taken after the recipe's steps
+    run: str | None = None  # a run folder written by `curate run` (its data.parquet or data.jsonl)
+    recipe: str | None = None  # a recipe file, run (through its cache) for its output
+    overrides: list[str] = Field(default_factory=list)  # --set overrides for that recipe
+    fraction: float | None = Field(default=None, ge=0, le=1)
+    count: int | None = Field(default=None, ge=0)
+    of_component: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_origin(self):
+        origins = [k for k in ("source", "run", "recipe") if getattr(self, k)]
+        if len(origins) != 1:
+            raise ValueError(f"give exactly one of source, run or recipe (got {origins or 'none'})")
+        shares = [k for k in ("fraction", "count", "of_component") if getattr(self, k) is not None]
+        if len(shares) > 1:
+            raise ValueError(f"give one of fraction, count or of_component, not {shares}")
+        return self
+
+    @property
+    def share_kind(self) -> str | None:
+        return next((k for k in ("fraction", "count", "of_component") if getattr(self, k) is not None), None)
+
+
+class MixSpec(Strict):
+    components: dict[str, Component]
+    size: MixSize | None = None
+    short: Literal["upsample", "shrink", "error"] = "error"
+    temperature: float | None = Field(default=None, gt=0)
+    shuffle: bool = True  # interleave the components in a seeded order (else component by component)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if not self.components:
+            raise ValueError("a mix needs at least one component")
+        kinds = {name: c.share_kind for name, c in self.components.items()}
+        if self.temperature is not None:
+            given = [n for n, k in kinds.items() if k]
+            if given:
+                raise ValueError(f"with temperature the shares come from component sizes; remove fraction/count/of_component from {given}")
+            if self.size is None:
+                raise ValueError("temperature sampling needs `size`")
+            return self
+        missing = [n for n, k in kinds.items() if k is None]
+        if missing:
+            raise ValueError(f"components {missing} need one of fraction, count or of_component (or set temperature)")
+        if any(k == "fraction" for k in kinds.values()):
+            others = [n for n, k in kinds.items() if k != "fraction"]
+            if others:
+                raise ValueError(f"fractions are shares of the final mix: every component needs one, not count/of_component ({others})")
+            total = sum(c.fraction for c in self.components.values())
+            if abs(total - 1) > 1e-6:
+                raise ValueError(f"fractions must sum to 1, they sum to {total:g}")
+            if self.size is None:
+                raise ValueError("fractions of the final mix need `size` (rows or tokens)")
+        elif self.size is not None:
+            raise ValueError("with count/of_component the mix size is their sum: remove `size`")
+        return self
+
+
+# -- the mix ----------------------------------------------------------------------------------------
+
+
+def largest_remainder(total: int, weights: list[float]) -> list[int]:
+    """Integers proportional to `weights` that sum exactly to `total` (ties to the earlier one)."""
+    w = np.asarray(weights, dtype=float)
+    if total == 0 or w.sum() == 0:
+        return [0] * len(weights)
+    raw = w / w.sum() * total
+    base = np.floor(raw).astype(int)
+    order = sorted(range(len(w)), key=lambda i: (-(raw[i] - base[i]), i))
+    for i in order[: total - int(base.sum())]:
+        base[i] += 1
+    return [int(x) for x in base]
+
+
+def _seed(seed: int, name: str) -> int:
+    return int(hashlib.sha256(f"{seed}:mix:{name}".encode()).hexdigest()[:8], 16)
+
+
+def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: str = "mix"):
+    """Draw the mix. `components` maps name -> Dataset. Returns (mixed Dataset, drops, info)."""
+    from datasets import concatenate_datasets
+
+    names = list(spec.components)
+    by_tokens = spec.size is not None and spec.size.tokens is not None
+    costs = {n: _costs(components[n], spec, n, where) for n in names}
+    available = {n: int(costs[n].sum()) for n in names}  # rows, or tokens
+    for n in names:
+        if len(components[n]) == 0:
+            raise CurateError("the component has no rows (check its source and the steps before the mix)", f"{where}.components.{n}")
+
+    quotas, requested = _quotas(spec, names, available, {n: len(components[n]) for n in names})
+    quotas = _settle_short(spec, names, quotas, available, where)
+
+    picked, drops, info = {}, [], {}
+    for n in names:
+        ds, cost = components[n], costs[n]
+        idx = _draw(len(ds), cost, quotas[n], by_tokens, np.random.default_rng(_seed(seed, n)))
+        picked[n] = idx
+        chosen = set(idx)
+        not_drawn = [i for i in range(len(ds)) if i not in chosen]
+        reason = Drop(reason=f"not drawn by the mix (component {n}: {len(chosen)} of {len(ds)} rows)")
+        drops += _drop_entries(ds, not_drawn, reason)
+        info[n] = {
+            "requested": requested[n],
+            "available": {"rows": len(ds), **({"tokens": available[n]} if by_tokens else {})},
+            "realised": {"rows": len(idx), "unique_rows": len(chosen), "repeats": len(idx) - len(chosen),
+                         "tokens": int(cost[idx].sum()) if by_tokens or _has_tokens(ds, spec) else None},
+        }
+    parts = []
+    common = _common_columns([components[n] for n in names])
+    for n in names:
+        part = components[n].select(picked[n]).select_columns(common)
+        parts.append(part.add_column("component", [n] * len(part)))
+    mixed = concatenate_datasets(parts) if parts else components[names[0]].select([])
+    if spec.shuffle and len(mixed):
+        mixed = mixed.select(np.random.default_rng(_seed(seed, "__order__")).permutation(len(mixed)).tolist())
+    total_rows = len(mixed)
+    summary = {
+        "spec": spec.model_dump(mode="json", exclude_none=True),
+        "components": info,
+        "realised": {"rows": total_rows, "shares": {n: round(len(picked[n]) / total_rows, 6) if total_rows else 0 for n in names}},
+        "repeats": sum(v["realised"]["repeats"] for v in info.values()),
+    }
+    if by_tokens:
+        summary["realised"]["tokens"] = sum(v["realised"]["tokens"] for v in info.values())
+    return mixed, drops, summary
+
+
+def _costs(ds, spec: MixSpec, name: str, where: str) -> np.ndarray:
+    if spec.size is None or spec.size.tokens is None:
+        return np.ones(len(ds), dtype=np.int64)
+    col = spec.size.token_column
+    if col not in ds.column_names:
+        raise CurateError(f"a mix size in tokens needs the column {col!r} in every component; add a score.tokens step",
+                          f"{where}.components.{name}")
+    return np.asarray(ds[col], dtype=np.int64)
+
+
+def _has_tokens(ds, spec) -> bool:
+    return spec.size is not None and spec.size.token_column in ds.column_names
+
+
+def _quotas(spec: MixSpec, names, available, rows) -> tuple[dict, dict]:
+    """Each component's quota (rows or tokens) as requested, before any shortfall is settled."""
+    comps = spec.components
+    if spec.temperature is not None or any(comps[n].share_kind == "fraction" for n in names):
+        total = spec.size.rows if spec.size.rows is not None else spec.size.tokens
+        if spec.temperature is not None:
+            weights = [rows[n] ** (1 / spec.temperature) for n in names]
+            shares = [w / sum(weights) for w in weights]
+        else:
+            shares = [comps[n].fraction for n in names]
+        q = largest_remainder(total, shares) if spec.size.rows is not None else [round(s * total) for s in shares]
+        unit = "rows" if spec.size.rows is not None else "tokens"
+        return dict(zip(names, q)), {n: {"fraction": round(s, 6), unit: qq} for n, s, qq in zip(names, shares, q)}
+    quotas, requested = {}, {}
+    for n in names:
+        c = comps[n]
+        quotas[n] = c.count if c.share_kind == "count" else int(round(c.of_component * rows[n]))
+        requested[n] = {c.share_kind: getattr(c, c.share_kind), "rows": quotas[n]}
+    return quotas, requested
+
+
+def _settle_short(spec: MixSpec, names, quotas, available, where) -> dict:
+    short = {n: (quotas[n], available[n]) for n in names if quotas[n] > available[n]}
+    if not short or spec.short == "upsample":
+        return quotas
+    unit = "tokens" if spec.size is not None and spec.size.tokens is not None else "rows"
+    if spec.short == "error":
+        n, (want, have) = next(iter(short.items()))
+        raise CurateError(f"needs {want} {unit} but has {have} (short: error); set short: upsample or shrink, "
+                          "or ask for less", f"{where}.components.{n}")
+    # shrink: the largest total whose proportional split fits every component
+    total = sum(quotas.values())
+    weights = [quotas[n] for n in names]
+    factor = min(have / want for want, have in short.values())
+    new_total = int(np.floor(total * factor))
+    while new_total > 0:
+        q = dict(zip(names, largest_remainder(new_total, weights)))
+        if all(q[n] <= available[n] for n in names):
+            return q
+        new_total -= 1
+    raise CurateError("the mix shrinks to nothing: a component with a share has no rows", where)
+
+
+def _draw(n: int, cost: np.ndarray, quota: int, by_tokens: bool, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the rows drawn: whole seeded passes while the quota exceeds the component, then a
+    seeded part-pass; in tokens, rows are taken in order while they fit."""
+    if n == 0 or quota == 0:
+        return np.asarray([], dtype=np.int64)
+    if not by_tokens:
+        passes, rest = divmod(quota, n)
+        idx = [rng.permutation(n) for _ in range(passes)]
+        idx.append(rng.permutation(n)[:rest])
+        return np.concatenate(idx).astype(np.int64)
+    taken, spent = [], 0
+    while True:
+        for i in rng.permutation(n):
+            if spent + cost[i] > quota:
+                return np.asarray(taken, dtype=np.int64)
+            taken.append(int(i))
+            spent += int(cost[i])
+        if spent == 0:  # every row costs 0 tokens: nothing more to add
+            return np.asarray(taken, dtype=np.int64)
+
+
+def _common_columns(datasets) -> list[str]:
+    first = datasets[0].column_names
+    return [c for c in first if all(c in d.column_names for d in datasets[1:])]
+
+
+def _drop_entries(ds, indices, drop: Drop) -> list[dict]:
+    if not indices:
+        return []
+    rows = ds.select(indices).to_list()
+    return [{"step": "mix", "reason": drop.reason, "row": row} for row in rows]
+
+
+def component_datasets(spec: MixSpec, ds, recipe, recipe_dir: str, where: str = "mix") -> tuple[dict, int, list[dict]]:
+    """The rows of each component. Returns (name -> Dataset, rows read from outside this run,
+    ledger entries for this run's rows that belong to no component)."""
+    from datasets import Dataset
+
+    comps, outside = {}, 0
+    used_sources = set()
+    sources = list(ds["source"])
+    for name, c in spec.components.items():
+        if c.source is not None:
+            if c.source not in recipe.sources:
+                from curate.errors import did_you_mean
+
+                raise CurateError(f"no source {c.source!r} in this recipe{did_you_mean(c.source, recipe.sources)}",
+                                  f"{where}.components.{name}.source")
+            comps[name] = ds.select([i for i, s in enumerate(sources) if s == c.source])
+            used_sources.add(c.source)
+        else:
+            comps[name] = Dataset.from_list(_rows_of(c, recipe_dir, f"{where}.components.{name}"))
+            outside += len(comps[name])
+    unused = [i for i, s in enumerate(sources) if s not in used_sources]
+    drops = []
+    if unused:
+        rows = ds.select(unused).to_list()
+        drops = [{"step": "mix", "reason": f"source {r['source']} is not a mix component", "row": r} for r in rows]
+    return comps, outside, drops
+
+
+def _rows_of(c: Component, recipe_dir: str, where: str) -> list[dict]:
+    """Canonical rows (and token counts) of a run folder or a sub-recipe's output."""
+    from pathlib import Path
+
+    if c.recipe is not None:
+        from curate.pipeline import run_recipe
+        from curate.recipe import load_recipe
+
+        path = Path(c.recipe)
+        result = run_recipe(load_recipe(path, c.overrides), recipe_dir=str(path.parent))
+        run_dir = result.out_dir
+    else:
+        run_dir = Path(c.run)
+    parquet, jsonl = run_dir / "data.parquet", run_dir / "data.jsonl"
+    if parquet.is_file():
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(parquet).to_pylist()
+    elif jsonl.is_file():
+        from curate.io import read_jsonl
+
+        rows = read_jsonl(jsonl)
+    else:
+        raise CurateError(f"{run_dir} has no data.parquet or data.jsonl (run its recipe first)", where)
+    keep = [k for k in (*CANONICAL, "n_tokens") if rows and k in rows[0]]
+    out = []
+    for r in rows:
+        r = {k: r[k] for k in keep}
+        if isinstance(r.get("meta"), dict):
+            r["meta"] = json.dumps(r["meta"], ensure_ascii=False, sort_keys=True)
+        out.append(r)
+    return out
