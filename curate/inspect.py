@@ -60,6 +60,8 @@ def show_rows(console: Console, rows: list[dict], n: int, as_json: bool) -> None
             why = f"[red]dropped by {r['step']}[/]: {escape(r['reason'])}"
             if r.get("duplicate_of"):
                 why += f" (duplicate of {r['duplicate_of']})"
+            if r.get("detail"):
+                why += "\n[dim]" + escape(", ".join(f"{k}={_fmt(v)}" for k, v in r["detail"].items())) + "[/]"
             why += "\n"
         scores = {k: v for k, v in row.items()
                   if k not in HIDDEN and not (k.endswith("_why") and v is None)}
