@@ -93,7 +93,7 @@ def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool
         params = cls.Params.model_validate(raw_params)
         ctx = StepContext(label=label, where=f"steps[{i}].{name}", seed=_step_seed(recipe.seed, i, label),
                           recipe_dir=recipe_dir)
-        key = _hash([key, name, params.model_dump(mode="json")])
+        key = _hash([key, name, params.model_dump(mode="json"), cls.cache_token(params, recipe_dir)])
         reporter.step_started(i, len(entries), label)
         t = time.perf_counter()
         rows_before = len(ds)
@@ -326,7 +326,7 @@ def _manifest(recipe, sources_info, reports, rows_in, rows_out, dropped, baselin
         "recipe": recipe.resolved(),
         "sources": sources_info,
         "steps": [r.manifest_entry() for r in reports],
-        "load": {"rows_read": rows_in, "rows_skipped": load_drops},
+        "load": {"rows_read": sum(s["rows_read"] for s in sources_info.values()), "rows_skipped": load_drops},
         "totals": {"rows_in": rows_in, "rows_out": rows_out, "dropped": dropped},
         "random_baseline": baseline_info,
         "columns": list(ds.column_names),
@@ -386,7 +386,8 @@ def _umask() -> int:
 
 def funnel_rows(manifest: dict) -> list[tuple[str, int, int, int, str]]:
     """(step, rows in, rows out, dropped, top reasons) for the funnel table and the data card."""
-    out = [("load", manifest["totals"]["rows_in"], manifest["totals"]["rows_in"] - manifest["load"]["rows_skipped"],
+    read = manifest["load"]["rows_read"]
+    out = [("load", read, read - manifest["load"]["rows_skipped"],
             manifest["load"]["rows_skipped"], "malformed rows skipped" if manifest["load"]["rows_skipped"] else "")]
     for s in manifest["steps"]:
         top = ", ".join(f"{r} ({c})" for r, c in list(s["dropped_by_reason"].items())[:3])

@@ -183,3 +183,24 @@ def test_no_template_section_writes_no_text(workdir):
     run("r2.yaml")
     row = read_jsonl(workdir / "out" / "data.jsonl")[0]
     assert "text" not in row
+
+
+def test_editing_a_file_a_step_reads_invalidates_its_cache(workdir):
+    library = workdir / "lib.yaml"
+    library.write_text(textwrap.dedent("""
+        task: custom
+        description: re-ask
+        fields: [prompt, response]
+        phrasings:
+          - id: one
+            user: "Please: {{ prompt }}"
+            assistant: "{{ response }}"
+    """))
+    text = (workdir / "r.yaml").read_text().replace("  - select.random", "  - task: {library: lib.yaml}\n  - select.random")
+    (workdir / "r3.yaml").write_text(text)
+    run("r3.yaml")
+    assert all(r.cached for r in run("r3.yaml").steps)
+    library.write_text(library.read_text().replace("Please:", "Kindly:"))
+    result = run("r3.yaml")
+    assert [r.cached for r in result.steps] == [True, True, True, True, False, False]  # task re-run, and after it
+    assert read_jsonl(workdir / "out" / "data.jsonl")[0]["messages"][0]["content"].startswith("Kindly:")

@@ -75,6 +75,12 @@ class Step:
         self.params = params
         self.ctx = ctx
 
+    @classmethod
+    def cache_token(cls, params: StepParams, recipe_dir: str = ".") -> str | None:
+        """What decides this step's result besides its params (the content of a file it reads, say);
+        it joins the step's cache key, so editing that file re-runs the step."""
+        return None
+
 
 class Transform(Step):
     role = "transform"

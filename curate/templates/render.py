@@ -102,7 +102,7 @@ class _Namespace(jinja2.utils.Namespace):
             raise SecurityError(f"templates cannot store underscore attributes on a namespace ({name!r})")
 
 
-def _environment() -> jinja2.Environment:
+def sandbox_environment() -> jinja2.Environment:
     env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
@@ -190,7 +190,7 @@ class Templater:
 
     def _compile(self):
         try:
-            return _environment().from_string(self.source_text)
+            return sandbox_environment().from_string(self.source_text)
         except jinja2.TemplateSyntaxError as e:
             raise CurateError(f"template {self.name!r} does not parse (line {e.lineno}): {e.message}", self.where) from None
 
@@ -198,7 +198,7 @@ class Templater:
         # A user template that writes bos_token/eos_token with nothing bound would silently lose them.
         from jinja2 import meta
 
-        used = meta.find_undeclared_variables(_environment().parse(self.source_text))
+        used = meta.find_undeclared_variables(sandbox_environment().parse(self.source_text))
         for name, value, flag in (("bos_token", bos, self.spec.add_bos), ("eos_token", eos, self.spec.add_eos)):
             if name in used and flag and not value:
                 raise CurateError(
