@@ -71,10 +71,21 @@ def run(
     from curate.recipe import load_recipe
 
     r = load_recipe(recipe, set_)
-    result = run_recipe(r, reporter=RichReporter(), use_cache=False if no_cache else None,
-                        recipe_dir=str(recipe.parent))
+    warn_missing_licenses(r)
+    from curate.card.cli import card_warnings_to
+
+    with card_warnings_to(err):  # the card written at the end of the run may warn too
+        result = run_recipe(r, reporter=RichReporter(), use_cache=False if no_cache else None,
+                            recipe_dir=str(recipe.parent))
     print_funnel(result.manifest)
     out.print(f"wrote {', '.join(result.manifest['outputs']['files'])} and manifest.json to {result.out_dir}")
+
+
+def warn_missing_licenses(recipe) -> None:
+    from curate.card.licenses import missing_license_warnings
+
+    for message in missing_license_warnings(recipe.sources):
+        err.print(f"[yellow]warning:[/] {message}")
 
 
 def print_funnel(manifest: dict) -> None:
@@ -121,6 +132,7 @@ def validate(
     from curate.recipe import load_recipe
 
     r = load_recipe(recipe, set_)
+    warn_missing_licenses(r)
     out.print(f"[green]ok[/]: {recipe} — {len(r.sources)} sources, {len(r.steps)} steps, outputs to {r.output_dir()}")
     for name, src in r.sources.items():
         where = src.path if src.path else f"hub {src.hub}"
@@ -178,7 +190,7 @@ def param_defaults(cls) -> dict[str, str]:
 
 
 # Commands of later features live beside their code: each module's register(app) adds them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("curate.card.cli",)
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
