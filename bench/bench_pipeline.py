@@ -27,6 +27,8 @@ def overrides(data: Path, work: Path, extra=()) -> list[str]:
         f"sources.code_alpaca.path={data / 'code_alpaca_2k.json'}",
         f"sources.lima.path={data / 'lima_train.json'}",
         f"sources.self_instruct_seeds.path={data / 'self_instruct_seed_tasks.jsonl'}",
+        *[f"steps.10.decontaminate.eval_sets.{i}.path={data / 'eval_prompts' / f'{n}_test_set.jsonl'}"
+          for i, n in enumerate(["lima", "vicuna", "koala", "wizardlm", "sinstruct"])],
         f"outputs.dir={work / 'run'}", f"cache.dir={work / 'cache'}", *extra,
     ]
 
@@ -62,7 +64,7 @@ def main():
         print(f"same recipe again, every step from the cache: {warm_s:.2f} s ({cold_s / warm_s:.1f}x faster)")
         last = len(recipe.steps) - 1
         changed = load_recipe(ROOT / "recipes" / "lima_style.yaml",
-                              overrides(args.data, work, [f"steps.{last}.select.stratified.rows=500"]))
+                              overrides(args.data, work, [f"steps.{last}.select.diverse.rows=500"]))
         _, late_s = timed(changed)
         print(f"only the selection budget changed (earlier steps from the cache): {late_s:.2f} s ({cold_s / late_s:.1f}x faster)")
     finally:

@@ -27,7 +27,8 @@ from curate.recipe import Recipe
 from curate.registry import get_step
 from curate.steps.base import Budget, Drop, StepContext
 
-LIBRARIES = ("datasets", "pyarrow", "pydantic", "transformers", "rensa", "py3langid", "jinja2", "numpy")
+LIBRARIES = ("datasets", "pyarrow", "pydantic", "transformers", "rensa", "py3langid", "jinja2", "numpy",
+             "sentence-transformers", "scikit-learn", "torch")
 MANIFEST = "manifest.json"
 
 

@@ -269,7 +269,7 @@ def _resolve_input_paths(raw: dict, base: Path) -> None:
     """Make a recipe file's relative input paths relative to the current directory instead."""
 
     def fix(p):
-        if not isinstance(p, str) or os.path.isabs(p):
+        if not isinstance(p, str) or os.path.isabs(p) or p.startswith(("http://", "https://")):
             return p
         return os.path.relpath(base / p)
 

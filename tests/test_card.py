@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import lima_style_overrides
 import typer
 from huggingface_hub import DatasetCard, DatasetCardData, metadata_load
 from typer.testing import CliRunner
@@ -25,13 +27,6 @@ from tests.test_pipeline import RECIPE, make_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-LIMA_OVERRIDES = [
-    "sources.alpaca_gpt4.path={}/alpaca_gpt4_en_demo_999.json",
-    "sources.cherry_alpaca.path={}/cherry_alpaca_5_percent.json",
-    "sources.code_alpaca.path={}/code_alpaca_2k.json",
-    "sources.lima.path={}/lima_train.json",
-    "sources.self_instruct_seeds.path={}/self_instruct_seed_tasks.jsonl",
-]
 
 
 # -- fixtures ------------------------------------------------------------------------------------------
@@ -67,7 +62,7 @@ def lima_run(tmp_path_factory):
             pytest.fail(f"CI=true but the real data is missing at {SHARED_DATA}")
         pytest.skip(f"real data not found at {SHARED_DATA}")
     out = tmp_path_factory.mktemp("lima")
-    overrides = [o.format(SHARED_DATA) for o in LIMA_OVERRIDES] + [f"outputs.dir={out}/run", "cache.enabled=false"]
+    overrides = lima_style_overrides(SHARED_DATA) + [f"outputs.dir={out}/run", "cache.enabled=false"]
     run_recipe(load_recipe(ROOT / "recipes" / "lima_style.yaml", overrides))
     return out / "run"
 

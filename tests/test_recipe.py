@@ -107,3 +107,8 @@ def test_repeated_steps_get_distinct_labels(tmp_path):
     p = recipe_file(tmp_path, BASE + "steps:\n  - dedup.exact: {key: prompt}\n  - dedup.exact: {key: response}\n  - clean\n")
     r = load_recipe(p)
     assert [label for label, _, _ in r.step_entries()] == ["dedup.exact", "dedup.exact#2", "clean"]
+
+
+def test_url_paths_are_left_as_they_are(tmp_path):
+    p = recipe_file(tmp_path, "name: t\nsources:\n  a: {path: 'https://example.org/x.jsonl'}\n")
+    assert load_recipe(p).sources["a"].path == "https://example.org/x.jsonl"

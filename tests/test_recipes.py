@@ -82,7 +82,7 @@ def test_quickstart_matched_baseline(quickstart):
 
 @pytest.fixture(scope="module")
 def lima_style(tmp_path_factory):
-    from tests.conftest import SHARED_DATA
+    from tests.conftest import SHARED_DATA, lima_style_overrides
 
     if not SHARED_DATA.is_dir():
         import os
@@ -91,13 +91,7 @@ def lima_style(tmp_path_factory):
             pytest.fail(f"CI=true but the real data is missing at {SHARED_DATA}")
         pytest.skip(f"real data not found at {SHARED_DATA}")
     out = tmp_path_factory.mktemp("lima")
-    d = SHARED_DATA
-    overrides = [
-        f"sources.alpaca_gpt4.path={d / 'alpaca_gpt4_en_demo_999.json'}",
-        f"sources.cherry_alpaca.path={d / 'cherry_alpaca_5_percent.json'}",
-        f"sources.code_alpaca.path={d / 'code_alpaca_2k.json'}",
-        f"sources.lima.path={d / 'lima_train.json'}",
-        f"sources.self_instruct_seeds.path={d / 'self_instruct_seed_tasks.jsonl'}",
+    overrides = lima_style_overrides(SHARED_DATA) + [
         f"outputs.dir={out}/run", f"cache.dir={out}/cache",
     ]
     result = run_recipe(load_recipe(ROOT / "recipes" / "lima_style.yaml", overrides))
