@@ -112,3 +112,15 @@ def test_one_value_per_row_and_fast():
     elapsed = time.perf_counter() - t
     assert all(len(v) == 7000 for v in s.values())
     assert elapsed < 5  # about a second on a laptop; the bound only catches accidental quadratic work
+
+
+def test_rank_within_groups():
+    from curate.registry import get_step
+
+    ds = pairs_dataset([("a", "x")] * 5, source=["s", "s", "s", "t", "t"],
+                       extra_columns={"w": [10.0, 30.0, 20.0, 1.0, float("nan")]})
+    cols = build(get_step("score.rank"), column="w", by="source").score(ds)
+    assert cols["w_pct"][:4] == [1 / 3, 1.0, 2 / 3, 1.0]
+    assert math.isnan(cols["w_pct"][4]) and cols["w_pct_why"][4] == "w is missing"
+    pooled = build(get_step("score.rank"), column="w", name="r", descending=False).score(ds)["r"]
+    assert pooled[:4] == [0.75, 0.25, 0.5, 1.0]  # lowest value ranks first
