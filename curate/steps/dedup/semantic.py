@@ -47,7 +47,7 @@ class SemanticDedup(Filter):
       decides what is compared: prompt, response, conversation or first_user).
     - `eps` (0.1): duplicates have cosine similarity > 1 - eps (0.9). With all-MiniLM-L6-v2 on
       prompts, the same request reworded scores about 0.9-0.98, while pairs at 0.85-0.9 are often
-      different tasks on one topic ("XML to JSON" / "JSON to XML"); see bench/README_embeddings.md for
+      different tasks on one topic ("XML to JSON" / "JSON to XML"); see bench/README.md for
       the recall of planted paraphrases at several values.
     - `clusters` (null: one per 10,000 rows, so a pool of up to 10k rows compares every pair): the
       number of k-means clusters. More clusters compare fewer pairs (faster on large pools) and may

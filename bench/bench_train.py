@@ -1,0 +1,205 @@
+"""Fine-tuning on curated data, reduced for a CPU: SmolLM2-135M-Instruct with LoRA.
+
+  compare    `curate compare` on recipes/lima_style.yaml (the local copies): the curated selection vs a random
+             subset of the same pool with the same size vs a larger slice of the pool, 1 seed, 1 epoch, short rows;
+             every model (and the base model) on ARC-Easy validation and MMLU validation (letter log-likelihood),
+             GSM8K (exact match and ROUGE-L/BLEU of the worked solution, a handful of rows), and the loss on rows of
+             the pool that no run trains on.
+  staircase  one small run with the cyclic schedule (one LR cycle per epoch) and reshuffle off over 3 epochs,
+             with a high learning rate: the setting under which a model memorises what it saw once; prints the
+             staircase report and writes the loss plot.
+  speed      training tokens/s, this library's CUDA setting (packing) against the library defaults (padded
+             batches, fp32), on random pool rows (baseline_random), the same rows and steps, runs interleaved A B A B so that load from
+             other work on a shared machine hits both alike. On a GPU it also prints the share of the bf16 peak
+             (6 x params x tokens/s).
+
+Usage:
+  python bench/bench_train.py [compare staircase speed] [--rows 32] [--full-rows 64] [--mc 40] [--threads 1]
+Runs runs/lima_style first (the README's command) when missing. Results: bench/.cache/train/*.json; the figures
+are copied to bench/train_*.png. The model is the packaged offline copy when the hub is unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+OUT = ROOT / "bench" / ".cache" / "train"
+MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # --model replaces it (a folder: e.g. a tiny test model)
+RECIPE = ROOT / "recipes" / "lima_style.yaml"
+
+
+def lima_overrides() -> list[str]:
+    """The README's offline lima_style command (relative paths, as there, so its step cache is shared)."""
+    d = "../shared/data"
+    sets = [f"sources.alpaca_gpt4.path={d}/alpaca_gpt4_en_demo_999.json",
+            f"sources.cherry_alpaca.path={d}/cherry_alpaca_5_percent.json",
+            f"sources.code_alpaca.path={d}/code_alpaca_2k.json",
+            f"sources.lima.path={d}/lima_train.json",
+            f"sources.self_instruct_seeds.path={d}/self_instruct_seed_tasks.jsonl"]
+    from curate.recipe import load_raw
+
+    steps = load_raw(RECIPE).get("steps") or []
+    for i, entry in enumerate(steps):  # the decontaminate step's eval sets: the local copies of the same files
+        params = entry.get("decontaminate") if isinstance(entry, dict) else None
+        for j, es in enumerate((params or {}).get("eval_sets") or []):
+            name = str(es.get("path", "")).rsplit("/", 1)[-1]
+            if name:
+                sets.append(f"steps.{i}.decontaminate.eval_sets.{j}.path={d}/eval_prompts/{name}")
+    return sets
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def ensure_lima():
+    from curate.train.compare import RecipeContext
+
+    ctx = RecipeContext(RECIPE, lima_overrides())
+    ctx.ensure_run(progress=log)
+    return ctx.run_dir
+
+
+def part_compare(a) -> dict:
+    from curate.train.compare import compare
+
+    sets = lima_overrides() + [
+        f"train.model={MODEL}", "train.epochs=1", "train.max_length=256", "train.batch_size=4",
+        "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.val_max_rows=16", "train.eval_every=4",
+        "train.save_adapter=false",
+        f"compare.dir={OUT / 'compare'}",  # not inside runs/lima_style: a re-run of the recipe replaces that folder
+        f"compare.seeds=[0]", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}", "compare.holdout_rows=32",
+        "evals.template=model", "evals.batch_size=8", "evals.max_length=256", "evals.max_new_tokens=64",
+        f"evals.tasks.arc_easy.n={a.mc}", f"evals.tasks.arc_easy.role=general",
+        f"evals.tasks.arc_easy.source.path={DATA / 'arc_easy_validation.json'}",
+        f"evals.tasks.mmlu.n={a.mc}", f"evals.tasks.mmlu.source.path={DATA / 'mmlu' / 'val' / '*.csv'}",
+        f"evals.tasks.gsm8k.n={a.gen}", "evals.tasks.gsm8k.role=general",
+        f"evals.tasks.gsm8k.source.path={DATA / 'gsm8k_train.jsonl'}",
+        "evals.tasks.gsm8k_solution.kind=generation", f"evals.tasks.gsm8k_solution.n={a.gen}",
+        f"evals.tasks.gsm8k_solution.source.path={DATA / 'gsm8k_train.jsonl'}",
+    ]
+    t = time.perf_counter()
+    out = compare(RECIPE, sets, progress=log)
+    seconds = time.perf_counter() - t
+    res = json.loads((out / "results.json").read_text())
+    for name, target in (("compare.png", "train_compare.png"), ("loss_curves.png", "train_curves.png")):
+        shutil.copy(out / name, ROOT / "bench" / target)
+    print((out / "results.md").read_text())
+    return {"dir": str(out), "seconds": round(seconds, 1), "summary": res["summary"], "conditions": res["conditions"],
+            "base": res["base"]["metrics"], "runs": res["runs"]}
+
+
+def part_staircase(a, run_dir: Path) -> dict:
+    from curate.train.data import read_rows
+    from curate.train.spec import TrainSpec
+    from curate.train.trainer import train
+
+    rows = read_rows(run_dir)
+    picked = random.Random(0).sample(range(len(rows)), a.stair_rows + 8)
+    train_rows, val = [rows[i] for i in picked[: a.stair_rows]], [rows[i] for i in picked[a.stair_rows:]]
+    spec = TrainSpec(model=MODEL, epochs=3, schedule="cyclic", reshuffle=False, learning_rate=1e-3, batch_size=4,
+                     max_length=256, lora={"r": 16, "alpha": 32, "dropout": 0.0}, threads=a.threads, eval_every=2,
+                     save_adapter=False)
+    t = time.perf_counter()
+    res = train(train_rows, spec, OUT / "staircase", val_rows=val,
+                progress=lambda r: log(f"staircase step {r['step']} {r['kind']} {r['loss']}") if r["kind"] != "epoch_end" else None)
+    shutil.copy(OUT / "staircase" / "loss.png", ROOT / "bench" / "train_staircase.png")
+    st = res.staircase
+    log(f"staircase score {st['score']} flagged {st['flagged']}: {json.dumps(st['boundaries'])}")
+    return {"seconds": round(time.perf_counter() - t, 1), "staircase": st, "results": res.summary["results"],
+            "steps": res.summary["steps"], "steps_per_epoch": res.summary["steps_per_epoch"]}
+
+
+def part_speed(a, run_dir: Path) -> dict:
+    import torch
+
+    from curate.train.data import read_rows
+    from curate.train.spec import TrainSpec
+    from curate.train.trainer import train
+
+    rows = read_rows(run_dir, "baseline_random")  # pool rows: lengths vary (the selection favours long answers)
+    rows = [rows[i] for i in random.Random(1).sample(range(len(rows)), a.speed_rows)]
+    on_cuda = torch.cuda.is_available()
+    common = dict(model=MODEL, max_steps=a.speed_steps, batch_size=8, max_length=512, val_fraction=0.0,
+                  threads=a.threads, save_adapter=False, schedule="constant")
+    settings = {
+        "library defaults (padded batches, fp32)": dict(packing=False, bf16=False, model={"name": MODEL, "dtype": "float32"}),
+        "curate (padding-free packing" + (", bf16, sdpa)" if on_cuda else ", fp32 on CPU)"): dict(packing=True, bf16="auto"),
+    }
+    results = {k: [] for k in settings}
+    for rep in range(a.repeats):
+        for name, extra in settings.items():
+            spec = TrainSpec.model_validate({**common, **extra})
+            res = train(rows, spec, OUT / f"speed-{rep}-{list(settings).index(name)}")
+            r = res.summary["results"]
+            results[name].append({"tokens_per_second": r["tokens_per_second"], "tokens": r["tokens"],
+                                  "train_seconds": r["train_seconds"]})
+            log(f"speed {name} rep {rep}: {r['tokens_per_second']} tokens/s ({r['tokens']} tokens)")
+    out = {}
+    for name, rs in results.items():
+        tps = [x["tokens_per_second"] for x in rs]
+        out[name] = {"tokens_per_second_median": statistics.median(tps), "runs": rs}
+    names = list(out)
+    out["speedup"] = round(out[names[1]]["tokens_per_second_median"] / out[names[0]]["tokens_per_second_median"], 3)
+    if on_cuda:
+        from curate.models import load_causal_lm
+
+        model, _ = load_causal_lm(MODEL)
+        params = sum(p.numel() for p in model.parameters())
+        peak = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+        name = torch.cuda.get_device_name(0)
+        flops = next((v for k, v in peak.items() if k in name), None)
+        if flops:
+            out["share_of_bf16_peak"] = round(6 * params * out[names[1]]["tokens_per_second_median"] / flops, 5)
+        out["device"] = name
+    return out
+
+
+def main():
+    global MODEL
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("parts", nargs="*", default=["compare", "staircase", "speed"])
+    p.add_argument("--rows", type=int, default=32, help="rows per subset / random run")
+    p.add_argument("--full-rows", type=int, default=64, help="rows of the pool slice for the full condition")
+    p.add_argument("--mc", type=int, default=40, help="ARC-Easy and MMLU questions each")
+    p.add_argument("--gen", type=int, default=6, help="GSM8K questions (exact match and ROUGE/BLEU)")
+    p.add_argument("--stair-rows", type=int, default=16)
+    p.add_argument("--speed-rows", type=int, default=32)
+    p.add_argument("--speed-steps", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a machine shared with other work)")
+    p.add_argument("--model", default=MODEL)
+    a = p.parse_args()
+    MODEL = a.model
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no 3 s connection test before the packaged copy
+    os.chdir(ROOT)  # the recipe's outputs, caches and the README's relative paths are relative to the checkout
+    import torch
+
+    torch.set_num_threads(a.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    run_dir = ensure_lima()
+    results = {"args": vars(a)}
+    started = time.perf_counter()
+    for part in a.parts:
+        log(f"== {part}")
+        results[part] = {"compare": part_compare, "staircase": part_staircase, "speed": part_speed}[part](
+            *((a,) if part == "compare" else (a, run_dir)))
+        (OUT / f"{part}.json").write_text(json.dumps(results[part], indent=2, default=str))
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    log(f"done in {results['seconds']} s")
+    print(json.dumps({k: v for k, v in results.items() if k != "compare"}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
