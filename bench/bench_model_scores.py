@@ -106,7 +106,7 @@ def batched(model, tok, requests, cache=None):
 
 def load_now() -> str:
     try:
-        return "load average %.1f %.1f %.1f" % os.getloadavg()
+        return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     except OSError:
         return ""
 
@@ -197,7 +197,7 @@ def lima(args) -> dict:
     from tests.helpers import build
 
     ds = load_rows(args.data_dir / "lima_train.json", args.rows)
-    params = dict(model={"max_length": args.max_length}, cache_dir=str(OUT / "scores"))
+    params = {"model": {"max_length": args.max_length}, "cache_dir": str(OUT / "scores")}
     print(f"{len(ds)} LIMA rows; {load_now()}", flush=True)
     t = time.perf_counter()
     ppl_step = build(Perplexity, **params)
@@ -235,7 +235,7 @@ def lima(args) -> dict:
             row = (ifd["ifd"][i], ppl["perplexity"][i], ppl["perplexity_alone"][i], ppl["scored_tokens"][i],
                    _cut(prompt, 70), _cut(m[-1]["content"], 70))
             table.append([title] + list(row))
-            print("| %.3f | %.2f | %.2f | %d | %s | %s |" % row)
+            print("| {:.3f} | {:.2f} | {:.2f} | {} | {} | {} |".format(*row))
     res["table"] = table
     return res
 

@@ -211,6 +211,10 @@ class Templater:
     def _render(self, messages: list[dict], add_generation_prompt: bool) -> str:
         return self.template.render(messages=messages, add_generation_prompt=add_generation_prompt, **self.variables)
 
+    def prompt(self, messages) -> str:
+        """The conversation followed by the assistant header (add_generation_prompt=True)."""
+        return self._render(_plain(messages), add_generation_prompt=True)
+
     def render(self, messages, row: str | None = None) -> tuple[str, list[tuple[int, int]]]:
         """Text of the conversation and the [start, end) span of each assistant turn in it."""
         messages = _plain(messages)

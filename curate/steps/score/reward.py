@@ -1,0 +1,125 @@
+"""`score.reward`: a reward model's score of each conversation (sequence classification)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from datasets import Dataset
+
+from curate.errors import CurateError
+from curate.models import ModelField
+from curate.registry import register
+from curate.steps.base import Scorer
+from curate.steps.score import lm_loss
+from curate.steps.score.lm_loss import LMParams
+
+
+@register
+class Reward(Scorer):
+    """The score a sequence-classification reward model gives each conversation.
+
+    The row is rendered with the reward model's chat template (or `template`) and tokenised in two
+    pieces, before the last assistant turn's content and from it on (so the prompt can be cut at
+    a token boundary); the score is the model's logit for `label`, read at the last token as
+    transformers' `...ForSequenceClassification` does. Column: `reward`, with `reward_why`:
+    NaN and a reason for a row without an assistant turn or with an empty response.
+    Rows longer than `max_length` are truncated by the policy of `score.perplexity` (the prompt cut from
+    the left first, then the response from the right, losing its end-of-turn marker) and counted in
+    the manifest notes (`truncated_rows`). Batches are length-sorted and padded on the right with the
+    tokenizer's pad token (its eos when it has none); results are cached by (model fingerprint, tokens).
+
+    Params:
+    - `model` (required): a hub id, folder, or ModelSpec fields, of a model whose architecture ends in
+      ForSequenceClassification (anything else is an error).
+    - `label` (null): which output to use; may be omitted only for a single-output model.
+      An index, or a label name from the model's config (`id2label`).
+    - `template` ("model"), `batch_tokens`, `batch_size` (16), `cache_dir` (".curate/scores"),
+      `prefix` (""): as in `score.perplexity`.
+    """
+
+    name = "score.reward"
+
+    class Params(LMParams):
+        model: ModelField
+        label: int | str | None = None
+
+    @classmethod
+    def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
+        return lm_loss.cache_token_of(params, recipe_dir)
+
+    def score(self, ds: Dataset) -> dict[str, list]:
+        p, ctx = self.params, self.ctx
+        column = p.prefix + "reward"
+        cols = lm_loss.nan_columns([column], len(ds))
+        if len(ds) == 0:
+            return cols
+        model, tokenizer = lm_loss.shared_model(p, ctx, "classifier")
+        label = self._label(model)
+        max_length = lm_loss.context_length(model, tokenizer, lm_loss.spec_of(p))
+        templater = lm_loss.templater_for(p, tokenizer, model, ctx)
+        reasons: Counter = Counter()
+        seqs, kept, truncated = [], [], 0
+        for i, messages in enumerate(ds["messages"]):
+            ids, why, cut = _sequence([{k: v for k, v in dict(m).items() if v is not None} for m in messages],
+                                      templater, tokenizer, max_length, str(i))
+            if why:
+                lm_loss.set_why(cols, [column], i, why)
+                reasons[why] += 1
+                continue
+            truncated += cut
+            seqs.append(ids)
+            kept.append(i)
+        cache = lm_loss.open_cache(p, model)
+        try:
+            logits = lm_loss.classifier_logits(model, seqs, cache=cache, batch_tokens=p.batch_tokens,
+                                               batch_size=p.batch_size, pad_id=model.config.pad_token_id
+                                               if model.config.pad_token_id is not None else lm_loss.pad_token(tokenizer),
+                                               desc=f"{ctx.label}: rewarding")
+        finally:
+            cache.close()
+        for i, row in zip(kept, logits):
+            value = row[label]
+            if math.isfinite(value):
+                cols[column][i] = value
+            else:
+                lm_loss.set_why(cols, [column], i, "the model gave a non-finite score")
+                reasons["non-finite score"] += 1
+        lm_loss.note_model(ctx, model, max_length, truncated, reasons)
+        ctx.notes["label"] = label
+        return cols
+
+    def _label(self, model) -> int:
+        cfg = model.config
+        n = int(cfg.num_labels)
+        label = self.params.label
+        where = f"{self.ctx.where}.label"
+        names = {str(v): int(k) for k, v in (cfg.id2label or {}).items()}
+        if label is None:
+            if n != 1:
+                raise CurateError(f"the model has {n} outputs ({', '.join(names) or 'unnamed'}); choose one with `label`", where)
+            return 0
+        if isinstance(label, str):
+            if label not in names:
+                raise CurateError(f"the model has no label {label!r}; its labels: {', '.join(names)}", where)
+            return names[label]
+        if not 0 <= label < n:
+            raise CurateError(f"label {label} is out of range: the model has {n} outputs", where)
+        return label
+
+
+def _sequence(messages, templater, tokenizer, max_length: int, row: str):
+    """(token ids, why not, truncated?) for one row."""
+    assistant = [k for k, m in enumerate(messages) if m.get("role") == "assistant"]
+    if not assistant:
+        return None, "no assistant turn", False
+    content = messages[assistant[-1]].get("content") or ""
+    if not content.strip():
+        return None, "empty response", False
+    text, spans = templater.render(messages, row=row)
+    start = spans[-1][0]
+    context = lm_loss.encode(tokenizer, text[:start])
+    rest = lm_loss.encode(tokenizer, text[start:])
+    keep_ctx, keep_rest = lm_loss.truncate(context, rest, max_length)
+    ids = context[len(context) - keep_ctx :] + rest[:keep_rest]
+    return ids, None, len(ids) < len(context) + len(rest)
