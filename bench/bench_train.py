@@ -79,9 +79,9 @@ def part_compare(a) -> dict:
         "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.val_max_rows=16", "train.eval_every=4",
         "train.save_adapter=false",
         f"compare.dir={OUT / 'compare'}",  # not inside runs/lima_style: a re-run of the recipe replaces that folder
-        f"compare.seeds=[0]", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}", "compare.holdout_rows=32",
+        "compare.seeds=[0]", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}", "compare.holdout_rows=32",
         "evals.template=model", "evals.batch_size=8", "evals.max_length=256", "evals.max_new_tokens=64",
-        f"evals.tasks.arc_easy.n={a.mc}", f"evals.tasks.arc_easy.role=general",
+        f"evals.tasks.arc_easy.n={a.mc}", "evals.tasks.arc_easy.role=general",
         f"evals.tasks.arc_easy.source.path={DATA / 'arc_easy_validation.json'}",
         f"evals.tasks.mmlu.n={a.mc}", f"evals.tasks.mmlu.source.path={DATA / 'mmlu' / 'val' / '*.csv'}",
         f"evals.tasks.gsm8k.n={a.gen}", "evals.tasks.gsm8k.role=general",
@@ -108,9 +108,9 @@ def part_staircase(a, run_dir: Path) -> dict:
     rows = read_rows(run_dir)
     picked = random.Random(0).sample(range(len(rows)), a.stair_rows + 8)
     train_rows, val = [rows[i] for i in picked[: a.stair_rows]], [rows[i] for i in picked[a.stair_rows:]]
-    spec = TrainSpec(model=MODEL, epochs=3, schedule="cyclic", reshuffle=False, learning_rate=1e-3, batch_size=4,
-                     max_length=256, lora={"r": 16, "alpha": 32, "dropout": 0.0}, threads=a.threads, eval_every=2,
-                     save_adapter=False)
+    spec = TrainSpec(model=MODEL, epochs=3, schedule="cyclic", reshuffle=False, learning_rate=a.stair_lr,
+                     batch_size=a.stair_batch, max_length=256, lora={"r": 16, "alpha": 32, "dropout": 0.0},
+                     threads=a.threads, eval_every=max(1, a.stair_rows // a.stair_batch // 4), save_adapter=False)
     t = time.perf_counter()
     res = train(train_rows, spec, OUT / "staircase", val_rows=val,
                 progress=lambda r: log(f"staircase step {r['step']} {r['kind']} {r['loss']}") if r["kind"] != "epoch_end" else None)
@@ -135,7 +135,7 @@ def part_speed(a, run_dir: Path) -> dict:
                   threads=a.threads, save_adapter=False, schedule="constant")
     settings = {
         "library defaults (padded batches, fp32)": dict(packing=False, bf16=False, model={"name": MODEL, "dtype": "float32"}),
-        "curate (padding-free packing" + (", bf16, sdpa)" if on_cuda else ", fp32 on CPU)"): dict(packing=True, bf16="auto"),
+        "curate (packing" + (", bf16, sdpa)" if on_cuda else ", fp32 on CPU)"): dict(packing=True, bf16="auto"),
     }
     results = {k: [] for k in settings}
     for rep in range(a.repeats):
@@ -174,7 +174,9 @@ def main():
     p.add_argument("--full-rows", type=int, default=64, help="rows of the pool slice for the full condition")
     p.add_argument("--mc", type=int, default=40, help="ARC-Easy and MMLU questions each")
     p.add_argument("--gen", type=int, default=6, help="GSM8K questions (exact match and ROUGE/BLEU)")
-    p.add_argument("--stair-rows", type=int, default=16)
+    p.add_argument("--stair-rows", type=int, default=48)
+    p.add_argument("--stair-batch", type=int, default=2)
+    p.add_argument("--stair-lr", type=float, default=2e-3)
     p.add_argument("--speed-rows", type=int, default=32)
     p.add_argument("--speed-steps", type=int, default=3)
     p.add_argument("--repeats", type=int, default=2)

@@ -190,7 +190,7 @@ def param_defaults(cls) -> dict[str, str]:
 
 
 # Commands of later features live beside their code: each module's register(app) adds them.
-COMMAND_MODULES: tuple[str, ...] = ("curate.card.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("curate.card.cli", "curate.train.cli")
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 

@@ -24,6 +24,8 @@ from curate.ablate_spec import AblateSpec
 from curate.card.spec import CardSpec
 from curate.mix import MixSpec
 from curate.templates.spec import TemplateSpec
+from curate.evals.spec import EvalSpec
+from curate.train.spec import CompareSpec, TrainSpec
 
 OUTPUT_FORMATS = ("jsonl", "parquet", "arrow")
 
@@ -88,6 +90,9 @@ class Recipe(Strict):
     mix: MixSpec | None = None
     ablate: AblateSpec | None = None
     card: CardSpec | None = None
+    train: TrainSpec | None = None  # curate train / compare (see "Fine-tuning and comparing")
+    evals: EvalSpec | None = None
+    compare: CompareSpec | None = None
 
     @field_validator("sources")
     @classmethod

@@ -1,0 +1,10 @@
+"""The evaluation suite run on fine-tuned models and their base models.
+
+- spec.py: the recipe's `evals:` section (EvalSpec, EvalTask, presets arc_easy / mmlu / gsm8k);
+- data.py: task rows from curate sources, seeded samples, prompts in a chat template;
+- multiple_choice.py: accuracy and MAP@3 by option log-likelihood;
+- gsm8k.py: exact match of the final number;
+- generation.py: greedy generation, ROUGE-L and BLEU;
+- loss.py: mean assistant-token loss on held-out rows;
+- suite.py: all of them for one model, the cached base model, domain gain and forgetting.
+"""

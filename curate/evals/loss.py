@@ -1,0 +1,54 @@
+"""Mean loss on the assistant tokens of held-out rows (the validation loss, a general held-out loss).
+
+The loss is averaged over tokens (every assistant token counts once, whatever its row's length), with the
+same tokenization and masking as training (curate.train.data)."""
+
+from __future__ import annotations
+
+import math
+
+
+def assistant_loss(model, tokenizer, rows: list[dict], *, max_length: int = 1024, batch_size: int = 8) -> dict:
+    """`{"loss", "perplexity", "tokens", "rows"}` over rows with `text` and `assistant_spans`."""
+    from curate.train.data import EncodeStats, encode_rows
+
+    stats = EncodeStats()
+    encoded = encode_rows(tokenizer, rows, max_length, stats)
+    total, count = token_loss_sum(model, tokenizer, encoded, batch_size)
+    loss = total / count if count else None
+    return {"loss": _r(loss), "perplexity": _r(math.exp(loss)) if loss is not None and loss < 50 else None,
+            "tokens": count, "rows": len(encoded), "rows_without_answer": stats.dropped_no_answer}
+
+
+def token_loss_sum(model, tokenizer, encoded: list[dict], batch_size: int) -> tuple[float, int]:
+    """(sum of the token losses, number of label tokens) over encoded rows, in batches of similar length."""
+    import torch
+    import torch.nn.functional as F
+
+    from curate.train.data import PaddingCollator
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    collate = PaddingCollator(pad_id=pad)
+    device = next(model.parameters()).device
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for k in range(0, len(order), batch_size):
+            batch = collate([encoded[i] for i in order[k:k + batch_size]])
+            batch = {n: t.to(device) for n, t in batch.items()}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+            shift_logits = logits[:, :-1, :].float()
+            shift_labels = batch["labels"][:, 1:]
+            loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+                                   ignore_index=-100, reduction="sum")
+            total += float(loss)
+            count += int((shift_labels != -100).sum())
+    if was_training:
+        model.train()
+    return total, count
+
+
+def _r(x):
+    return None if x is None else round(float(x), 6)

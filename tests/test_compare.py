@@ -1,0 +1,219 @@
+"""`curate compare` (subset vs random vs full over seeds, with confidence intervals) and `curate ablate
+--train` (domain gain against general retention, the Pareto front), on a tiny random Llama built here."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+pytest.importorskip("scipy")
+
+import torch  # noqa: E402
+
+from curate.errors import CurateError  # noqa: E402
+from curate.train.compare import pareto_front, summarize  # noqa: E402
+from tests.model_fixtures import tiny_llama  # noqa: E402
+
+WORDS = "the cat sat on a mat and the dog ran to the park while birds sang songs about rain sun water".split()
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CURATE_MODELS_DIR", str(tmp_path / "models-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "lm")
+
+
+def test_summarize_matches_the_t_interval():
+    from scipy import stats
+
+    xs = [0.2, 0.4, 0.3, 0.5]
+    s = summarize(xs, 0.95)
+    mean, sd = sum(xs) / 4, (sum((x - 0.35) ** 2 for x in xs) / 3) ** 0.5
+    half = stats.t.ppf(0.975, 3) * sd / 2
+    assert s["n"] == 4 and s["mean"] == pytest.approx(mean) and s["std"] == pytest.approx(sd, abs=1e-6)
+    assert s["ci"] == pytest.approx([mean - half, mean + half], abs=1e-6)
+    one = summarize([0.3])
+    assert one["mean"] == 0.3 and one["ci"] is None and one["std"] is None
+    assert summarize([None, 1.0, 3.0])["n"] == 2 and summarize([])["mean"] is None
+
+
+def test_pareto_front():
+    pts = [(0.1, -0.2), (0.3, -0.3), (0.2, -0.1), (0.05, -0.05), (0.2, -0.4), (None, 0.0)]
+    assert pareto_front(pts) == [False, True, True, True, False, False]
+
+
+def _write_sources(tmp_path):
+    with open(tmp_path / "general.jsonl", "w") as f:
+        for i in range(40):
+            f.write(json.dumps({"instruction": f"tell me {i} things about the {WORDS[i % len(WORDS)]}",
+                                "output": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(2 + i % 9))}) + "\n")
+    with open(tmp_path / "domain.jsonl", "w") as f:
+        for i in range(20):
+            f.write(json.dumps({"instruction": f"count to {i % 5 + 1}", "output": " ".join(["one", "two", "three", "four", "five"][: i % 5 + 1])
+                                + f" {i}"}) + "\n")
+    qs = [{"id": f"q{i}", "question": f"what did the {WORDS[i]} do", "choices": {"text": ["sat", "ran", "sang", "fell"],
+           "label": list("ABCD")}, "answerKey": "ABCD"[i % 4]} for i in range(6)]
+    (tmp_path / "mc.json").write_text(json.dumps(qs))
+
+
+SECTIONS = """
+train: {{model: {lm}, max_steps: 2, batch_size: 4, learning_rate: 0.003, threads: 1, save_adapter: false,
+        lora: {{r: 4, alpha: 8, dropout: 0.0}}, val_max_rows: 4}}
+evals:
+  batch_size: 4
+  tasks:
+    mc: {{kind: multiple_choice, role: general, n: 4, source: {{path: mc.json}}}}
+"""
+
+
+def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypatch):
+    from curate.train.compare import compare
+
+    _write_sources(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").write_text(textwrap.dedent("""
+        name: tiny
+        seed: 3
+        sources:
+          general: {path: general.jsonl, license: cc-by-4.0}
+        steps:
+          - score.heuristics: {}
+          - select.top_k: {by: response_words, rows: 8}
+        outputs: {dir: runs/tiny}
+        compare: {seeds: [0, 1], holdout_rows: 5}
+        """) + SECTIONS.format(lm=lm_dir))
+    out = compare("r.yaml", progress=lambda m: None)
+    assert out.resolve() == tmp_path / "runs" / "tiny" / "compare"
+    for name in ("results.json", "results.md", "compare.png", "loss_curves.png", "pool/manifest.json",
+                 "subset/seed0/train.json", "random/seed1/evals.json", "full/seed1/loss.png"):
+        assert (out / name).exists(), name
+    res = json.loads((out / "results.json").read_text())
+    assert res["kind"] == "compare" and res["seeds"] == [0, 1] and list(res["conditions"]) == ["subset", "random", "full"]
+    assert res["pool"]["rows"] == 40 and res["holdout"] == {"rows": 5, "role": "domain", "metric": "pool_heldout.loss"}
+    assert res["conditions"]["subset"]["rows"] == [8, 8] and res["conditions"]["random"]["rows"] == [8, 8]
+    assert res["conditions"]["full"]["rows"] == [35, 35]
+    assert set(res["metrics"]) == {"mc.accuracy", "mc.map@3", "pool_heldout.loss"}
+    for e in res["metrics"].values():
+        assert e["base"] is not None
+        for cond in ("subset", "random", "full"):
+            s = e["by_condition"][cond]
+            assert s["n"] == 2 and s["mean"] is not None and len(s["ci"]) == 2 and s["ci"][0] <= s["mean"] <= s["ci"][1]
+            assert s["change_vs_base"]["mean"] is not None
+    for cond in ("subset", "random", "full"):
+        assert res["summary"][cond]["domain_gain"]["n"] == 2  # pool_heldout.loss is the domain metric
+    assert len(res["runs"]) == 6 and {r["dir"] for r in res["runs"]} >= {"subset/seed0", "full/seed1"}
+    # the held-out rows are in no run's training data; the random draws differ between seeds
+    from curate.train.data import read_rows
+
+    assert (out / "pool" / "data.parquet").exists()
+    pool_ids = [r["id"] for r in read_rows(out / "pool")]
+    trained = {}
+    for r in res["runs"]:
+        t = json.loads((out / r["dir"] / "train.json").read_text())
+        trained[(r["cond"], r["seed"])] = set(t["data"]["train_ids"])
+        assert t["data"]["val_rows"] == 4 and t["steps"] == 2
+    held = set(pool_ids) - trained[("full", 0)]
+    assert len(held) == 5 and not any(held & ids for ids in trained.values())
+    assert trained[("random", 0)] != trained[("random", 1)]
+    selected = {json.loads(line)["id"] for line in (tmp_path / "runs" / "tiny" / "data.jsonl").read_text().splitlines()}
+    assert trained[("subset", 0)] == selected
+    md = (out / "results.md").read_text()
+    assert "| mc.accuracy ↑ | general |" in md and "±" in md
+    # a second compare reuses the run folder (its manifest matches the recipe) and the cached base model
+    again = compare("r.yaml", ["compare.seeds=[0]", "compare.conditions=[subset]"])
+    res2 = json.loads((again / "results.json").read_text())
+    assert res2["base"]["cached"] is True and res2["base"]["metrics"] == res["base"]["metrics"]
+    assert res2["metrics"]["mc.accuracy"]["by_condition"]["subset"]["ci"] is None
+
+
+def test_compare_needs_a_selection(tmp_path, lm_dir, monkeypatch):
+    from curate.train.compare import compare
+
+    _write_sources(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.yaml").write_text("name: t\nsources:\n  g: {path: general.jsonl}\nsteps:\n  - score.heuristics: {}\n")
+    with pytest.raises(CurateError, match="no select step"):
+        compare("r.yaml")
+
+
+def test_ablate_train_draws_the_pareto_front(tmp_path, lm_dir, monkeypatch):
+    from curate.ablate import run_ablation
+    from curate.train.compare import train_ablation
+
+    _write_sources(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    data = textwrap.dedent("""
+        name: mixy
+        sources:
+          general: {path: general.jsonl}
+          domain: {path: domain.jsonl}
+        mix:
+          components:
+            general: {source: general, fraction: 0.5}
+            domain: {source: domain, fraction: 0.5}
+          size: {rows: 8}
+        ablate:
+          dir: runs/grid
+          ratios: ["0:100", "75:25"]
+        outputs: {dir: runs/mixy}
+        """)
+    (tmp_path / "data.yaml").write_text(data)
+    grid = run_ablation("data.yaml")
+    sections = SECTIONS.format(lm=lm_dir) + textwrap.dedent("""
+          held:
+            kind: loss
+            role: domain
+            n: 6
+            source: {path: domain.jsonl}
+        """).replace("\n", "\n    ").rstrip() + "\n"
+    (tmp_path / "train.yaml").write_text(data + sections)
+    out = train_ablation("train.yaml", progress=lambda m: None)
+    assert out.resolve() == (grid / "train").resolve()
+    doc = json.loads((out / "pareto.json").read_text())
+    assert doc["kind"] == "ablate-train" and doc["seeds"] == [0]
+    assert [p["point"] for p in doc["points"]] == ["ratio0-100", "ratio75-25"]
+    for p in doc["points"]:
+        assert p["domain_gain"] is not None and p["general_retention"] is not None
+        assert math.isclose(p["forgetting"], -p["general_retention"])
+        assert set(p["metrics"]) == {"mc.accuracy", "mc.map@3", "held.loss"} and p["runs"][0]["dir"] == f"{p['dir']}/seed0"
+        assert (out / p["dir"] / "seed0" / "train.json").exists()
+    assert any(p["pareto"] for p in doc["points"]) and doc["front"]
+    assert (out / "pareto.png").exists() and "Pareto front" in (out / "results.md").read_text()
+    # a grid needs both a domain and a general evaluation
+    from curate.train.compare import train_grid
+    from curate.train.spec import EvalSpec, TrainSpec
+
+    with pytest.raises(CurateError, match="at least one domain and one general"):
+        train_grid(grid, TrainSpec(model=str(lm_dir)), EvalSpec.model_validate(
+            {"tasks": {"mc": {"kind": "multiple_choice", "source": {"path": "mc.json"}}}}))
+
+
+def test_random_condition_matches_the_selector_budget_in_rows_or_tokens():
+    from curate.train.compare import _condition_rows
+    from curate.train.spec import CompareSpec
+
+    rest = [{"id": f"p{i}", "text": "x", "assistant_spans": [], "n_tokens": 10 + i} for i in range(50)]
+    subset = rest[:5]
+    rows, what = _condition_rows("random", 0, subset, rest, None, {"tokens": 100, "token_column": "n_tokens"},
+                                 CompareSpec())
+    assert 0 < sum(r["n_tokens"] for r in rows) <= 100 and "100 tokens" in what
+    a, _ = _condition_rows("random", 0, subset, rest, None, {"rows": 7}, CompareSpec())
+    b, _ = _condition_rows("random", 1, subset, rest, None, {"rows": 7}, CompareSpec())
+    assert len(a) == len(b) == 7 and a != b
+    assert _condition_rows("random", 0, subset, rest, None, {"rows": 7}, CompareSpec())[0] == a  # seeded
+    small, _ = _condition_rows("random", 0, subset, rest, None, {"rows": 7}, CompareSpec(rows=3))
+    sub, _ = _condition_rows("subset", 0, subset, rest, None, {"rows": 7}, CompareSpec(rows=3))
+    assert len(small) == len(sub) == 3
+    full, _ = _condition_rows("full", 0, subset, rest, None, {}, CompareSpec(full_rows=20))
+    assert len(full) == 20 and _condition_rows("full", 0, subset, rest, None, {}, CompareSpec())[0] == rest
