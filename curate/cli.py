@@ -44,6 +44,12 @@ def user_errors(fn):
     return wrapper
 
 
+def print_progress(message) -> None:
+    """Progress lines of long commands (train, compare, ablate --train) on stderr; non-text events are ignored."""
+    if isinstance(message, str):
+        err.print(f"[dim]{message}[/]", highlight=False)
+
+
 class RichReporter:
     def __init__(self):
         self._status = None
@@ -79,6 +85,11 @@ def run(
                             recipe_dir=str(recipe.parent))
     print_funnel(result.manifest)
     out.print(f"wrote {', '.join(result.manifest['outputs']['files'])} and manifest.json to {result.out_dir}")
+    if result.carried["kept"]:
+        out.print(f"kept {', '.join(result.carried['kept'])} from the previous run in {result.out_dir} (same data, byte for byte)")
+    if result.carried["removed"]:
+        err.print(f"[yellow]removed[/] {', '.join(result.carried['removed'])} of the previous run in {result.out_dir}: "
+                  "the data changed, so those results no longer apply")
 
 
 def warn_missing_licenses(recipe) -> None:
@@ -113,13 +124,25 @@ def print_funnel(manifest: dict) -> None:
 def ablate(
     recipe: Annotated[Path, typer.Argument(help="A recipe with an `ablate:` section.")],
     set_: SetOption = None,
+    train: Annotated[bool, typer.Option("--train", help="Then fine-tune every point (train: and evals: sections) and "
+                                        "draw domain gain against general retention (the Pareto front).")] = False,
 ):
-    """Build one dataset per point of the recipe's ablation grid (mix ratios, sizes, any values)."""
+    """Build one dataset per point of the recipe's ablation grid (mix ratios, sizes, any values); --train fine-tunes each."""
     from curate.ablate import run_ablation
 
+    if train:  # check the training sections before building anything
+        from curate.train.compare import check_grid_training
+
+        check_grid_training(str(recipe), set_)
     out_dir = run_ablation(str(recipe), set_, reporter=lambda i, n, name: err.print(f"[bold]point {i + 1}/{n}[/] {name}"))
     out.print((out_dir / "index.md").read_text(encoding="utf-8"))
     out.print(f"wrote {out_dir}/index.json and one run folder per point")
+    if train:
+        from curate.train.compare import train_ablation
+
+        folder = train_ablation(str(recipe), set_, ablate_dir=out_dir, progress=print_progress)
+        out.print((folder / "results.md").read_text(encoding="utf-8"))
+        out.print(f"wrote {folder}/pareto.json, results.md, pareto.png and one training folder per point and seed")
 
 
 @app.command()

@@ -11,8 +11,9 @@ import math
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 FORMAT_VERSION = 1
 _UMASK = os.umask(0)
@@ -22,6 +23,29 @@ os.umask(_UMASK)
 def _public(path) -> None:
     """mkstemp/mkdtemp create private files; outputs get the permissions any new file would."""
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_UMASK)
+
+
+@contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield a new empty folder beside `target` to write into. When the block ends without an error the folder
+    replaces `target` whole (a reader sees the old folder or the new one, never a mix); on an error it is
+    removed and `target` is left as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    _public(staged)
+    try:
+        yield staged
+        if target.exists():
+            old = staged.with_suffix(".old")
+            target.rename(old)
+            staged.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staged.rename(target)
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)
 
 
 def json_ready(value):

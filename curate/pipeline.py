@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import shutil
 import tempfile
@@ -21,7 +20,8 @@ from pathlib import Path
 
 from curate import __version__
 from curate.errors import CurateError
-from curate.io import FORMAT_VERSION, dumps, read_jsonl, save_arrow, write_dataset, write_json_atomic, write_text_atomic
+from curate.io import (FORMAT_VERSION, dumps, read_jsonl, save_arrow, staged_folder, write_dataset, write_json_atomic,
+                       write_text_atomic)
 from curate.ledger import Ledger, reason_group
 from curate.recipe import Recipe
 from curate.registry import get_step
@@ -66,6 +66,8 @@ class RunResult:
     out_dir: Path
     manifest: dict
     steps: list[StepReport] = field(default_factory=list)
+    # what later commands had written into the previous run folder: kept (same data) or removed (data changed)
+    carried: dict = field(default_factory=lambda: {"kept": [], "removed": []})
 
 
 def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool | None = None,
@@ -160,12 +162,12 @@ def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool
         manifest["totals"]["repeats"] = repeats
     out_dir = recipe.output_dir()
     t = time.perf_counter()
-    _write_outputs(recipe, out_dir, ds, ledger, baseline, manifest, timings, started)
+    carried = _write_outputs(recipe, out_dir, ds, ledger, baseline, manifest, timings, started)
     if recipe.card is not None and recipe.card.write:
         from curate.card.writer import write_card
 
         write_card(out_dir, recipe.card)
-    return RunResult(out_dir, manifest, reports)
+    return RunResult(out_dir, manifest, reports, carried)
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -345,15 +347,17 @@ def _library_versions() -> dict:
     return versions
 
 
-def _write_outputs(recipe, out_dir: Path, ds, ledger, baseline, manifest, timings, started) -> None:
-    """Write everything into a fresh folder, then swap it in: a run leaves a whole output or none."""
+def _write_outputs(recipe, out_dir: Path, ds, ledger, baseline, manifest, timings, started) -> dict:
+    """Write everything into a fresh folder, then swap it in: a run leaves a whole output or none.
+
+    What later commands wrote into the previous run folder (train/, compare/, report.html, ...) is kept when
+    the new data files are byte-identical to the old ones, and removed with the old folder when they are not
+    (results of training on other data would be stale). Returns {"kept": [...], "removed": [...]}."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
         raise CurateError(f"{out_dir} exists and is not a curate run folder (no {MANIFEST}); choose another outputs.dir",
                           "outputs.dir")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
-    try:
+    with staged_folder(out_dir) as tmp:
         fp = recipe.fingerprint()
         files = write_dataset(ds, tmp, "data", recipe.outputs.formats, fp)
         if baseline is not None:
@@ -364,25 +368,34 @@ def _write_outputs(recipe, out_dir: Path, ds, ledger, baseline, manifest, timing
         timings["total_s"] = round(time.perf_counter() - started, 3)
         manifest["timings"] = timings  # the one part of the manifest that differs between identical runs
         write_json_atomic(tmp / MANIFEST, manifest)
-        os.chmod(tmp, 0o777 & ~_umask())
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        return _carry_results(out_dir, tmp, [f for f in files if f != "rejects.jsonl"])
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _carry_results(old: Path, new: Path, data_files: list[str]) -> dict:
+    """Move what later commands wrote into the old run folder over to the new one when the data is unchanged."""
+    if not old.is_dir():
+        return {"kept": [], "removed": []}
+    extra = sorted(p.name for p in old.iterdir() if not (new / p.name).exists())
+    if not extra:
+        return {"kept": [], "removed": []}
+    unchanged = all(_same_bytes(old / f.rstrip("/"), new / f.rstrip("/")) for f in data_files)
+    if not unchanged:
+        return {"kept": [], "removed": extra}
+    for name in extra:
+        (old / name).rename(new / name)
+    return {"kept": extra, "removed": []}
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Files with the same bytes, or folders with the same files of the same bytes."""
+    import filecmp
+
+    if a.is_dir() and b.is_dir():
+        names = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
+        if names != sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()):
+            return False
+        return all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
+    return a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)
 
 
 def funnel_rows(manifest: dict) -> list[tuple[str, int, int, int, str]]:

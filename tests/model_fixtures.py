@@ -1,4 +1,9 @@
-"""Tiny random models built locally for the model-based scorer tests (nothing is downloaded).
+"""Tiny random models built locally for the model-based tests (nothing is downloaded).
+
+`needs(*modules)`: skip a test module without an optional package, but fail under CI=true.
+Fixtures for the training tests (import them by name into a test module): `model_env` (autouse: no hub,
+a private model cache, one torch thread), `lm_dir` (a tiny causal Llama folder, built once per module),
+`tok` (its tokenizer).
 
 `tiny_tokenizer(path)`: a byte-level BPE tokenizer trained here on a few hundred lines, with ChatML
 special tokens and chat template. `tiny_llama(path, kind)`: a random LlamaForCausalLM (hidden 32,
@@ -7,7 +12,11 @@ special tokens and chat template. `tiny_llama(path, kind)`: a random LlamaForCau
 
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
+
+import pytest
 
 CHATML = (
     "{% for message in messages %}"
@@ -68,3 +77,34 @@ def tiny_llama(path: Path, kind: str = "causal", max_positions: int = 1024, seed
                 p.normal_(0, 0.3)
     model.save_pretrained(path)
     return path
+
+
+def needs(*modules: str) -> None:
+    """Skip the calling test module when an optional package is missing, except under CI=true, where a missing
+    install step must fail instead."""
+    for m in modules:
+        if os.environ.get("CI") == "true":
+            importlib.import_module(m)
+        else:
+            pytest.importorskip(m)
+
+
+@pytest.fixture(autouse=True)
+def model_env(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("CURATE_MODELS_DIR", str(tmp_path / "models-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def lm_dir(tmp_path_factory):
+    return tiny_llama(tmp_path_factory.mktemp("tiny") / "lm")
+
+
+@pytest.fixture(scope="module")
+def tok(lm_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(lm_dir)

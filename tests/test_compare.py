@@ -9,40 +9,14 @@ import textwrap
 
 import pytest
 
+from tests.model_fixtures import lm_dir, model_env, needs  # noqa: E402,F401 - fixtures
 
-def _needs(*modules):
-    """Skip without the training extra, except under CI=true, where a missing install step must fail."""
-    import importlib
-    import os
-
-    for m in modules:
-        if os.environ.get("CI") == "true":
-            importlib.import_module(m)
-        else:
-            pytest.importorskip(m)
-
-
-_needs("torch", "peft", "scipy", "matplotlib")
-
-import torch  # noqa: E402
+needs("torch", "peft", "scipy", "matplotlib")
 
 from curate.errors import CurateError  # noqa: E402
 from curate.train.compare import pareto_front, summarize  # noqa: E402
-from tests.model_fixtures import tiny_llama  # noqa: E402
 
 WORDS = "the cat sat on a mat and the dog ran to the park while birds sang songs about rain sun water".split()
-
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CURATE_MODELS_DIR", str(tmp_path / "models-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def lm_dir(tmp_path_factory):
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "lm")
 
 
 def test_summarize_matches_the_t_interval():
@@ -158,56 +132,66 @@ def test_compare_needs_a_selection(tmp_path, lm_dir, monkeypatch):
         compare("r.yaml")
 
 
+MIX_RECIPE = """
+name: mixy
+sources:
+  general: {path: general.jsonl}
+  domain: {path: domain.jsonl}
+mix:
+  components:
+    general: {source: general, fraction: 0.5}
+    domain: {source: domain, fraction: 0.5}
+  size: {rows: 8}
+ablate:
+  dir: runs/grid
+  ratios: ["0:100", "75:25"]
+outputs: {dir: runs/mixy}
+"""
+DOMAIN_LOSS = """
+    held: {kind: loss, role: domain, n: 6, source: {path: domain.jsonl}}
+"""
+
+
 def test_ablate_train_draws_the_pareto_front(tmp_path, lm_dir, monkeypatch):
-    from curate.ablate import run_ablation
-    from curate.train.compare import train_ablation
+    from typer.testing import CliRunner
+
+    from curate.cli import app
 
     _write_sources(tmp_path)
     monkeypatch.chdir(tmp_path)
-    data = textwrap.dedent("""
-        name: mixy
-        sources:
-          general: {path: general.jsonl}
-          domain: {path: domain.jsonl}
-        mix:
-          components:
-            general: {source: general, fraction: 0.5}
-            domain: {source: domain, fraction: 0.5}
-          size: {rows: 8}
-        ablate:
-          dir: runs/grid
-          ratios: ["0:100", "75:25"]
-        outputs: {dir: runs/mixy}
-        """)
-    (tmp_path / "data.yaml").write_text(data)
-    grid = run_ablation("data.yaml")
-    sections = SECTIONS.format(lm=lm_dir) + textwrap.dedent("""
-          held:
-            kind: loss
-            role: domain
-            n: 6
-            source: {path: domain.jsonl}
-        """).replace("\n", "\n    ").rstrip() + "\n"
-    (tmp_path / "train.yaml").write_text(data + sections)
-    out = train_ablation("train.yaml", progress=lambda m: None)
-    assert out.resolve() == (grid / "train").resolve()
+    (tmp_path / "train.yaml").write_text(textwrap.dedent(MIX_RECIPE) + SECTIONS.format(lm=lm_dir) + DOMAIN_LOSS)
+    result = CliRunner().invoke(app, ["ablate", "train.yaml", "--train"])
+    assert result.exit_code == 0, result.output
+    assert "Pareto front:" in result.output and "ratio75-25" in result.output
+    grid = tmp_path / "runs" / "grid"
+    out = grid / "train"
+    assert json.loads((grid / "index.json").read_text())["points"][1]["point"] == "ratio75-25"
     doc = json.loads((out / "pareto.json").read_text())
     assert doc["kind"] == "ablate-train" and doc["seeds"] == [0]
     assert [p["point"] for p in doc["points"]] == ["ratio0-100", "ratio75-25"]
+    assert [p["mix"]["general"]["rows"] for p in doc["points"]] == [0, 6]
     for p in doc["points"]:
         assert p["domain_gain"] is not None and p["general_retention"] is not None
         assert math.isclose(p["forgetting"], -p["general_retention"])
         assert set(p["metrics"]) == {"mc.accuracy", "mc.map@3", "held.loss"} and p["runs"][0]["dir"] == f"{p['dir']}/seed0"
-        assert (out / p["dir"] / "seed0" / "train.json").exists()
-    assert any(p["pareto"] for p in doc["points"]) and doc["front"]
+        train_json = json.loads((out / p["dir"] / "seed0" / "train.json").read_text())
+        assert train_json["data"]["train_rows"] + train_json["data"]["val_rows"] == p["rows"] == 8
+    assert doc["front"] == [p["point"] for p in sorted(doc["points"], key=lambda q: q["domain_gain"]) if p["pareto"]]
+    assert doc["front"]
     assert (out / "pareto.png").exists() and "Pareto front" in (out / "results.md").read_text()
-    # a grid needs both a domain and a general evaluation
-    from curate.train.compare import train_grid
-    from curate.train.spec import EvalSpec, TrainSpec
 
-    with pytest.raises(CurateError, match="at least one domain and one general"):
-        train_grid(grid, TrainSpec(model=str(lm_dir)), EvalSpec.model_validate(
-            {"tasks": {"mc": {"kind": "multiple_choice", "source": {"path": "mc.json"}}}}))
+
+def test_ablate_train_checks_the_evals_before_building_the_grid(tmp_path, lm_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    _write_sources(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.yaml").write_text(textwrap.dedent(MIX_RECIPE) + SECTIONS.format(lm=lm_dir))  # no domain eval
+    result = CliRunner().invoke(app, ["ablate", "train.yaml", "--train"])
+    assert result.exit_code == 2 and "at least one domain and one general" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "runs").exists()
 
 
 def test_random_condition_matches_the_selector_budget_in_rows_or_tokens():

@@ -9,20 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.model_fixtures import lm_dir, model_env, needs, tok  # noqa: E402,F401 - fixtures
 
-def _needs(*modules):
-    """Skip without the training extra, except under CI=true, where a missing install step must fail."""
-    import importlib
-    import os
-
-    for m in modules:
-        if os.environ.get("CI") == "true":
-            importlib.import_module(m)
-        else:
-            pytest.importorskip(m)
-
-
-_needs("torch", "rouge_score", "sacrebleu")
+needs("torch", "rouge_score", "sacrebleu")
 
 import torch  # noqa: E402
 
@@ -32,26 +21,6 @@ from curate.evals.gsm8k import extract_number, numbers_match  # noqa: E402
 from curate.evals.multiple_choice import (_continuation_scores, _next_token_scores, _single_token_ids,  # noqa: E402
                                           evaluate_multiple_choice, rank_metrics)
 from curate.evals.spec import EvalSource, EvalSpec, EvalTask  # noqa: E402
-from tests.model_fixtures import tiny_llama  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CURATE_MODELS_DIR", str(tmp_path / "models-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def lm_dir(tmp_path_factory):
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "lm")
-
-
-@pytest.fixture(scope="module")
-def tok(lm_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(lm_dir)
 
 
 class FixedLM(torch.nn.Module):

@@ -163,6 +163,22 @@ def test_a_failed_rerun_leaves_the_previous_output_untouched(workdir):
     assert (workdir / "out" / "data.jsonl").read_bytes() == before
 
 
+def test_a_rerun_keeps_later_results_only_while_the_data_is_unchanged(workdir):
+    run()
+    (workdir / "out" / "compare").mkdir()
+    (workdir / "out" / "compare" / "results.json").write_text("{}")
+    (workdir / "out" / "report.html").write_text("<html>")
+    result = run(use_cache=False)  # same recipe and inputs: byte-identical data in every format
+    assert result.carried == {"kept": ["compare", "report.html"], "removed": []}
+    assert (workdir / "out" / "compare" / "results.json").read_text() == "{}"
+    assert (workdir / "out" / "report.html").exists()
+    assert "compare" not in result.manifest["outputs"]["files"]
+    result = run(overrides=["seed=4"])  # another random selection: training results would be stale
+    assert result.carried == {"kept": [], "removed": ["compare", "report.html"]}
+    assert not (workdir / "out" / "compare").exists() and not (workdir / "out" / "report.html").exists()
+    assert not [p.name for p in workdir.iterdir() if p.name.startswith(".out.")]  # no staging folder left behind
+
+
 def test_refuses_to_replace_a_folder_that_is_not_a_run(workdir):
     (workdir / "out").mkdir()
     (workdir / "out" / "precious.txt").write_text("keep me")

@@ -9,20 +9,9 @@ import random
 
 import pytest
 
+from tests.model_fixtures import lm_dir, model_env, needs, tok  # noqa: E402,F401 - fixtures
 
-def _needs(*modules):
-    """Skip without the training extra, except under CI=true, where a missing install step must fail."""
-    import importlib
-    import os
-
-    for m in modules:
-        if os.environ.get("CI") == "true":
-            importlib.import_module(m)
-        else:
-            pytest.importorskip(m)
-
-
-_needs("torch", "peft", "matplotlib")
+needs("torch", "peft", "matplotlib")
 
 import torch  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
@@ -33,7 +22,6 @@ from curate.train.data import IGNORE, PackingCollator, PaddingCollator, encode, 
 from curate.train.schedules import lr_trace  # noqa: E402
 from curate.train.spec import TrainSpec, split_sections  # noqa: E402
 from curate.train.staircase import detect_staircase  # noqa: E402
-from tests.model_fixtures import tiny_llama  # noqa: E402
 
 CONVERSATIONS = [
     [{"role": "user", "content": "what did the cat do"}, {"role": "assistant", "content": "the cat sat on a mat"}],
@@ -61,25 +49,6 @@ def toy_rows(n=8):
         a = " ".join(words[(i + j) % len(words)] for j in range(8))
         convs.append([{"role": "user", "content": q}, {"role": "assistant", "content": a}])
     return rows_of(convs)
-
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CURATE_MODELS_DIR", str(tmp_path / "models-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def lm_dir(tmp_path_factory):
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "lm")
-
-
-@pytest.fixture(scope="module")
-def tok(lm_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(lm_dir)
 
 
 def spec(lm_dir, **kw):

@@ -25,6 +25,7 @@ from pathlib import Path
 from curate.card import stats as S
 from curate.card.writer import published_files, scrub_paths, write_card
 from curate.errors import CurateError
+from curate.io import staged_folder
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PLOT_NAMES = tuple(name for name, _ in S.PLOTS)
@@ -60,8 +61,8 @@ def build_folder(run_dir: str | os.PathLike, folder: Path, repo_id: str, include
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
-def _replace(target: Path, staged: Path) -> None:
-    """Swap the staged folder in; an existing target must hold nothing but what publish writes."""
+def _check_replaceable(target: Path) -> None:
+    """An existing target must be a folder holding nothing but what publish writes."""
     if target.exists():
         if not target.is_dir():
             raise CurateError("exists and is not a folder", str(target))
@@ -69,14 +70,6 @@ def _replace(target: Path, staged: Path) -> None:
         if foreign:
             raise CurateError(f"exists and holds files curate publish did not write ({', '.join(sorted(foreign)[:5])}); "
                               "choose another --out", str(target))
-        old = target.with_name(f".{target.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        target.rename(old)
-        staged.rename(target)
-        shutil.rmtree(old)
-    else:
-        staged.rename(target)
 
 
 def publish(run_dir: str | os.PathLike, repo_id: str, dry_run: bool = False, out: str | os.PathLike | None = None,
@@ -88,15 +81,9 @@ def publish(run_dir: str | os.PathLike, repo_id: str, dry_run: bool = False, out
     run_dir = Path(run_dir)
     if dry_run:
         target = Path(out) if out is not None else run_dir / "publish"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-        try:
+        _check_replaceable(target)
+        with staged_folder(target) as staged:
             files = build_folder(run_dir, staged, repo_id, include_rejects)
-            os.chmod(staged, 0o755)
-            _replace(target, staged)
-        finally:
-            if staged.exists():
-                shutil.rmtree(staged, ignore_errors=True)
         return {"folder": target, "files": files, "url": None}
     with tempfile.TemporaryDirectory(prefix="curate-publish-") as tmp:
         folder = Path(tmp) / "upload"

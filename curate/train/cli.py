@@ -13,11 +13,8 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from curate.cli import SetOption, err, out, user_errors
-
-    def progress(msg):
-        if isinstance(msg, str):
-            err.print(f"[dim]{msg}[/]", highlight=False)
+    from curate.cli import SetOption, out, user_errors
+    from curate.cli import print_progress as progress
 
     @app.command("train")
     @user_errors

@@ -36,12 +36,12 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
 from curate.errors import CurateError
+from curate.io import staged_folder
 from curate.train.spec import CompareSpec, EvalSpec, TrainSpec, split_sections
 
 FORMAT_VERSION = 1
@@ -189,8 +189,7 @@ def compare(recipe_path, overrides: list[str] | None = None, *, rerun: bool = Fa
     manifest = ctx.ensure_run(rerun, say)
     run_dir = ctx.run_dir
     out = Path(cspec.dir) if cspec.dir else run_dir / "compare"
-    tmp = _fresh(out)
-    try:
+    with staged_folder(out) as tmp:
         subset = read_rows(run_dir, "data")
         pool = ctx.build_pool(tmp / "pool", say)
         baseline = None
@@ -226,10 +225,6 @@ def compare(recipe_path, overrides: list[str] | None = None, *, rerun: bool = Fa
         results = _compare_results(ctx, manifest, sel_label, cspec, tspec, espec, info, base, runs, holdout, pool,
                                    subset, rest, started)
         _write_compare(tmp, out, results, cspec, runs)
-        _swap(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -460,6 +455,21 @@ def train_ablation(recipe_path, overrides: list[str] | None = None, *, ablate_di
                       base_dir=ctx.recipe_dir, confidence=ctx.compare_spec.confidence, progress=progress)
 
 
+def check_grid_training(recipe_path, overrides: list[str] | None = None) -> None:
+    """Fail before any grid point is built when the recipe cannot be trained as a grid."""
+    ctx = RecipeContext(recipe_path, overrides)
+    if ctx.recipe.ablate is None:
+        raise CurateError("the recipe has no `ablate:` section (ratios, sizes or grid)", f"{ctx.where}: ablate")
+    _check_pareto_evals(ctx.eval_spec)
+
+
+def _check_pareto_evals(eval_spec: EvalSpec) -> None:
+    roles = {t.role for t in eval_spec.tasks.values()}
+    if not ({"domain", "general"} <= roles) and not (eval_spec.domain_metric and eval_spec.general_metric):
+        raise CurateError("the Pareto front needs at least one domain and one general evaluation "
+                          f"(roles given: {sorted(roles) or 'none'})", "evals.tasks")
+
+
 def train_grid(ablate_dir: str | Path, train_spec: TrainSpec, eval_spec: EvalSpec, *, seeds: list[int] | None = None,
                cache_dir: str | Path | None = ".curate/cache/evals", base_dir: str | Path = ".",
                confidence: float = 0.95, progress: Callable | None = None) -> Path:
@@ -473,16 +483,12 @@ def train_grid(ablate_dir: str | Path, train_spec: TrainSpec, eval_spec: EvalSpe
     if not index_path.is_file():
         raise CurateError("no index.json: build the grid first (`curate ablate RECIPE`)", str(ablate_dir))
     index = json.loads(index_path.read_text(encoding="utf-8"))
-    roles = {t.role for t in eval_spec.tasks.values()}
-    if not ({"domain", "general"} <= roles) and not (eval_spec.domain_metric and eval_spec.general_metric):
-        raise CurateError("the Pareto front needs at least one domain and one general evaluation "
-                          f"(roles given: {sorted(roles) or 'none'})", "evals.tasks")
+    _check_pareto_evals(eval_spec)
     seeds = list(seeds or [train_spec.seed])
     suite = Suite(eval_spec)
     info = suite.metric_info()
     out = ablate_dir / "train"
-    tmp = _fresh(out)
-    try:
+    with staged_folder(out) as tmp:
         say("evaluating the base model")
         base = suite.run_base(train_spec.model, cache_dir=cache_dir, base_dir=base_dir, progress=say)
         points = []
@@ -536,10 +542,6 @@ def train_grid(ablate_dir: str | Path, train_spec: TrainSpec, eval_spec: EvalSpe
         write_text_atomic(tmp / "results.md", grid_markdown(result))
         pareto_plot(points, tmp / "pareto.png", "domain gain (vs base)", "general retention (vs base)",
                     title=f"{result['recipe']}: domain gain vs general retention ({len(seeds)} seed(s))")
-        _swap(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -582,22 +584,3 @@ def _train_progress(progress, labels):
         elif row["kind"] == "train" and (row["step"] == 1 or row["step"] % 10 == 0):
             progress(f"[{tag}] step {row['step']}: loss {row['loss']:.4f}")
     return show
-
-
-def _fresh(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    return tmp
-
-
-def _swap(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from curate.errors import CurateError
+from curate.io import staged_folder
 from curate.train.data import (EncodeStats, PackingCollator, PaddingCollator, batch_tokens, check_rows, encode_rows,
                                read_rows, split_rows)
 from curate.train.spec import TrainSpec
@@ -123,8 +124,8 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
     eval_every = (spec.eval_every or max(1, total_steps // 10)) if val_set else None
 
     out_dir = Path(out_dir)
-    tmp = _fresh_tmp(out_dir)
-    try:
+    _check_out(out_dir)
+    with staged_folder(out_dir) as tmp:
         trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, collator, steps_per_epoch,
                                    total_steps, eval_every, bf16, fp16, device, progress)
         trainer.train()
@@ -164,10 +165,6 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
                   f"{spec.schedule}, reshuffle {'on' if spec.reshuffle else 'off'}", staircase=staircase)
         summary["files"] = sorted(p.name + ("/" if p.is_dir() else "") for p in tmp.iterdir())
         (tmp / "train.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-        _swap(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return TrainResult(out_dir, summary, log, adapter_dir, merged_dir,
                        model if keep_model else None, tokenizer if keep_model else None,
                        list(collator.seen) if record_order else [], list(val))
@@ -211,26 +208,6 @@ def _with_lora(model, spec: TrainSpec):
 def _check_out(out_dir: Path) -> None:
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "train.json").exists())):
         raise CurateError("exists and is not a training folder (no train.json); choose another output folder", str(out_dir))
-
-
-def _fresh_tmp(out_dir: Path) -> Path:
-    _check_out(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    return tmp
-
-
-def _swap(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out_dir)
 
 
 class _Log:
