@@ -115,6 +115,23 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
     assert trained[("subset", 0)] == selected
     md = (out / "results.md").read_text()
     assert "| mc.accuracy ↑ | general |" in md and "±" in md
+    # the data card reads what compare wrote: its metrics, conditions and summary, not the raw runs
+    from curate.card.writer import write_card
+
+    card = write_card(tmp_path / "runs" / "tiny", out_dir=tmp_path / "card").read_text()
+    section = card.split("### Compared with the random baseline", 1)[1].split("### Ablations", 1)[0]
+    acc = res["metrics"]["mc.accuracy"]["by_condition"]["subset"]
+    assert f"0.{str(acc['mean']).split('.')[1][:2]}" in section.split("| `mc.accuracy` |", 1)[1].split("\n", 1)[0]
+    assert "| `subset` | 8, 8 | the selection |" in section and "| `full` | 35, 35 |" in section
+    assert "| condition | domain gain | general retention | final train loss | staircase score |" in section
+    assert "`pool_heldout.loss`: the loss on 5 pool rows" in section and "train_ids" not in section
+    assert "![compare](compare-compare.png)" in section and (tmp_path / "card" / "compare-compare.png").is_file()
+    # a re-run of the unchanged recipe keeps compare/ in the run folder
+    from curate.pipeline import run_recipe
+    from curate.train.compare import RecipeContext
+
+    assert run_recipe(RecipeContext("r.yaml").recipe).carried["kept"] == ["compare"]
+    assert (out / "results.json").is_file()
     # a second compare reuses the run folder (its manifest matches the recipe) and the cached base model
     again = compare("r.yaml", ["compare.seeds=[0]", "compare.conditions=[subset]"])
     res2 = json.loads((again / "results.json").read_text())
@@ -135,8 +152,8 @@ def test_compare_needs_a_selection(tmp_path, lm_dir, monkeypatch):
 MIX_RECIPE = """
 name: mixy
 sources:
-  general: {path: general.jsonl}
-  domain: {path: domain.jsonl}
+  general: {path: general.jsonl, license: cc-by-4.0}
+  domain: {path: domain.jsonl, license: cc-by-4.0}
 mix:
   components:
     general: {source: general, fraction: 0.5}
@@ -179,6 +196,19 @@ def test_ablate_train_draws_the_pareto_front(tmp_path, lm_dir, monkeypatch):
     assert doc["front"] == [p["point"] for p in sorted(doc["points"], key=lambda q: q["domain_gain"]) if p["pareto"]]
     assert doc["front"]
     assert (out / "pareto.png").exists() and "Pareto front" in (out / "results.md").read_text()
+    # the data card of the recipe's own run lists the grid and, from train/pareto.json, each point's place
+    from curate.card.writer import write_card
+    from curate.pipeline import run_recipe
+    from curate.train.compare import RecipeContext
+
+    run = run_recipe(RecipeContext("train.yaml").recipe).out_dir
+    card = write_card(run, out_dir=tmp_path / "card").read_text()
+    ablations = card.split("### Ablations", 1)[1]
+    assert "| point | rows | domain gain | general retention | on the front |" in ablations
+    front = doc["front"][0]
+    assert f"| `{front}` | 8 |" in ablations and "The Pareto front: " + f"`{front}`" in ablations
+    assert "![domain gain against general retention](ablate-pareto.png)" in ablations
+    assert (tmp_path / "card" / "ablate-pareto.png").is_file()
 
 
 def test_ablate_train_checks_the_evals_before_building_the_grid(tmp_path, lm_dir, monkeypatch):

@@ -18,9 +18,13 @@ Results other commands leave behind, rendered when present and marked "Not run" 
   "metrics": {name: {"role", "higher_is_better", "base", "by_condition": {cond: {"mean", "ci": [lo, hi]}}}},
   ...}` becomes one row per metric; the PNGs beside it are copied next to the card as compare-*.png;
   any other JSON is rendered as it is (scalars as a list, lists of objects as tables);
+  a `curate compare` file (`"kind": "compare"`) also gives the conditions' rows, the summary (domain gain,
+  general retention, final train loss, staircase score) and the held-out set, and leaves runs and settings
+  in the file;
 - `curate ablate`'s `index.json` (`RUN_DIR/ablate/`, the recipe's `ablate.dir`, or `<name>-ablate/`
   beside the run folder): `{"points": [{"point", "rows", "mix": {component: {"rows"}}, "changes"}]}`
-  becomes one row per grid point.
+  becomes one row per grid point; `train/pareto.json` beside it (`curate ablate --train`) adds domain gain,
+  general retention and the Pareto front per point, with `pareto.png` copied as ablate-pareto.png.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "1
                    "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T")
 COMPARE_RESULTS = Path("compare") / "results.json"
 ABLATE_INDEX = Path("ablate") / "index.json"
+ABLATE_TRAINED = Path("train") / "pareto.json"  # `curate ablate --train`, beside the grid's index.json
 CONFIGS = (("default", "data"), ("random_baseline", "baseline_random"))
 PREFERRED_FORMATS = ("parquet", "jsonl", "arrow")
 
@@ -77,7 +82,7 @@ def write_card(run_dir: str | os.PathLike, spec: CardSpec | None = None, out_dir
     if out.exists() and not out.is_dir():
         raise CurateError("the card's folder is a file", str(out))
     out.mkdir(parents=True, exist_ok=True)
-    plots = S.write_plots(run, out) + _copy_compare_plots(run, out)
+    plots = S.write_plots(run, out) + _copy_compare_plots(run, out) + _copy_pareto_plot(run, out)
     text, notes = build_card(run, spec, plots=plots, repo_id=repo_id)
     for msg in notes:
         warnings.warn(msg, CardWarning, stacklevel=2)
@@ -105,6 +110,19 @@ def _copy_compare_plots(run: S.Run, out: Path) -> list[str]:
         shutil.copyfile(png, out / f"compare-{png.name}")
         names.append(f"compare-{png.name}")
     return names
+
+
+def _copy_pareto_plot(run: S.Run, out: Path) -> list[str]:
+    """`curate ablate --train`'s pareto.png, beside the card as ablate-pareto.png."""
+    import shutil
+
+    (out / "ablate-pareto.png").unlink(missing_ok=True)
+    index = ablation_index(run)
+    png = index.parent / ABLATE_TRAINED.parent / "pareto.png" if index is not None else None
+    if png is None or not png.is_file():
+        return []
+    shutil.copyfile(png, out / "ablate-pareto.png")
+    return ["ablate-pareto.png"]
 
 
 def spec_from_manifest(manifest: dict) -> CardSpec:
@@ -827,12 +845,61 @@ def compare_markdown(results) -> str:
 
     rows = [[f"`{name}`", cell(m.get("role", "")), "higher" if m.get("higher_is_better", True) else "lower",
              fmt(m.get("base")), *[stat(m["by_condition"].get(k)) for k in conditions]] for name, m in metrics.items()]
-    rest = {k: v for k, v in results.items() if k not in ("metrics", "conditions")}
     out = [table(["metric", "role", "better", "base model", *[f"`{k}`" for k in conditions]], rows,
                  ["l", "l", "l", "r", *["r"] * len(conditions)])]
+    if results.get("kind") == "compare":  # curate compare's own file: its summary, the rest stays in the file
+        return "\n".join(_compare_intro(results) + ["", *out, "", *_compare_summary(results, conditions, stat)])
+    rest = {k: v for k, v in results.items() if k not in ("metrics", "conditions")}
     if rest:
         out += ["", render_results(rest)]
     return "\n".join(out)
+
+
+def _compare_intro(results: dict) -> list[str]:
+    model = ((results.get("settings") or {}).get("train") or {}).get("model") or {}
+    conds = results.get("conditions") or {}
+    rows = [[f"`{c}`", ", ".join(fmt(n) for n in (v.get("rows") or [])), cell(v.get("description") or "")]
+            for c, v in conds.items()] if isinstance(conds, dict) else []
+    seeds = results.get("seeds") or []
+    lines = [f"`curate compare` fine-tuned `{cell(S.display_path(str(model.get('name', '?'))))}` (LoRA) with identical "
+             f"settings on each condition, {len(seeds)} seed(s) ({', '.join(str(x) for x in seeds)}); "
+             f"{int(round(100 * (results.get('confidence') or 0.95)))}% t-intervals over seeds in brackets. "
+             "Full settings and every run: `compare/results.json`.", ""]
+    if rows:
+        lines.append(table(["condition", "rows per run", "what"], rows, ["l", "r", "l"]))
+    return lines
+
+
+def _compare_summary(results: dict, conditions, stat) -> list[str]:
+    summary = results.get("summary") or {}
+    rows = [[f"`{c}`", *[stat((summary.get(c) or {}).get(k)) for k in
+                         ("domain_gain", "general_retention", "train_loss_last", "staircase_score")]]
+            for c in conditions if c in summary]
+    lines = []
+    if rows:
+        lines += ["Domain gain and general retention are changes against the base model (positive is better; "
+                  "forgetting is minus the retention):", "",
+                  table(["condition", "domain gain", "general retention", "final train loss", "staircase score"], rows,
+                        ["l", "r", "r", "r", "r"])]
+    held = results.get("holdout") or {}
+    if held.get("rows"):
+        lines += ["", f"`{held.get('metric')}`: the loss on {fmt(held['rows'])} pool rows that no condition trained on."]
+    return lines
+
+
+def trained_grid_markdown(result: dict) -> str:
+    """`curate ablate --train`'s pareto.json: one row per grid point, domain gain against general retention."""
+    points = result.get("points") if isinstance(result, dict) else None
+    if not isinstance(points, list) or not all(isinstance(p, dict) and "point" in p for p in points):
+        return render_results(result)
+    rows = [[f"`{p['point']}`", p.get("rows"), fmt(p.get("domain_gain")), fmt(p.get("general_retention")),
+             "yes" if p.get("pareto") else ""] for p in points]
+    return "\n".join([
+        f"Each point fine-tuned ({len(result.get('seeds') or [])} seed(s)) and evaluated: "
+        f"x = domain gain ({cell((result.get('x') or {}).get('definition', ''))}), "
+        f"y = general retention ({cell((result.get('y') or {}).get('definition', ''))}). "
+        f"The Pareto front: {', '.join(f'`{x}`' for x in result.get('front') or []) or 'none'}.", "",
+        table(["point", "rows", "domain gain", "general retention", "on the front"], rows, ["l", "r", "r", "r", "l"])])
 
 
 def _results(c) -> str:
@@ -852,6 +919,11 @@ def _results(c) -> str:
     abl_path = ablation_index(run)
     if abl_path is not None:
         out.append(ablation_markdown(_read_json(abl_path, "ablation index")))
+        trained = abl_path.parent / ABLATE_TRAINED
+        if trained.is_file():
+            out += ["", trained_grid_markdown(_read_json(trained, "trained ablation results"))]
+            if "ablate-pareto.png" in c["plots"]:
+                out += ["", "![domain gain against general retention](ablate-pareto.png)"]
     else:
         out.append(f"Not run: no `curate ablate` index (`{ABLATE_INDEX.as_posix()}` in the run folder, or "
                    f"`{run.name}-ablate/index.json` beside it).")
