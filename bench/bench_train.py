@@ -5,6 +5,9 @@
              every model (and the base model) on ARC-Easy validation and MMLU validation (letter log-likelihood),
              GSM8K (exact match and ROUGE-L/BLEU of the worked solution, a handful of rows), and the loss on rows of
              the pool that no run trains on.
+  ablate     `curate ablate recipes/science_mix.yaml --train`, reduced: three general:science ratios of a 96-row
+             mix, 1 epoch each, then ARC-Easy validation (the domain; the mix trains on ARC-Easy train) against
+             MMLU validation (general): domain gain, general retention and the Pareto front.
   staircase  one small run with the cyclic schedule (one LR cycle per epoch) and reshuffle off over 3 epochs,
              with a high learning rate: the setting under which a model memorises what it saw once; prints the
              staircase report and writes the loss plot.
@@ -14,7 +17,7 @@
              (6 x params x tokens/s).
 
 Usage:
-  python bench/bench_train.py [compare staircase speed] [--rows 32] [--full-rows 64] [--mc 40] [--threads 1]
+  python bench/bench_train.py [compare ablate staircase speed] [--rows 32] [--full-rows 64] [--mc 40] [--threads 1]
 Runs runs/lima_style first (the README's command) when missing. Results: bench/.cache/train/*.json; the figures
 are copied to bench/train_*.png. The model is the packaged offline copy when the hub is unreachable.
 """
@@ -100,6 +103,32 @@ def part_compare(a) -> dict:
             "base": res["base"]["metrics"], "runs": res["runs"]}
 
 
+def part_ablate(a) -> dict:
+    """`curate ablate recipes/science_mix.yaml --train`, reduced: three general:science ratios of a small mix,
+    1 epoch each; ARC-Easy validation (domain, never trained on) against MMLU validation (general)."""
+    from curate.ablate import run_ablation
+    from curate.train.compare import train_ablation
+
+    recipe = ROOT / "recipes" / "science_mix.yaml"
+    sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"mix.size.rows={a.mix_rows}", "ablate.sizes=[]",
+            f"ablate.ratios={json.dumps(a.ratios)}", f"ablate.dir={OUT / 'ablate'}",
+            f"train.model={MODEL}", "train.epochs=1", "train.max_length=256", "train.batch_size=4",
+            "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.save_adapter=false",
+            "evals.batch_size=8", "evals.max_length=256",
+            f"evals.tasks.arc_easy.n={a.grid_mc}", f"evals.tasks.arc_easy.source.path={DATA / 'arc_easy_validation.json'}",
+            f"evals.tasks.mmlu.n={a.grid_mc}", f"evals.tasks.mmlu.source.path={DATA / 'mmlu' / 'val' / '*.csv'}"]
+    t = time.perf_counter()
+    grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
+    out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
+    seconds = time.perf_counter() - t
+    shutil.copy(out / "pareto.png", ROOT / "bench" / "train_pareto.png")
+    doc = json.loads((out / "pareto.json").read_text())
+    print((out / "results.md").read_text())
+    return {"dir": str(out), "seconds": round(seconds, 1), "base": doc["base"]["metrics"], "front": doc["front"],
+            "points": [{k: p[k] for k in ("point", "rows", "mix", "metrics", "domain_gain", "general_retention", "pareto")}
+                       for p in doc["points"]]}
+
+
 def part_staircase(a, run_dir: Path) -> dict:
     from curate.train.data import read_rows
     from curate.train.spec import TrainSpec
@@ -169,11 +198,14 @@ def part_speed(a, run_dir: Path) -> dict:
 def main():
     global MODEL
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("parts", nargs="*", default=["compare", "staircase", "speed"])
+    p.add_argument("parts", nargs="*", default=["compare", "ablate", "staircase", "speed"])
     p.add_argument("--rows", type=int, default=32, help="rows per subset / random run")
     p.add_argument("--full-rows", type=int, default=64, help="rows of the pool slice for the full condition")
     p.add_argument("--mc", type=int, default=40, help="ARC-Easy and MMLU questions each")
     p.add_argument("--gen", type=int, default=6, help="GSM8K questions (exact match and ROUGE/BLEU)")
+    p.add_argument("--mix-rows", type=int, default=96, help="rows of each science_mix grid point (ablate)")
+    p.add_argument("--ratios", nargs="+", default=["0:100", "30:70", "70:30"], help="general:science ratios (ablate)")
+    p.add_argument("--grid-mc", type=int, default=200, help="ARC-Easy and MMLU questions each (ablate)")
     p.add_argument("--stair-rows", type=int, default=48)
     p.add_argument("--stair-batch", type=int, default=2)
     p.add_argument("--stair-lr", type=float, default=2e-3)
@@ -195,8 +227,8 @@ def main():
     started = time.perf_counter()
     for part in a.parts:
         log(f"== {part}")
-        results[part] = {"compare": part_compare, "staircase": part_staircase, "speed": part_speed}[part](
-            *((a,) if part == "compare" else (a, run_dir)))
+        results[part] = {"compare": part_compare, "ablate": part_ablate, "staircase": part_staircase,
+                         "speed": part_speed}[part](*((a,) if part in ("compare", "ablate") else (a, run_dir)))
         (OUT / f"{part}.json").write_text(json.dumps(results[part], indent=2, default=str))
     results["seconds"] = round(time.perf_counter() - started, 1)
     log(f"done in {results['seconds']} s")

@@ -4,7 +4,8 @@ A point is the recipe with some values changed: a general:domain ratio (the comp
 a mix size, and any other recipe values listed in `grid` (every combination). Each point is a full
 run with its own manifest, in `<ablate.dir>/<point>/`; the steps before the mix come from the cache,
 so a grid costs little more than its mixes. `index.json` and `index.md` list the points with the
-composition each one realised; training them is `curate ablate --train`'s job (the fine-tuning issue).
+composition each one realised; `curate ablate --train` then fine-tunes every point
+(curate.train.compare.train_ablation).
 """
 
 from __future__ import annotations

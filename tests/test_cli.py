@@ -30,6 +30,16 @@ def test_run_prints_the_funnel_and_writes_outputs(workdir):
     assert (workdir / "out" / "data.jsonl").exists()
 
 
+def test_a_rerun_says_what_it_kept_or_removed_from_the_run_folder(workdir):
+    assert runner.invoke(app, ["run", "r.yaml"]).exit_code == 0
+    (workdir / "out" / "train").mkdir()
+    res = runner.invoke(app, ["run", "r.yaml"])
+    assert res.exit_code == 0 and "kept train from the previous run" in res.output
+    res = runner.invoke(app, ["run", "r.yaml", "--set", "seed=9"])
+    assert res.exit_code == 0 and "removed train of the previous run" in res.output and "the data changed" in res.output
+    assert not (workdir / "out" / "train").exists()
+
+
 def test_bad_input_exits_2_with_a_message_and_no_traceback(workdir):
     (workdir / "bad.jsonl").write_text('{"instruction": "a", "output": "b"}\n{oops\n')
     proc = subprocess.run([sys.executable, "-m", "curate.cli", "run", "r.yaml", "--set", "sources.general.path=bad.jsonl",
