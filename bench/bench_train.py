@@ -16,8 +16,10 @@
              other work on a shared machine hits both alike. On a GPU it also prints the share of the bf16 peak
              (6 x params x tokens/s).
 
+On a GPU, `--full` runs the issue's full sizes (split the parts over several calls: compare alone is ~10 minutes).
+
 Usage:
-  python bench/bench_train.py [compare ablate staircase speed] [--rows 32] [--full-rows 64] [--mc 40] [--threads 1]
+  python bench/bench_train.py [compare ablate staircase speed] [--full] [--rows 32] [--full-rows 64] [--mc 40] [--threads 1]
 Runs runs/lima_style first (the README's command) when missing. Results: bench/.cache/train/*.json; the figures
 are copied to bench/train_*.png. The model is the packaged offline copy when the hub is unreachable.
 """
@@ -39,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / ".cache" / "train"
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # --model replaces it (a folder: e.g. a tiny test model)
+FIGURES = "train"  # bench/<FIGURES>_*.png; --full writes bench/train_full_*.png and bench/.cache/train-full/
 RECIPE = ROOT / "recipes" / "lima_style.yaml"
 
 
@@ -74,30 +77,38 @@ def ensure_lima():
     return ctx.run_dir
 
 
+def eval_paths(*tasks: str) -> list[str]:
+    """The evals' local copies (the presets name hub datasets)."""
+    paths = {"arc_easy": DATA / "arc_easy_validation.json", "mmlu": DATA / "mmlu" / "val" / "*.csv"}
+    return [f"evals.tasks.{t}.source.path={paths[t]}" for t in tasks]
+
+
 def part_compare(a) -> dict:
     from curate.train.compare import compare
 
-    sets = lima_overrides() + [
-        f"train.model={MODEL}", "train.epochs=1", "train.max_length=256", "train.batch_size=4",
-        "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.val_max_rows=16", "train.eval_every=4",
-        "train.save_adapter=false",
-        f"compare.dir={OUT / 'compare'}",  # not inside runs/lima_style: a re-run of the recipe replaces that folder
-        "compare.seeds=[0]", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}", "compare.holdout_rows=32",
-        "evals.template=model", "evals.batch_size=8", "evals.max_length=256", "evals.max_new_tokens=64",
-        f"evals.tasks.arc_easy.n={a.mc}", "evals.tasks.arc_easy.role=general",
-        f"evals.tasks.arc_easy.source.path={DATA / 'arc_easy_validation.json'}",
-        f"evals.tasks.mmlu.n={a.mc}", f"evals.tasks.mmlu.source.path={DATA / 'mmlu' / 'val' / '*.csv'}",
-        f"evals.tasks.gsm8k.n={a.gen}", "evals.tasks.gsm8k.role=general",
-        f"evals.tasks.gsm8k.source.path={DATA / 'gsm8k_train.jsonl'}",
-        "evals.tasks.gsm8k_solution.kind=generation", f"evals.tasks.gsm8k_solution.n={a.gen}",
-        f"evals.tasks.gsm8k_solution.source.path={DATA / 'gsm8k_train.jsonl'}",
-    ]
+    if a.full:  # the recipe's own settings: 3 seeds, 3 epochs, 1,000 vs 1,000 vs the pool, every question
+        sets = lima_overrides() + [f"train.model={MODEL}", f"compare.dir={OUT / 'compare'}"] + eval_paths("arc_easy", "mmlu")
+    else:
+        sets = lima_overrides() + [
+            f"train.model={MODEL}", "train.epochs=1", "train.max_length=256", "train.batch_size=4",
+            "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.val_max_rows=16", "train.eval_every=4",
+            "train.save_adapter=false",
+            f"compare.dir={OUT / 'compare'}",  # beside the other bench results, not in runs/lima_style
+            "compare.seeds=[0]", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}", "compare.holdout_rows=32",
+            "evals.template=model", "evals.batch_size=8", "evals.max_length=256", "evals.max_new_tokens=64",
+            f"evals.tasks.arc_easy.n={a.mc}", "evals.tasks.arc_easy.role=general", f"evals.tasks.mmlu.n={a.mc}",
+            *eval_paths("arc_easy", "mmlu"),
+            f"evals.tasks.gsm8k.n={a.gen}", "evals.tasks.gsm8k.role=general",
+            f"evals.tasks.gsm8k.source.path={DATA / 'gsm8k_train.jsonl'}",
+            "evals.tasks.gsm8k_solution.kind=generation", f"evals.tasks.gsm8k_solution.n={a.gen}",
+            f"evals.tasks.gsm8k_solution.source.path={DATA / 'gsm8k_train.jsonl'}",
+        ]
     t = time.perf_counter()
     out = compare(RECIPE, sets, progress=log)
     seconds = time.perf_counter() - t
     res = json.loads((out / "results.json").read_text())
     for name, target in (("compare.png", "train_compare.png"), ("loss_curves.png", "train_curves.png")):
-        shutil.copy(out / name, ROOT / "bench" / target)
+        shutil.copy(out / name, ROOT / "bench" / target.replace("train", FIGURES, 1))
     print((out / "results.md").read_text())
     return {"dir": str(out), "seconds": round(seconds, 1), "summary": res["summary"], "conditions": res["conditions"],
             "base": res["base"]["metrics"], "runs": res["runs"]}
@@ -110,18 +121,18 @@ def part_ablate(a) -> dict:
     from curate.train.compare import train_ablation
 
     recipe = ROOT / "recipes" / "science_mix.yaml"
-    sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"mix.size.rows={a.mix_rows}", "ablate.sizes=[]",
-            f"ablate.ratios={json.dumps(a.ratios)}", f"ablate.dir={OUT / 'ablate'}",
-            f"train.model={MODEL}", "train.epochs=1", "train.max_length=256", "train.batch_size=4",
-            "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.save_adapter=false",
-            "evals.batch_size=8", "evals.max_length=256",
-            f"evals.tasks.arc_easy.n={a.grid_mc}", f"evals.tasks.arc_easy.source.path={DATA / 'arc_easy_validation.json'}",
-            f"evals.tasks.mmlu.n={a.grid_mc}", f"evals.tasks.mmlu.source.path={DATA / 'mmlu' / 'val' / '*.csv'}"]
+    sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'ablate'}",
+            f"train.model={MODEL}", *eval_paths("arc_easy", "mmlu")]
+    if not a.full:  # else the recipe's grid (5 ratios x 2 sizes) and settings (3 epochs, every question)
+        sets += [f"mix.size.rows={a.mix_rows}", "ablate.sizes=[]", f"ablate.ratios={json.dumps(a.ratios)}",
+                 "train.epochs=1", "train.max_length=256", "train.batch_size=4", "train.learning_rate=5e-4",
+                 f"train.threads={a.threads}", "train.save_adapter=false", "evals.batch_size=8", "evals.max_length=256",
+                 f"evals.tasks.arc_easy.n={a.grid_mc}", f"evals.tasks.mmlu.n={a.grid_mc}"]
     t = time.perf_counter()
     grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
     out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
     seconds = time.perf_counter() - t
-    shutil.copy(out / "pareto.png", ROOT / "bench" / "train_pareto.png")
+    shutil.copy(out / "pareto.png", ROOT / "bench" / f"{FIGURES}_pareto.png")
     doc = json.loads((out / "pareto.json").read_text())
     print((out / "results.md").read_text())
     return {"dir": str(out), "seconds": round(seconds, 1), "base": doc["base"]["metrics"], "front": doc["front"],
@@ -138,12 +149,12 @@ def part_staircase(a, run_dir: Path) -> dict:
     picked = random.Random(0).sample(range(len(rows)), a.stair_rows + 8)
     train_rows, val = [rows[i] for i in picked[: a.stair_rows]], [rows[i] for i in picked[a.stair_rows:]]
     spec = TrainSpec(model=MODEL, epochs=3, schedule="cyclic", reshuffle=False, learning_rate=a.stair_lr,
-                     batch_size=a.stair_batch, max_length=256, lora={"r": 16, "alpha": 32, "dropout": 0.0},
+                     batch_size=a.stair_batch, max_length=1024 if a.full else 256, lora={"r": 16, "alpha": 32, "dropout": 0.0},
                      threads=a.threads, eval_every=max(1, a.stair_rows // a.stair_batch // 4), save_adapter=False)
     t = time.perf_counter()
     res = train(train_rows, spec, OUT / "staircase", val_rows=val,
                 progress=lambda r: log(f"staircase step {r['step']} {r['kind']} {r['loss']}") if r["kind"] != "epoch_end" else None)
-    shutil.copy(OUT / "staircase" / "loss.png", ROOT / "bench" / "train_staircase.png")
+    shutil.copy(OUT / "staircase" / "loss.png", ROOT / "bench" / f"{FIGURES}_staircase.png")
     st = res.staircase
     log(f"staircase score {st['score']} flagged {st['flagged']}: {json.dumps(st['boundaries'])}")
     return {"seconds": round(time.perf_counter() - t, 1), "staircase": st, "results": res.summary["results"],
@@ -160,7 +171,7 @@ def part_speed(a, run_dir: Path) -> dict:
     rows = read_rows(run_dir, "baseline_random")  # pool rows: lengths vary (the selection favours long answers)
     rows = [rows[i] for i in random.Random(1).sample(range(len(rows)), a.speed_rows)]
     on_cuda = torch.cuda.is_available()
-    common = dict(model=MODEL, max_steps=a.speed_steps, batch_size=8, max_length=512, val_fraction=0.0,
+    common = dict(model=MODEL, max_steps=a.speed_steps, batch_size=8, max_length=1024 if a.full else 512, val_fraction=0.0,
                   threads=a.threads, save_adapter=False, schedule="constant")
     settings = {
         "library defaults (padded batches, fp32)": dict(packing=False, bf16=False, model={"name": MODEL, "dtype": "float32"}),
@@ -196,7 +207,7 @@ def part_speed(a, run_dir: Path) -> dict:
 
 
 def main():
-    global MODEL
+    global MODEL, OUT, FIGURES
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("parts", nargs="*", default=["compare", "ablate", "staircase", "speed"])
     p.add_argument("--rows", type=int, default=32, help="rows per subset / random run")
@@ -214,7 +225,13 @@ def main():
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a machine shared with other work)")
     p.add_argument("--model", default=MODEL)
+    p.add_argument("--full", action="store_true",
+                   help="the issue's full sizes, a GPU job: compare and ablate with the recipes' own settings (3 seeds / "
+                        "3 epochs / every question), the staircase over 992 selected rows, speed over 512 rows and 30 steps")
     a = p.parse_args()
+    if a.full:
+        a.stair_rows, a.stair_batch, a.speed_rows, a.speed_steps = 992, 8, 512, 30
+        OUT, FIGURES = OUT.with_name("train-full"), "train_full"
     MODEL = a.model
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no 3 s connection test before the packaged copy
     os.chdir(ROOT)  # the recipe's outputs, caches and the README's relative paths are relative to the checkout

@@ -209,6 +209,27 @@ def test_reshuffle_on_draws_a_new_order_each_epoch_and_packing_trains(lm_dir, tm
     assert all(math.isclose(x, 3e-3) for x in lrs)
 
 
+def test_adapter_and_merged_model_reload_to_the_trained_model(lm_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from curate.train.trainer import train
+
+    rows = toy_rows(8)
+    res = train(rows, spec(lm_dir, max_steps=3, save_adapter=True, save_merged=True), tmp_path / "run", keep_model=True)
+    out = tmp_path / "run"
+    assert res.merged_dir == out / "merged" and res.adapter_dir == out / "adapter"
+    ids = torch.tensor([[5, 17, 42, 9, 100, 3]])
+    with torch.no_grad():
+        trained = res.model(ids).logits
+        base = AutoModelForCausalLM.from_pretrained(lm_dir)(ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(out / "merged")(ids).logits
+        adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(lm_dir), out / "adapter")(ids).logits
+    assert not torch.allclose(trained, base, atol=1e-4)  # training changed the model
+    assert torch.allclose(merged, trained, atol=1e-4) and torch.allclose(adapted, trained, atol=1e-4)
+    assert {"merged/", "adapter/"} <= set(res.summary["files"])
+
+
 def test_output_folder_must_be_a_training_folder(lm_dir, tmp_path):
     from curate.train.trainer import train
 
