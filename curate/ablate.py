@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
+import shutil
 from pathlib import Path
 
 from curate.errors import CurateError
@@ -85,8 +87,10 @@ def _slug(v) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
-def run_ablation(recipe_path: str, overrides: list[str] | None = None, reporter=None) -> Path:
-    from curate.pipeline import run_recipe
+def run_ablation(recipe_path: str, overrides: list[str] | None = None, reporter=None, notice=None) -> Path:
+    """Build every grid point; `reporter(i, n, name)` before each, `notice(message)` for what the user should
+    know (stale training results removed). Returns the ablation folder."""
+    from curate.pipeline import data_digest, run_recipe
     from curate.recipe import load_raw, validate_recipe
 
     raw = load_raw(recipe_path, overrides)
@@ -106,10 +110,31 @@ def run_ablation(recipe_path: str, overrides: list[str] | None = None, reporter=
         m = result.manifest
         index.append({"point": name, "changes": changes, "dir": name, "rows": m["totals"]["rows_out"],
                       "mix": {n: c["realised"] for n, c in (m.get("mix") or {}).get("components", {}).items()},
-                      "recipe_hash": m["recipe_hash"]})
+                      "recipe_hash": m["recipe_hash"], "data_sha256": data_digest(result.out_dir)})
+    _drop_stale_training(out, index, notice)
     write_json_atomic(out / "index.json", {"recipe": recipe.name, "points": index})
     write_text_atomic(out / "index.md", _markdown(recipe.name, index))
     return out
+
+
+def _drop_stale_training(out: Path, index: list[dict], notice) -> None:
+    """`curate ablate --train`'s results (out/train) describe the grid they were trained on: when the rebuilt grid
+    has other points or other data, they no longer apply and are removed."""
+    trained, old_index = out / "train", out / "index.json"
+    if not trained.exists():
+        return
+    try:
+        old = json.loads(old_index.read_text(encoding="utf-8"))["points"]
+    except (OSError, ValueError, KeyError):
+        old = None
+
+    def key(points):
+        return [(p.get("point"), p.get("data_sha256")) for p in points]
+
+    if old is None or key(old) != key(index):
+        shutil.rmtree(trained)
+        if notice:
+            notice(f"removed {trained}: the grid's data changed, so its training results no longer apply")
 
 
 def _markdown(name: str, index: list[dict]) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from curate.errors import CurateError
@@ -35,7 +36,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except CurateError as e:
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)  # brackets in e are text
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -47,7 +48,7 @@ def user_errors(fn):
 def print_progress(message) -> None:
     """Progress lines of long commands (train, compare, ablate --train) on stderr; non-text events are ignored."""
     if isinstance(message, str):
-        err.print(f"[dim]{message}[/]", highlight=False)
+        err.print(f"[dim]{escape(message)}[/]", highlight=False)
 
 
 class RichReporter:
@@ -134,14 +135,15 @@ def ablate(
         from curate.train.compare import check_grid_training
 
         check_grid_training(str(recipe), set_)
-    out_dir = run_ablation(str(recipe), set_, reporter=lambda i, n, name: err.print(f"[bold]point {i + 1}/{n}[/] {name}"))
-    out.print((out_dir / "index.md").read_text(encoding="utf-8"))
+    out_dir = run_ablation(str(recipe), set_, reporter=lambda i, n, name: err.print(f"[bold]point {i + 1}/{n}[/] {name}"),
+                           notice=lambda message: err.print(f"[yellow]{escape(message)}[/]", highlight=False))
+    out.print((out_dir / "index.md").read_text(encoding="utf-8"), markup=False)
     out.print(f"wrote {out_dir}/index.json and one run folder per point")
     if train:
         from curate.train.compare import train_ablation
 
         folder = train_ablation(str(recipe), set_, ablate_dir=out_dir, progress=print_progress)
-        out.print((folder / "results.md").read_text(encoding="utf-8"))
+        out.print((folder / "results.md").read_text(encoding="utf-8"), markup=False)
         out.print(f"wrote {folder}/pareto.json, results.md, pareto.png and one training folder per point and seed")
 
 

@@ -11,9 +11,12 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
+
+from curate.errors import CurateError
 
 FORMAT_VERSION = 1
 _UMASK = os.umask(0)
@@ -26,10 +29,11 @@ def _public(path) -> None:
 
 
 @contextmanager
-def staged_folder(target: Path) -> Iterator[Path]:
+def staged_folder(target: Path, before_discard: Callable[[Path, Path], None] | None = None) -> Iterator[Path]:
     """Yield a new empty folder beside `target` to write into. When the block ends without an error the folder
-    replaces `target` whole (a reader sees the old folder or the new one, never a mix); on an error it is
-    removed and `target` is left as it was."""
+    replaces `target` (two renames: a reader never sees a half-written folder); on an error it is removed and
+    `target` is left as it was. `before_discard(old, new)` runs after the swap, while the replaced folder
+    still exists, e.g. to move over what should outlive it."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
@@ -40,12 +44,25 @@ def staged_folder(target: Path) -> Iterator[Path]:
             old = staged.with_suffix(".old")
             target.rename(old)
             staged.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                if before_discard is not None:
+                    before_discard(old, target)
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+                if old.exists():
+                    warnings.warn(f"could not remove the replaced folder {old}; delete it by hand", stacklevel=3)
         else:
             staged.rename(target)
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
+
+
+def check_replaceable(folder: Path, marker: str, what: str) -> None:
+    """A folder a command replaces whole must be missing, empty, or one it wrote before (holding `marker`)."""
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / marker).exists())):
+        raise CurateError(f"exists and is not {what} (no {marker}); choose another folder", str(folder))
 
 
 def json_ready(value):

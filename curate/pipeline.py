@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -357,7 +358,8 @@ def _write_outputs(recipe, out_dir: Path, ds, ledger, baseline, manifest, timing
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
         raise CurateError(f"{out_dir} exists and is not a curate run folder (no {MANIFEST}); choose another outputs.dir",
                           "outputs.dir")
-    with staged_folder(out_dir) as tmp:
+    carried = {"kept": [], "removed": []}
+    with staged_folder(out_dir, before_discard=lambda old, new: carried.update(_carry_results(old, new))) as tmp:
         fp = recipe.fingerprint()
         files = write_dataset(ds, tmp, "data", recipe.outputs.formats, fp)
         if baseline is not None:
@@ -368,34 +370,48 @@ def _write_outputs(recipe, out_dir: Path, ds, ledger, baseline, manifest, timing
         timings["total_s"] = round(time.perf_counter() - started, 3)
         manifest["timings"] = timings  # the one part of the manifest that differs between identical runs
         write_json_atomic(tmp / MANIFEST, manifest)
-        return _carry_results(out_dir, tmp, [f for f in files if f != "rejects.jsonl"])
+    return carried
 
 
-def _carry_results(old: Path, new: Path, data_files: list[str]) -> dict:
-    """Move what later commands wrote into the old run folder over to the new one when the data is unchanged."""
-    if not old.is_dir():
-        return {"kept": [], "removed": []}
-    extra = sorted(p.name for p in old.iterdir() if not (new / p.name).exists())
+# what `curate run` itself writes: never carried over from an earlier run (a dropped format must go)
+RUN_OWNED = re.compile(r"^(manifest\.json|rejects\.jsonl|(data|baseline_random)(\.jsonl|\.parquet)?)$")
+
+
+def _carry_results(old: Path, new: Path) -> dict:
+    """Move what later commands wrote into the old run folder over to the new one when the data is unchanged.
+    Hidden names (another command's staging folders) are never carried."""
+    extra = sorted(p.name for p in old.iterdir() if not RUN_OWNED.match(p.name) and not p.name.startswith("."))
     if not extra:
         return {"kept": [], "removed": []}
-    unchanged = all(_same_bytes(old / f.rstrip("/"), new / f.rstrip("/")) for f in data_files)
-    if not unchanged:
+    names = _data_names(new)
+    if data_digest(old, names) != data_digest(new, names):
         return {"kept": [], "removed": extra}
     for name in extra:
         (old / name).rename(new / name)
     return {"kept": extra, "removed": []}
 
 
-def _same_bytes(a: Path, b: Path) -> bool:
-    """Files with the same bytes, or folders with the same files of the same bytes."""
-    import filecmp
+def _data_names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if RUN_OWNED.match(p.name) and p.name.startswith(("data", "baseline")))
 
-    if a.is_dir() and b.is_dir():
-        names = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
-        if names != sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()):
-            return False
-        return all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
-    return a.is_file() and b.is_file() and filecmp.cmp(a, b, shallow=False)
+
+def data_digest(run_dir: Path, names: list[str] | None = None) -> str | None:
+    """sha256 of a run folder's data files (`data.*`, `baseline_random.*`, or those `names`), None when one is
+    missing. An Arrow folder's state.json is left out: it holds the recipe's fingerprint, which changes with
+    keys that change no row (train:, description, ...)."""
+    run_dir = Path(run_dir)
+    digest = hashlib.sha256()
+    for name in names if names is not None else _data_names(run_dir):
+        path = run_dir / name
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "state.json") if path.is_dir() else [path]
+        if not path.exists():
+            return None
+        for f in files:
+            digest.update(f.relative_to(run_dir).as_posix().encode() + b"\0")
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
 
 
 def funnel_rows(manifest: dict) -> list[tuple[str, int, int, int, str]]:

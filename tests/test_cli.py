@@ -85,3 +85,12 @@ def test_steps_lists_every_registered_step():
     assert res.exit_code == 0
     for name in ("clean", "score.heuristics", "filter", "dedup.exact", "select.top_k", "select.random"):
         assert name in res.output
+
+
+def test_messages_keep_their_brackets(capsys, workdir):
+    from curate.cli import print_progress
+
+    print_progress("[subset seed 0] step 10: loss 1.0")
+    assert "[subset seed 0] step 10: loss 1.0" in capsys.readouterr().err
+    res = runner.invoke(app, ["run", "r.yaml", "--set", "steps.4.select.random.rows='[bold]x'"])
+    assert res.exit_code == 2 and "[bold]x" in res.output  # rich would take it for a style tag

@@ -209,6 +209,11 @@ def test_ablate_train_draws_the_pareto_front(tmp_path, lm_dir, monkeypatch):
     assert f"| `{front}` | 8 |" in ablations and "The Pareto front: " + f"`{front}`" in ablations
     assert "![domain gain against general retention](ablate-pareto.png)" in ablations
     assert (tmp_path / "card" / "ablate-pareto.png").is_file()
+    # rebuilding the same grid keeps the training results; a grid with other data removes them, saying so
+    assert CliRunner().invoke(app, ["ablate", "train.yaml"]).exit_code == 0 and (out / "pareto.json").is_file()
+    result = CliRunner().invoke(app, ["ablate", "train.yaml", "--set", "seed=5"])
+    assert result.exit_code == 0 and "the grid's data changed" in result.output
+    assert not out.exists()
 
 
 def test_ablate_train_checks_the_evals_before_building_the_grid(tmp_path, lm_dir, monkeypatch):
@@ -242,3 +247,20 @@ def test_random_condition_matches_the_selector_budget_in_rows_or_tokens():
     assert len(small) == len(sub) == 3
     full, _ = _condition_rows("full", 0, subset, rest, None, {}, CompareSpec(full_rows=20))
     assert len(full) == 20 and _condition_rows("full", 0, subset, rest, None, {}, CompareSpec())[0] == rest
+
+
+def test_commands_say_when_the_train_extra_is_missing(tmp_path, monkeypatch):
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real(name, *a))
+    monkeypatch.chdir(tmp_path)
+    for args in (["train", "r.yaml"], ["compare", "r.yaml"], ["ablate", "r.yaml", "--train"], ["eval", "model"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "missing: peft" in result.output and "curate[train]" in result.output, args
+        assert "Traceback" not in result.output
+

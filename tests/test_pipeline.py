@@ -172,7 +172,15 @@ def test_a_rerun_keeps_later_results_only_while_the_data_is_unchanged(workdir):
     assert result.carried == {"kept": ["compare", "report.html"], "removed": []}
     assert (workdir / "out" / "compare" / "results.json").read_text() == "{}"
     assert (workdir / "out" / "report.html").exists()
-    assert "compare" not in result.manifest["outputs"]["files"]
+    # keys that change no row (here train:) keep them too, even in the Arrow folder, whose state.json differs
+    (workdir / "out" / ".compare.x1.tmp").mkdir()  # another command's staging folder is never carried
+    result = run(overrides=["train.epochs=2", "description=other words"])
+    assert result.carried == {"kept": ["compare", "report.html"], "removed": []}
+    assert not (workdir / "out" / ".compare.x1.tmp").exists()
+    # a format the recipe no longer asks for is not carried over as if it were a result
+    result = run(overrides=["outputs.formats=[jsonl]", "outputs.random_baseline=false"])
+    assert sorted(p.name for p in (workdir / "out").iterdir()) == ["compare", "data.jsonl", "manifest.json",
+                                                                     "rejects.jsonl", "report.html"]
     result = run(overrides=["seed=4"])  # another random selection: training results would be stale
     assert result.carried == {"kept": [], "removed": ["compare", "report.html"]}
     assert not (workdir / "out" / "compare").exists() and not (workdir / "out" / "report.html").exists()

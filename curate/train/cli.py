@@ -28,8 +28,10 @@ def register(app: typer.Typer) -> None:
         rerun: Annotated[bool, typer.Option("--rerun", help="Run the recipe again even if its run folder is up to date.")] = False,
     ):
         """LoRA fine-tune a causal LM on a curated run folder (loss on assistant tokens only); loss curves, staircase check, evals."""
+        from curate.train import require_train_extra
         from curate.train.run import train_target
 
+        require_train_extra()
         folder = train_target(target, set_, model=model, dataset=data, out=out_dir, evaluate=evaluate, rerun=rerun,
                               progress=progress)
         summary = json.loads((folder / "train.json").read_text(encoding="utf-8"))
@@ -41,7 +43,7 @@ def register(app: typer.Typer) -> None:
         if st["score"] is not None:
             out.print(f"staircase score {st['score']} ({'FLAGGED: the loss drops at epoch boundaries' if st['flagged'] else 'not flagged'})")
         if (folder / "evals.md").exists():
-            out.print((folder / "evals.md").read_text(encoding="utf-8"))
+            out.print((folder / "evals.md").read_text(encoding="utf-8"), markup=False)
         out.print(f"wrote {folder}: {', '.join(summary['files'])}" + (", evals.json, evals.md" if (folder / 'evals.json').exists() else ""))
 
     @app.command("eval")
@@ -53,6 +55,9 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results to this JSON file.")] = None,
     ):
         """Run the evaluation suite (multiple choice, GSM8K, ROUGE/BLEU, loss) on a model; with a training folder, against its base model."""
+        from curate.train import require_train_extra
+
+        require_train_extra()
         from curate.evals.suite import markdown_table
         from curate.train.run import eval_target
 
@@ -61,7 +66,7 @@ def register(app: typer.Typer) -> None:
         if "base" in result:
             cols["base"] = result["base"]["metrics"]
         cols[result["model_loaded"]] = result["metrics"]
-        out.print("\n".join(markdown_table(cols, result["info"])))
+        out.print("\n".join(markdown_table(cols, result["info"])), markup=False)
         if "domain_gain" in result:
             out.print(f"domain gain {result['domain_gain']}, general retention {result['general_retention']}")
         if json_out:
@@ -78,8 +83,10 @@ def register(app: typer.Typer) -> None:
         rerun: Annotated[bool, typer.Option("--rerun", help="Run the recipe again even if its run folder is up to date.")] = False,
     ):
         """Train on the curated subset, a random subset of the same size and the full pool, N seeds each; means with CIs, table, plot."""
+        from curate.train import require_train_extra
         from curate.train.compare import compare
 
+        require_train_extra()
         folder = compare(recipe, set_, rerun=rerun, progress=progress)
-        out.print((folder / "results.md").read_text(encoding="utf-8"))
+        out.print((folder / "results.md").read_text(encoding="utf-8"), markup=False)
         out.print(f"wrote {folder}/results.json, results.md, compare.png, loss_curves.png and one folder per run")

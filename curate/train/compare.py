@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from curate.errors import CurateError
-from curate.io import staged_folder
+from curate.io import check_replaceable, staged_folder
 from curate.train.spec import CompareSpec, EvalSpec, TrainSpec, split_sections
 
 FORMAT_VERSION = 1
@@ -130,7 +130,11 @@ class RecipeContext:
 
         if progress:
             progress(f"running the recipe {self.where} into {self.run_dir}")
-        return run_recipe(self.recipe, recipe_dir=self.recipe_dir).manifest
+        result = run_recipe(self.recipe, recipe_dir=self.recipe_dir)
+        if progress and result.carried["removed"]:
+            progress(f"removed {', '.join(result.carried['removed'])} from {self.run_dir}: the data changed, so "
+                     "those results no longer apply")
+        return result.manifest
 
     def selector(self) -> tuple[int, str, dict]:
         """(index, label, params) of the last select step."""
@@ -189,6 +193,7 @@ def compare(recipe_path, overrides: list[str] | None = None, *, rerun: bool = Fa
     manifest = ctx.ensure_run(rerun, say)
     run_dir = ctx.run_dir
     out = Path(cspec.dir) if cspec.dir else run_dir / "compare"
+    check_replaceable(out, "results.json", "a compare folder")
     with staged_folder(out) as tmp:
         subset = read_rows(run_dir, "data")
         pool = ctx.build_pool(tmp / "pool", say)
@@ -457,6 +462,9 @@ def train_ablation(recipe_path, overrides: list[str] | None = None, *, ablate_di
 
 def check_grid_training(recipe_path, overrides: list[str] | None = None) -> None:
     """Fail before any grid point is built when the recipe cannot be trained as a grid."""
+    from curate.train import require_train_extra
+
+    require_train_extra()
     ctx = RecipeContext(recipe_path, overrides)
     if ctx.recipe.ablate is None:
         raise CurateError("the recipe has no `ablate:` section (ratios, sizes or grid)", f"{ctx.where}: ablate")
@@ -488,6 +496,7 @@ def train_grid(ablate_dir: str | Path, train_spec: TrainSpec, eval_spec: EvalSpe
     suite = Suite(eval_spec)
     info = suite.metric_info()
     out = ablate_dir / "train"
+    check_replaceable(out, "pareto.json", "a trained ablation folder")
     with staged_folder(out) as tmp:
         say("evaluating the base model")
         base = suite.run_base(train_spec.model, cache_dir=cache_dir, base_dir=base_dir, progress=say)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from curate.errors import CurateError
-from curate.io import staged_folder
+from curate.io import check_replaceable, staged_folder
 from curate.train.data import (EncodeStats, PackingCollator, PaddingCollator, batch_tokens, check_rows, encode_rows,
                                read_rows, split_rows)
 from curate.train.spec import TrainSpec
@@ -73,7 +73,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
     started = time.perf_counter()
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    _check_out(Path(out_dir))
+    check_replaceable(Path(out_dir), "train.json", "a training folder")
     rows = read_rows(data) if not isinstance(data, list) else check_rows(data, "train")
     if not rows:
         raise CurateError("no rows to train on", str(data) if not isinstance(data, list) else "train")
@@ -124,7 +124,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
     eval_every = (spec.eval_every or max(1, total_steps // 10)) if val_set else None
 
     out_dir = Path(out_dir)
-    _check_out(out_dir)
+    check_replaceable(out_dir, "train.json", "a training folder")
     with staged_folder(out_dir) as tmp:
         trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, collator, steps_per_epoch,
                                    total_steps, eval_every, bf16, fp16, device, progress)
@@ -203,11 +203,6 @@ def _with_lora(model, spec: TrainSpec):
             return get_peft_model(model, config)
     except ValueError as e:
         raise CurateError(f"LoRA cannot be applied: {e}", "train.lora.target_modules") from None
-
-
-def _check_out(out_dir: Path) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "train.json").exists())):
-        raise CurateError("exists and is not a training folder (no train.json); choose another output folder", str(out_dir))
 
 
 class _Log:
