@@ -226,8 +226,9 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a machine shared with other work)")
     p.add_argument("--model", default=MODEL)
     p.add_argument("--full", action="store_true",
-                   help="the issue's full sizes, a GPU job: compare and ablate with the recipes' own settings (3 seeds / "
-                        "3 epochs / every question), the staircase over 992 selected rows, speed over 512 rows and 30 steps")
+                   help="the issue's full sizes, a GPU job: compare and ablate with the recipes' own settings (3 epochs, "
+                        "every question; compare 3 seeds, the ablation grid 1), the staircase over 992 selected rows, "
+                        "speed over 512 rows and 30 steps")
     a = p.parse_args()
     if a.full:
         a.stair_rows, a.stair_batch, a.speed_rows, a.speed_steps = 992, 8, 512, 30
