@@ -907,9 +907,11 @@ def _results(c) -> str:
     out = ["## Results", "", "### Compared with the random baseline", ""]
     cmp_path = run.dir / COMPARE_RESULTS
     if cmp_path.is_file():
-        out.append("Means over seeds, with their confidence intervals in brackets:" if "metrics" in (
-            results := _read_json(cmp_path, "compare results")) else "From `compare/results.json`:")
-        out += ["", compare_markdown(results)]
+        results = _read_json(cmp_path, "compare results")
+        if not (isinstance(results, dict) and results.get("kind") == "compare"):  # compare's own file says what it is
+            out += ["Means over seeds, with their confidence intervals in brackets:" if isinstance(results, dict) and "metrics" in results
+                    else "From `compare/results.json`:", ""]
+        out.append(compare_markdown(results))
         for png in sorted(c["plots"]):
             if png.startswith("compare-"):
                 out += ["", f"![{png[8:-4]}]({png})"]
