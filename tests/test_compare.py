@@ -132,11 +132,20 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
 
     assert run_recipe(RecipeContext("r.yaml").recipe).carried["kept"] == ["compare"]
     assert (out / "results.json").is_file()
-    # a second compare reuses the run folder (its manifest matches the recipe) and the cached base model
-    again = compare("r.yaml", ["compare.seeds=[0]", "compare.conditions=[subset]"])
+    # a second compare reuses the run folder (its manifest matches the recipe) and the cached base model, and
+    # can take the pool as it is from a folder (a machine without what the earlier steps need)
+    import shutil
+
+    shutil.copytree(out / "pool", tmp_path / "saved-pool")
+    again = compare("r.yaml", ["compare.seeds=[0]", "compare.conditions=[subset, full]", "compare.pool=saved-pool"])
     res2 = json.loads((again / "results.json").read_text())
     assert res2["base"]["cached"] is True and res2["base"]["metrics"] == res["base"]["metrics"]
     assert res2["metrics"]["mc.accuracy"]["by_condition"]["subset"]["ci"] is None
+    assert res2["pool"]["built_by"] == "read from saved-pool" and not (again / "pool").exists()
+    assert res2["conditions"]["full"]["rows"] == [35] and res2["files"]["pool"] is None
+    (tmp_path / "other.jsonl").write_text((tmp_path / "runs" / "tiny" / "data.jsonl").read_text().splitlines()[0] + "\n")
+    with pytest.raises(CurateError, match="7 of the 8 selected rows are not in this pool"):
+        compare("r.yaml", ["compare.seeds=[0]", "compare.conditions=[subset]", "compare.pool=other.jsonl"])
 
 
 def test_compare_needs_a_selection(tmp_path, lm_dir, monkeypatch):

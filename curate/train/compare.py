@@ -196,7 +196,12 @@ def compare(recipe_path, overrides: list[str] | None = None, *, rerun: bool = Fa
     check_replaceable(out, "results.json", "a compare folder")
     with staged_folder(out) as tmp:
         subset = read_rows(run_dir, "data")
-        pool = ctx.build_pool(tmp / "pool", say)
+        pool = read_rows(cspec.pool) if cspec.pool else ctx.build_pool(tmp / "pool", say)
+        if cspec.pool:
+            missing = {r.get("id") for r in subset} - {r.get("id") for r in pool}
+            if missing:
+                raise CurateError(f"{len(missing)} of the {len(subset)} selected rows are not in this pool: it is not the "
+                                  f"pool this recipe's selector chose from", "compare.pool")
         baseline = None
         if "random" in cspec.conditions and not cspec.redraw_random:
             baseline = read_rows(run_dir, "baseline_random") if _has_rows(run_dir, "baseline_random") else None
@@ -366,7 +371,8 @@ def _compare_results(ctx, manifest, sel_label, cspec, tspec, espec, info, base, 
         "run_dir": str(ctx.run_dir),
         "selector": sel_label,
         "pool": {"rows": len(pool), "selection_rows": len(subset), "full_rows": len(rest),
-                 "built_by": f"the recipe without {sel_label} and later steps (compare/pool/)"},
+                 "built_by": f"read from {cspec.pool}" if cspec.pool else
+                 f"the recipe without {sel_label} and later steps (compare/pool/)"},
         "holdout": {"rows": len(holdout), "role": cspec.holdout_role if holdout else None,
                     "metric": "pool_heldout.loss" if holdout else None},
         "seeds": list(cspec.seeds),
@@ -378,7 +384,8 @@ def _compare_results(ctx, manifest, sel_label, cspec, tspec, espec, info, base, 
         "runs": [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs],
         "settings": {"train": tspec.model_dump(mode="json"), "evals": espec.model_dump(mode="json"),
                      "compare": cspec.model_dump(mode="json")},
-        "files": {"table": "results.md", "plot": "compare.png", "curves": "loss_curves.png", "pool": "pool/"},
+        "files": {"table": "results.md", "plot": "compare.png", "curves": "loss_curves.png",
+                  "pool": None if cspec.pool else "pool/"},
         "seconds": round(time.perf_counter() - started, 1),
     }
 

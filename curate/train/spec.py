@@ -141,6 +141,9 @@ class CompareSpec(_Strict):
     - `holdout_role` (domain): the role of `pool_heldout.loss` in domain gain / forgetting.
     - `confidence` (0.95): of the t-distribution intervals.
     - `dir` (null: `<run folder>/compare`): where results go.
+    - `pool` (null): a run folder or jsonl/parquet file holding the pool, used as it is instead of rebuilding
+      it: e.g. the `compare/pool/` of an earlier compare, on a machine that lacks what the earlier steps need
+      (their models, the step cache). Its rows must be the ones the selector chose from, rendered like `data`.
     """
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
@@ -152,6 +155,7 @@ class CompareSpec(_Strict):
     holdout_role: Literal["domain", "general"] = "domain"
     confidence: float = Field(0.95, gt=0, lt=1)
     dir: str | None = None
+    pool: str | None = None
 
     @field_validator("seeds", "conditions")
     @classmethod
