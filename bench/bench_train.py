@@ -38,7 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("CURATE_BENCH_DATA", ROOT.parent / "shared" / "data"))  # the GPU machine has no ../shared
+CARRY = ROOT / ".carry" / "data"  # --prepare-gpu: what a run on the lent GPU machine needs (ignored by git)
 OUT = ROOT / "bench" / ".cache" / "train"
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"  # --model replaces it (a folder: e.g. a tiny test model)
 FIGURES = "train"  # bench/<FIGURES>_*.png; --full writes bench/train_full_*.png and bench/.cache/train-full/
@@ -88,13 +89,14 @@ def part_compare(a) -> dict:
 
     if a.full:  # the recipe's own settings: 3 seeds, 3 epochs, 1,000 vs 1,000 vs the pool, every question
         sets = lima_overrides() + [f"train.model={MODEL}", f"compare.dir={OUT / 'compare'}"] + eval_paths("arc_easy", "mmlu")
+        sets += [f"compare.{k}={v}" for k, v in (("pool", a.pool), ("seeds", a.seeds)) if v]
     else:
         sets = lima_overrides() + [
             f"train.model={MODEL}", "train.epochs=1", "train.max_length=256", "train.batch_size=4",
             "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.val_max_rows=16", "train.eval_every=4",
             "train.save_adapter=false",
             f"compare.dir={OUT / 'compare'}",  # beside the other bench results, not in runs/lima_style
-            "compare.seeds=[0]", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}", "compare.holdout_rows=32",
+            f"compare.seeds={a.seeds or '[0]'}", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}", "compare.holdout_rows=32",
             "evals.template=model", "evals.batch_size=8", "evals.max_length=256", "evals.max_new_tokens=64",
             f"evals.tasks.arc_easy.n={a.mc}", "evals.tasks.arc_easy.role=general", f"evals.tasks.mmlu.n={a.mc}",
             *eval_paths("arc_easy", "mmlu"),
@@ -103,6 +105,7 @@ def part_compare(a) -> dict:
             "evals.tasks.gsm8k_solution.kind=generation", f"evals.tasks.gsm8k_solution.n={a.gen}",
             f"evals.tasks.gsm8k_solution.source.path={DATA / 'gsm8k_train.jsonl'}",
         ]
+        sets += [f"compare.pool={a.pool}"] if a.pool else []
     t = time.perf_counter()
     out = compare(RECIPE, sets, progress=log)
     seconds = time.perf_counter() - t
@@ -138,6 +141,30 @@ def part_ablate(a) -> dict:
     return {"dir": str(out), "seconds": round(seconds, 1), "base": doc["base"]["metrics"], "front": doc["front"],
             "points": [{k: p[k] for k in ("point", "rows", "mix", "metrics", "domain_gain", "general_retention", "pareto")}
                        for p in doc["points"]]}
+
+
+def prepare_gpu(run_dir: Path) -> None:
+    """Write .carry/data/ for the GPU machine, which has neither ../shared nor the embedding model that the
+    lima_style steps need: the run folder's data and manifest (so compare does not re-run the recipe), the
+    pool (compare.pool, so compare does not rebuild it) and the eval and ARC-Easy files."""
+    from curate.train.compare import RecipeContext
+
+    shutil.rmtree(CARRY, ignore_errors=True)
+    run_copy = CARRY / "runs" / "lima_style"
+    run_copy.mkdir(parents=True)
+    for name in ("data.parquet", "baseline_random.parquet", "manifest.json"):
+        shutil.copy(run_dir / name, run_copy / name)
+    RecipeContext(RECIPE, lima_overrides()).build_pool(CARRY / "pool", log)
+    for name in ("rejects.jsonl", "data.jsonl"):
+        (CARRY / "pool" / name).unlink(missing_ok=True)
+    shared = CARRY / "shared"
+    (shared / "mmlu" / "val").mkdir(parents=True)
+    for name in ("arc_easy_validation.json", "arc_easy_train.json"):
+        shutil.copy(DATA / name, shared / name)
+    for f in (DATA / "mmlu" / "val").glob("*.csv"):
+        shutil.copy(f, shared / "mmlu" / "val" / f.name)
+    size = sum(f.stat().st_size for f in CARRY.rglob("*") if f.is_file())
+    log(f"wrote {CARRY} ({size / 2**20:.1f} MiB): carry it with the model (bench/README.md, 'What remains for a GPU')")
 
 
 def part_staircase(a, run_dir: Path) -> dict:
@@ -225,6 +252,10 @@ def main():
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a machine shared with other work)")
     p.add_argument("--model", default=MODEL)
+    p.add_argument("--pool", help="compare: use this saved pool (a run folder) instead of rebuilding it")
+    p.add_argument("--seeds", help="compare: the seeds, as YAML (default [0]; --full: the recipe's [0, 1, 2])")
+    p.add_argument("--prepare-gpu", action="store_true",
+                   help="write .carry/data/ (run folder, pool, eval files) for a run on the lent GPU machine, then stop")
     p.add_argument("--full", action="store_true",
                    help="the issue's full sizes, a GPU job: compare and ablate with the recipes' own settings (3 epochs, "
                         "every question; compare 3 seeds, the ablation grid 1), the staircase over 992 selected rows, "
@@ -241,6 +272,8 @@ def main():
     torch.set_num_threads(a.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     run_dir = ensure_lima()
+    if a.prepare_gpu:
+        return prepare_gpu(run_dir)
     results = {"args": vars(a)}
     started = time.perf_counter()
     for part in a.parts:
