@@ -403,9 +403,9 @@ def data_digest(run_dir: Path, names: list[str] | None = None) -> str | None:
     digest = hashlib.sha256()
     for name in names if names is not None else _data_names(run_dir):
         path = run_dir / name
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "state.json") if path.is_dir() else [path]
         if not path.exists():
             return None
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "state.json") if path.is_dir() else [path]
         for f in files:
             digest.update(f.relative_to(run_dir).as_posix().encode() + b"\0")
             with open(f, "rb") as fh:
