@@ -209,6 +209,7 @@ def test_reshuffle_on_draws_a_new_order_each_epoch_and_packing_trains(lm_dir, tm
     assert all(math.isclose(x, 3e-3) for x in lrs)
 
 
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft reading transformers
 def test_adapter_and_merged_model_reload_to_the_trained_model(lm_dir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
