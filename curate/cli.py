@@ -88,9 +88,8 @@ def run(
     out.print(f"wrote {', '.join(result.manifest['outputs']['files'])} and manifest.json to {result.out_dir}")
     if result.carried["kept"]:
         out.print(f"kept {', '.join(result.carried['kept'])} from the previous run in {result.out_dir} (same data, byte for byte)")
-    if result.carried["removed"]:
-        err.print(f"[yellow]removed[/] {', '.join(result.carried['removed'])} of the previous run in {result.out_dir}: "
-                  "the data changed, so those results no longer apply")
+    if result.removed_note():
+        err.print(f"[yellow]{escape(result.removed_note())}[/]", highlight=False)
 
 
 def warn_missing_licenses(recipe) -> None:

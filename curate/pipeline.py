@@ -70,6 +70,13 @@ class RunResult:
     # what later commands had written into the previous run folder: kept (same data) or removed (data changed)
     carried: dict = field(default_factory=lambda: {"kept": [], "removed": []})
 
+    def removed_note(self) -> str | None:
+        """What the user should hear when a re-run removed results of the previous run (None if nothing)."""
+        if not self.carried["removed"]:
+            return None
+        return (f"removed {', '.join(self.carried['removed'])} of the previous run in {self.out_dir}: "
+                "the data changed, so those results no longer apply")
+
 
 def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool | None = None,
                recipe_dir: str = ".") -> RunResult:

@@ -131,9 +131,8 @@ class RecipeContext:
         if progress:
             progress(f"running the recipe {self.where} into {self.run_dir}")
         result = run_recipe(self.recipe, recipe_dir=self.recipe_dir)
-        if progress and result.carried["removed"]:
-            progress(f"removed {', '.join(result.carried['removed'])} from {self.run_dir}: the data changed, so "
-                     "those results no longer apply")
+        if progress and result.removed_note():
+            progress(result.removed_note())
         return result.manifest
 
     def selector(self) -> tuple[int, str, dict]:

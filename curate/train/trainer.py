@@ -124,7 +124,6 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
     eval_every = (spec.eval_every or max(1, total_steps // 10)) if val_set else None
 
     out_dir = Path(out_dir)
-    check_replaceable(out_dir, "train.json", "a training folder")
     with staged_folder(out_dir) as tmp:
         trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, collator, steps_per_epoch,
                                    total_steps, eval_every, bf16, fp16, device, progress)
