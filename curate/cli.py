@@ -23,7 +23,7 @@ from curate.errors import CurateError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Curate and mix LLM instruction-tuning data.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name paths: never broken across lines
 
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: KEY.PATH=VALUE (repeatable).")]
 
@@ -64,6 +64,9 @@ class RichReporter:
     def step_finished(self, report):
         cached = " [dim](cached)[/]" if report.cached else ""
         err.print(f"      {report.rows_in} -> {report.rows_out} rows in {report.seconds:.2f}s{cached}")
+
+    def warning(self, message):
+        err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 @app.command()
@@ -106,8 +109,10 @@ def print_funnel(manifest: dict) -> None:
     for col, kw in (("step", {}), ("in", {"justify": "right"}), ("out", {"justify": "right"}),
                     ("dropped", {"justify": "right"}), ("why (top reasons)", {"overflow": "fold"})):
         table.add_column(col, **kw)
+    from curate.inspect import visible
+
     for step, rin, rout, dropped, reasons in funnel_rows(manifest):
-        table.add_row(step, str(rin), str(rout), str(dropped), reasons)
+        table.add_row(escape(step), str(rin), str(rout), str(dropped), escape(visible(reasons)))
     out.print(table)
     t = manifest["totals"]
     if t.get("repeats"):
@@ -155,7 +160,10 @@ def validate(
     """Check a recipe (schema, step names and parameters) without running it."""
     from curate.recipe import load_recipe
 
+    from curate.runfolder import check_output_dir
+
     r = load_recipe(recipe, set_)
+    check_output_dir(r.output_dir(), r)
     warn_missing_licenses(r)
     out.print(f"[green]ok[/]: {recipe} — {len(r.sources)} sources, {len(r.steps)} steps, outputs to {r.output_dir()}")
     for name, src in r.sources.items():
@@ -175,14 +183,14 @@ def inspect(
     source: Annotated[Optional[str], typer.Option(help="Only rows from this source.")] = None,
     row_id: Annotated[Optional[str], typer.Option("--id", help="Only the row with this id.")] = None,
     n: Annotated[int, typer.Option("-n", help="How many rows to show.")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON lines.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON Lines on stdout (the count goes to stderr).")] = False,
 ):
     """Show kept or dropped rows with their scores and reasons."""
     from curate.inspect import select_rows, show_rows
 
     rows = select_rows(run_dir, dropped=dropped or bool(step) or bool(reason), step=step, reason=reason,
                        source=source, row_id=row_id)
-    show_rows(out, rows, n, as_json)
+    show_rows(out, rows, n, as_json, notes=err)
 
 
 @app.command()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -10,20 +12,8 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from curate.errors import CurateError, did_you_mean
-from curate.io import read_jsonl
-
-
-def load_manifest(run_dir: Path) -> dict:
-    from curate.io import FORMAT_VERSION
-
-    path = Path(run_dir) / "manifest.json"
-    if not path.is_file():
-        raise CurateError("not a curate run folder: manifest.json is missing", str(run_dir))
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise CurateError(f"written by a newer curate (format {manifest['format_version']} > {FORMAT_VERSION}); upgrade curate",
-                          str(path))
-    return manifest
+from curate.io import json_ready, read_jsonl
+from curate.runfolder import load_manifest
 
 
 HIDDEN = ("id", "source", "messages", "meta", "text", "assistant_spans", "raw")
@@ -47,34 +37,56 @@ def select_rows(run_dir: Path, dropped: bool, step=None, reason=None, source=Non
     return [r for r in rows if (not source or key(r).get("source") == source) and (not row_id or key(r).get("id") == row_id)]
 
 
-def show_rows(console: Console, rows: list[dict], n: int, as_json: bool) -> None:
-    console.print(f"{len(rows)} rows match; showing {min(n, len(rows))}")
+def show_rows(console: Console, rows: list[dict], n: int, as_json: bool, notes: Console | None = None) -> None:
+    """Rows as panels on `console`, or as JSON Lines (one object per line, nothing else) on stdout with the
+    count on `notes` (stderr), so that `curate inspect --json ... | jq` reads clean JSON."""
+    header = f"{len(rows)} rows match; showing {min(n, len(rows))}"
+    if as_json:
+        (notes or console).print(header)
+        for r in rows[:n]:
+            sys.stdout.write(json_line(r) + "\n")
+        sys.stdout.flush()
+        return
+    console.print(header)
     for r in rows[:n]:
-        if as_json:
-            console.print_json(json.dumps(r, ensure_ascii=False))
-            continue
         row = r.get("row", r)
-        head = f"[bold]{row.get('id', r.get('where', '?'))}[/] source={row.get('source')}"
+        head = f"[bold]{_clip(str(row.get('id', r.get('where', '?'))), 80)}[/] source={_clip(str(row.get('source')), 80)}"
         why = ""
         if "step" in r:
-            why = f"[red]dropped by {r['step']}[/]: {escape(r['reason'])}"
+            why = f"[red]dropped by {_clip(r['step'], 80)}[/]: {_clip(r['reason'])}"
             if r.get("duplicate_of"):
-                why += f" (duplicate of {r['duplicate_of']})"
+                why += f" (duplicate of {_clip(str(r['duplicate_of']), 80)})"
             if r.get("detail"):
-                why += "\n[dim]" + escape(", ".join(f"{k}={_fmt(v)}" for k, v in r["detail"].items())) + "[/]"
+                why += "\n[dim]" + _clip(", ".join(f"{k}={_fmt(v)}" for k, v in r["detail"].items())) + "[/]"
             why += "\n"
         scores = {k: v for k, v in row.items()
                   if k not in HIDDEN and not (k.endswith("_why") and v is None)}
-        body = why + ("\n".join(f"[cyan]{m['role']}[/]: {_clip(m['content'])}" for m in row.get("messages", []))
-                      or _clip(row.get("raw", "")))
+        body = why + ("\n".join(f"[cyan]{_clip(str(m['role']), 20)}[/]: {_clip(m['content'])}"
+                                for m in row.get("messages", [])) or _clip(row.get("raw", "")))
         if scores:
-            body += "\n[dim]" + escape(", ".join(f"{k}={_fmt(v)}" for k, v in scores.items())) + "[/]"
+            body += "\n[dim]" + _clip(", ".join(f"{k}={_fmt(v)}" for k, v in scores.items()), 2000) + "[/]"
         console.print(Panel(body, title=head, title_align="left"))
+
+
+# C0 and C1 control characters other than newline and tab: a row's text must not drive the terminal
+# (an ESC sequence can clear the screen, rewrite the title or fake other output).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with control characters shown as escapes (\\x1b) instead of sent to the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def json_line(obj) -> str:
+    """One JSON object on one line; C1 controls escaped too (JSON escapes only C0)."""
+    text = json.dumps(json_ready(obj), ensure_ascii=False, allow_nan=False, default=str)
+    return re.sub(r"[\x7f-\x9f\u2028\u2029]", lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 def _clip(text: str, limit: int = 400) -> str:
     text = text if len(text) <= limit else text[:limit] + " ..."
-    return escape(text)
+    return escape(visible(text))
 
 
 def _fmt(v) -> str:

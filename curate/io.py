@@ -11,56 +11,23 @@ import math
 import os
 import shutil
 import tempfile
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
+from curate.atomic import make_public as _public
+from curate.atomic import staged_folder  # noqa: F401 - the folder swap other commands use
 from curate.errors import CurateError
 
-FORMAT_VERSION = 1
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def _public(path) -> None:
-    """mkstemp/mkdtemp create private files; outputs get the permissions any new file would."""
-    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_UMASK)
-
-
-@contextmanager
-def staged_folder(target: Path, before_discard: Callable[[Path, Path], None] | None = None) -> Iterator[Path]:
-    """Yield a new empty folder beside `target` to write into. When the block ends without an error the folder
-    replaces `target` (two renames: a reader never sees a half-written folder); on an error it is removed and
-    `target` is left as it was. `before_discard(old, new)` runs after the swap, while the replaced folder
-    still exists, e.g. to move over what should outlive it."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    _public(staged)
-    try:
-        yield staged
-        if target.exists():
-            old = staged.with_suffix(".old")
-            target.rename(old)
-            staged.rename(target)
-            try:
-                if before_discard is not None:
-                    before_discard(old, target)
-            finally:
-                shutil.rmtree(old, ignore_errors=True)
-                if old.exists():
-                    warnings.warn(f"could not remove the replaced folder {old}; delete it by hand", stacklevel=3)
-        else:
-            staged.rename(target)
-    finally:
-        if staged.exists():
-            shutil.rmtree(staged, ignore_errors=True)
+# Files are written with a fixed layout (Arrow record batches and parquet row groups of this many rows,
+# from contiguous columns) so that their bytes depend on the rows only, never on how a table was built.
+BATCH_ROWS = 8192
 
 
 def check_replaceable(folder: Path, marker: str, what: str) -> None:
     """A folder a command replaces whole must be missing, empty, or one it wrote before (holding `marker`)."""
     folder = Path(folder)
+    if folder.is_symlink():
+        raise CurateError(f"is a symbolic link, not {what}; give the folder it points to, or another folder", str(folder))
     if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / marker).exists())):
         raise CurateError(f"exists and is not {what} (no {marker}); choose another folder", str(folder))
 
@@ -107,18 +74,43 @@ def write_json_atomic(path: Path, obj) -> None:
 
 
 def as_table(ds):
-    """The rows of `ds` as one Arrow table (applies a pending selection; far faster than
+    """The rows of `ds` as one contiguous Arrow table (applies a pending selection; far faster than
     Dataset.flatten_indices, which goes through map)."""
-    return ds.with_format("arrow")[:]
+    return ds.with_format("arrow")[:].combine_chunks()
+
+
+def stable_schema(table):
+    """`table` with schema metadata that depends on its columns only: `datasets` adds the fingerprint of
+    however the table was computed, which would make the bytes depend on the run's history."""
+    meta = dict(table.schema.metadata or {})
+    if b"huggingface" in meta:
+        info = json.loads(meta[b"huggingface"])
+        meta[b"huggingface"] = json.dumps({"info": {"features": info.get("info", {}).get("features")}}).encode()
+    return table.replace_schema_metadata(meta or None)
 
 
 def save_arrow(ds, path: Path) -> None:
-    """`ds` as one Arrow stream file, the format `Dataset.from_file` memory-maps back."""
+    """`ds` as one Arrow stream file of fixed-size record batches, the format `Dataset.from_file`
+    memory-maps back."""
     import pyarrow as pa
 
     table = as_table(ds)
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
+        writer.write_table(table, max_chunksize=BATCH_ROWS)
+
+
+def write_parquet(table, path: Path) -> None:
+    """`table` as parquet with fixed-size row groups, atomically."""
+    import pyarrow.parquet as pq
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(stable_schema(table.combine_chunks()), tmp, row_group_size=BATCH_ROWS)
+        _public(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_dataset(ds, directory: Path, stem: str, formats: list[str], fingerprint: str) -> list[str]:
@@ -128,16 +120,8 @@ def write_dataset(ds, directory: Path, stem: str, formats: list[str], fingerprin
         write_text_atomic(directory / f"{stem}.jsonl", (dumps(row_for_json(r)) for r in ds))
         written.append(f"{stem}.jsonl")
     if "parquet" in formats:
-        path = directory / f"{stem}.parquet"
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".parquet.tmp")
-        os.close(fd)
-        try:
-            ds.to_parquet(tmp)
-            _public(tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        written.append(path.name)
+        write_parquet(as_table(ds), directory / f"{stem}.parquet")
+        written.append(f"{stem}.parquet")
     if "arrow" in formats:
         target = directory / stem
         tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{stem}.", suffix=".tmp"))
@@ -146,7 +130,8 @@ def write_dataset(ds, directory: Path, stem: str, formats: list[str], fingerprin
 
             # a fixed fingerprint keeps state.json byte-identical across runs
             flat = Dataset(as_table(ds), info=ds.info.copy(), fingerprint=fingerprint)
-            flat.save_to_disk(str(tmp))
+            # an empty table still gets one (empty) shard: with none, load_from_disk cannot read the folder
+            flat.save_to_disk(str(tmp), num_shards=1 if len(flat) == 0 else None)
             _public(tmp)
             if target.exists():
                 shutil.rmtree(target)

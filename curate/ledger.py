@@ -13,7 +13,8 @@ from collections import Counter
 from curate.errors import CurateError
 from curate.steps.base import Drop
 
-_NUMBER = re.compile(r"-?\d+(\.\d+)?(e-?\d+)?")
+# a number standing alone (not the digits inside a name such as gsm8k_test or llama3)
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]*\w)")
 
 
 def reason_group(reason: str) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curate.errors import CurateError
+from curate.io import row_for_json
 from curate.steps.base import Drop
 
 CANONICAL = ["id", "source", "messages", "meta"]
@@ -265,7 +266,7 @@ def _drop_entries(ds, indices, drop: Drop) -> list[dict]:
     if not indices:
         return []
     rows = ds.select(indices).to_list()
-    return [{"step": "mix", "reason": drop.reason, "row": row} for row in rows]
+    return [{"step": "mix", "reason": drop.reason, "row": row_for_json(row)} for row in rows]
 
 
 def component_datasets(spec: MixSpec, ds, recipe, recipe_dir: str, where: str = "mix") -> tuple[dict, int, list[dict]]:
@@ -292,7 +293,8 @@ def component_datasets(spec: MixSpec, ds, recipe, recipe_dir: str, where: str = 
     drops = []
     if unused:
         rows = ds.select(unused).to_list()
-        drops = [{"step": "mix", "reason": f"source {r['source']} is not a mix component", "row": r} for r in rows]
+        drops = [{"step": "mix", "reason": f"source {r['source']} is not a mix component", "row": row_for_json(r)}
+                 for r in rows]
     return comps, outside, drops
 
 

@@ -11,26 +11,25 @@ import hashlib
 import json
 import math
 import platform
-import re
-import shutil
-import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from curate import __version__
-from curate.errors import CurateError
-from curate.io import (FORMAT_VERSION, dumps, read_jsonl, save_arrow, staged_folder, write_dataset, write_json_atomic,
-                       write_text_atomic)
+from curate.cache import StepCache, code_token
+from curate.faults import fault_point
+from curate.io import dumps, read_jsonl, row_for_json, save_arrow, write_dataset, write_json_atomic, write_text_atomic
 from curate.ledger import Ledger, reason_group
 from curate.recipe import Recipe
 from curate.registry import get_step
+from curate.runfolder import (FORMAT_VERSION, MANIFEST, Carried, check_output_dir, data_digest,  # noqa: F401
+                              replace_run_folder, run_folder_lock)
 from curate.steps.base import Budget, Drop, StepContext
 
 LIBRARIES = ("datasets", "pyarrow", "pydantic", "transformers", "rensa", "py3langid", "jinja2", "numpy",
              "sentence-transformers", "scikit-learn", "torch")
-MANIFEST = "manifest.json"
 
 
 class Reporter:
@@ -39,6 +38,7 @@ class Reporter:
     def loading(self, source: str) -> None: ...
     def step_started(self, index: int, total: int, label: str) -> None: ...
     def step_finished(self, report: "StepReport") -> None: ...
+    def warning(self, message: str) -> None: ...
 
 
 @dataclass
@@ -68,26 +68,48 @@ class RunResult:
     manifest: dict
     steps: list[StepReport] = field(default_factory=list)
     # what later commands had written into the previous run folder: kept (same data) or removed (data changed)
-    carried: dict = field(default_factory=lambda: {"kept": [], "removed": []})
+    carried: dict = field(default_factory=Carried)
+    warnings: list[str] = field(default_factory=list)
 
     def removed_note(self) -> str | None:
         """What the user should hear when a re-run removed results of the previous run (None if nothing)."""
-        if not self.carried["removed"]:
+        if not self.carried['removed']:
             return None
         return (f"removed {', '.join(self.carried['removed'])} of the previous run in {self.out_dir}: "
                 "the data changed, so those results no longer apply")
 
 
 def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool | None = None,
-               recipe_dir: str = ".") -> RunResult:
+               recipe_dir: str | None = None) -> RunResult:
+    """Run `recipe` and write its run folder. `recipe_dir` is the folder its relative paths start from
+    (default: the recipe file's folder; the current one for a recipe built in Python)."""
+    if recipe_dir is not None:
+        recipe.with_base_dir(recipe_dir)
+    out_dir = check_output_dir(recipe.output_dir(), recipe)
+    reporter = reporter or Reporter()
+    with run_folder_lock(out_dir) as recovered:  # a second run on the same folder stops here, before any work
+        for message in recovered:
+            reporter.warning(message)
+        return _run(recipe, reporter, use_cache, recipe.base_dir, out_dir)
+
+
+def _run(recipe: Recipe, reporter: Reporter, use_cache: bool | None, recipe_dir: str, out_dir: Path) -> RunResult:
     import datasets
 
     datasets.disable_progress_bars()  # curate reports its own progress; datasets' bars are noise here
-    reporter = reporter or Reporter()
     use_cache = recipe.cache.enabled if use_cache is None else use_cache
     started = time.perf_counter()
     timings: dict = {"steps": {}}
     ledger = Ledger()
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        reporter.warning(message)
+
+    cache = StepCache(recipe.cache.dir, warn)
+    if use_cache:
+        cache.remove_stale()
 
     # 1. sources
     t = time.perf_counter()
@@ -104,19 +126,20 @@ def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool
         params = cls.Params.model_validate(raw_params)
         ctx = StepContext(label=label, where=f"steps[{i}].{name}", seed=_step_seed(recipe.seed, i, label),
                           recipe_dir=recipe_dir)
-        key = _hash([key, name, params.model_dump(mode="json"), cls.cache_token(params, recipe_dir)])
+        key = _hash([key, name, params.model_dump(mode="json"), cls.cache_token(params, recipe_dir), code_token(cls)])
         reporter.step_started(i, len(entries), label)
         t = time.perf_counter()
         rows_before = len(ds)
         pool = ds
-        cached = _cache_load(recipe, key) if use_cache else None
-        if cached is not None:
-            ds, drops, notes = cached
-        else:
-            ds, drops, notes = _run_step(cls(params, ctx), ds)
-        step_seconds = time.perf_counter() - t
-        if use_cache and cached is None:
-            _cache_store(recipe, key, ds, drops, notes)
+        with cache.entry(key) if use_cache else _nothing():
+            cached = cache.load(key, _read_entry) if use_cache else None
+            if cached is not None:
+                ds, drops, notes = cached
+            else:
+                ds, drops, notes = _run_step(cls(params, ctx), ds)
+            step_seconds = time.perf_counter() - t
+            if use_cache and cached is None:
+                cache.store(key, lambda folder: _write_entry(folder, ds, drops, notes))
         if cls.role == "select":
             last_selection = (pool, params, len(ds), ctx)
         ledger.extend(drops)
@@ -154,11 +177,13 @@ def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool
     if recipe.template is not None:
         from curate.templates.render import Templater
 
-        templater = Templater(recipe.template, base_dir=".")
+        templater = Templater(recipe.template, base_dir=recipe_dir)
         ds = templater.apply(ds)
         if baseline is not None:
             baseline = templater.apply(baseline)
     timings["template_s"] = round(time.perf_counter() - t, 3)
+    if len(ds) == 0:
+        warn("no rows are left: the outputs are empty; `curate inspect --dropped` shows why rows went")
 
     # 6. nothing lost (a row the mix repeats is one row in, several out)
     repeats = mix_info["repeats"] if mix_info else 0
@@ -168,14 +193,17 @@ def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool
     if mix_info is not None:
         manifest["mix"] = mix_info
         manifest["totals"]["repeats"] = repeats
-    out_dir = recipe.output_dir()
-    t = time.perf_counter()
     carried = _write_outputs(recipe, out_dir, ds, ledger, baseline, manifest, timings, started)
     if recipe.card is not None and recipe.card.write:
         from curate.card.writer import write_card
 
         write_card(out_dir, recipe.card)
-    return RunResult(out_dir, manifest, reports, carried)
+    return RunResult(out_dir, manifest, reports, carried, warnings)
+
+
+@contextmanager
+def _nothing():
+    yield
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -189,7 +217,7 @@ def _load_sources(recipe: Recipe, ledger: Ledger, reporter: Reporter):
     rows, info, rows_in = [], {}, 0
     for name, src in recipe.sources.items():
         reporter.loading(name)
-        loaded = load_source(name, src)
+        loaded = load_source(name, src, recipe.base_dir)
         for s in loaded.skipped:
             ledger.skip(name, s.where, s.reason, s.raw)
         rows += loaded.rows
@@ -241,6 +269,7 @@ def _run_step(step, ds):
         ds = ds.select(chosen)
     else:
         raise RuntimeError(f"unknown role {role!r}")
+    fault_point("step")
     return ds, drops, dict(step.ctx.notes)
 
 
@@ -250,7 +279,7 @@ def _drop_entries(ds, label: str, dropped: dict[int, Drop]) -> list[dict]:
     scratch = Ledger()
     order = sorted(dropped)
     for i, row in zip(order, ds.select(order).to_list()):  # one bulk conversion, not a row at a time
-        scratch.drop(label, row, dropped[i])
+        scratch.drop(label, row_for_json(row), dropped[i])
     return scratch.rejects
 
 
@@ -285,37 +314,19 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def _cache_dir(recipe: Recipe, key: str) -> Path:
-    return Path(recipe.cache.dir) / key
-
-
-def _cache_load(recipe: Recipe, key: str):
+def _read_entry(folder: Path):
     from datasets import Dataset
 
-    d = _cache_dir(recipe, key)
-    if not (d / "done").exists():
-        return None
-    ds = Dataset.from_file(str(d / "data.arrow"))  # memory-mapped, not read
-    drops = read_jsonl(d / "drops.jsonl")
-    notes = json.loads((d / "notes.json").read_text(encoding="utf-8"))
+    ds = Dataset.from_file(str(folder / "data.arrow"))  # memory-mapped, not read
+    drops = read_jsonl(folder / "drops.jsonl")
+    notes = json.loads((folder / "notes.json").read_text(encoding="utf-8"))
     return ds, drops, notes
 
 
-def _cache_store(recipe: Recipe, key: str, ds, drops, notes) -> None:
-    d = _cache_dir(recipe, key)
-    d.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=d.parent, prefix=f".{key}.", suffix=".tmp"))
-    try:
-        save_arrow(ds, tmp / "data.arrow")
-        write_text_atomic(tmp / "drops.jsonl", (dumps(e) for e in drops))
-        write_json_atomic(tmp / "notes.json", notes)
-        (tmp / "done").write_text("ok\n")
-        if d.exists():
-            shutil.rmtree(d)
-        tmp.rename(d)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+def _write_entry(folder: Path, ds, drops, notes) -> None:
+    save_arrow(ds, folder / "data.arrow")
+    write_text_atomic(folder / "drops.jsonl", (dumps(e) for e in drops))
+    write_json_atomic(folder / "notes.json", notes)
 
 
 # -- outputs ---------------------------------------------------------------------------------------
@@ -356,21 +367,13 @@ def _library_versions() -> dict:
 
 
 def _write_outputs(recipe, out_dir: Path, ds, ledger, baseline, manifest, timings, started) -> dict:
-    """Write everything into a fresh folder, then swap it in: a run leaves a whole output or none.
-
-    What later commands wrote into the previous run folder (train/, compare/, report.html, ...) is kept when
-    the new data files are byte-identical to the old ones, and removed with the old folder when they are not
-    (results of training on other data would be stale). Returns {"kept": [...], "removed": [...]}."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
-        raise CurateError(f"{out_dir} exists and is not a curate run folder (no {MANIFEST}); choose another outputs.dir",
-                          "outputs.dir")
-    carried = {"kept": [], "removed": []}
-    with staged_folder(out_dir, before_discard=lambda old, new: carried.update(_carry_results(old, new))) as tmp:
+    """Write everything into a fresh folder, then swap it in whole (see curate.runfolder)."""
+    with replace_run_folder(out_dir, recipe) as (tmp, carried):
         fp = recipe.fingerprint()
         files = write_dataset(ds, tmp, "data", recipe.outputs.formats, fp)
         if baseline is not None:
             files += write_dataset(baseline, tmp, "baseline_random", recipe.outputs.formats, fp + "-baseline")
+        fault_point("write")
         write_text_atomic(tmp / "rejects.jsonl", (dumps(e) for e in ledger.rejects))
         files.append("rejects.jsonl")
         manifest["outputs"] = {"files": files, "reason_groups": "numbers in reasons are replaced by # when counted"}
@@ -378,47 +381,6 @@ def _write_outputs(recipe, out_dir: Path, ds, ledger, baseline, manifest, timing
         manifest["timings"] = timings  # the one part of the manifest that differs between identical runs
         write_json_atomic(tmp / MANIFEST, manifest)
     return carried
-
-
-# what `curate run` itself writes: never carried over from an earlier run (a dropped format must go)
-RUN_OWNED = re.compile(r"^(manifest\.json|rejects\.jsonl|(data|baseline_random)(\.jsonl|\.parquet)?)$")
-
-
-def _carry_results(old: Path, new: Path) -> dict:
-    """Move what later commands wrote into the old run folder over to the new one when the data is unchanged.
-    Hidden names (another command's staging folders) are never carried."""
-    extra = sorted(p.name for p in old.iterdir() if not RUN_OWNED.match(p.name) and not p.name.startswith("."))
-    if not extra:
-        return {"kept": [], "removed": []}
-    names = _data_names(new)
-    if data_digest(old, names) != data_digest(new, names):
-        return {"kept": [], "removed": extra}
-    for name in extra:
-        (old / name).rename(new / name)
-    return {"kept": extra, "removed": []}
-
-
-def _data_names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if RUN_OWNED.match(p.name) and p.name.startswith(("data", "baseline")))
-
-
-def data_digest(run_dir: Path, names: list[str] | None = None) -> str | None:
-    """sha256 of a run folder's data files (`data.*`, `baseline_random.*`, or those `names`), None when one is
-    missing. An Arrow folder's state.json is left out: it holds the recipe's fingerprint, which changes with
-    keys that change no row (train:, description, ...)."""
-    run_dir = Path(run_dir)
-    digest = hashlib.sha256()
-    for name in names if names is not None else _data_names(run_dir):
-        path = run_dir / name
-        if not path.exists():
-            return None
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "state.json") if path.is_dir() else [path]
-        for f in files:
-            digest.update(f.relative_to(run_dir).as_posix().encode() + b"\0")
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-    return digest.hexdigest()
 
 
 def funnel_rows(manifest: dict) -> list[tuple[str, int, int, int, str]]:

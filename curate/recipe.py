@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from curate.errors import CurateError, did_you_mean
 from curate.ablate_spec import AblateSpec
@@ -93,6 +94,27 @@ class Recipe(Strict):
     train: TrainSpec | None = None  # curate train / compare (see "Fine-tuning and comparing")
     evals: EvalSpec | None = None
     compare: CompareSpec | None = None
+    # The folder the recipe's input paths are relative to (the recipe file's folder; the current one for a
+    # recipe built in Python). Input paths are held absolute; outputs record them relative to this folder.
+    _base_dir: str | None = PrivateAttr(default=None)
+
+    @property
+    def base_dir(self) -> str:
+        return self._base_dir or os.getcwd()
+
+    def with_base_dir(self, folder: str | os.PathLike) -> "Recipe":
+        """Set the folder input paths are relative to, unless the recipe file already set it."""
+        if self._base_dir is None:
+            self._base_dir = os.path.abspath(folder)
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v):
+        # the name becomes a folder (runs/NAME, data_cards/NAME): no separators, no "..", nothing hidden
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v) or ".." in v:
+            raise ValueError("a recipe name is letters, digits, '.', '_' and '-' (it names folders: runs/NAME)")
+        return v
 
     @field_validator("sources")
     @classmethod
@@ -132,7 +154,10 @@ class Recipe(Strict):
         return Path(self.outputs.dir or f"runs/{self.name}")
 
     def resolved(self) -> dict:
-        return self.model_dump(mode="json")
+        """The recipe as data, input paths relative to `base_dir`: the same from any working directory."""
+        raw = self.model_dump(mode="json")
+        _map_input_paths(raw, lambda p: Path(os.path.relpath(p, self.base_dir)).as_posix() if os.path.isabs(p) else p)
+        return raw
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()[:16]
@@ -143,11 +168,13 @@ class Recipe(Strict):
 
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
     """Read, override, validate. Every failure is a CurateError naming the file and field."""
-    return validate_recipe(load_raw(path, overrides), where=str(path))
+    recipe = validate_recipe(load_raw(path, overrides), where=str(path))
+    return recipe.with_base_dir(Path(path).parent)
 
 
 def load_raw(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
-    """The recipe as a plain dict: paths made relative to the current directory, overrides applied."""
+    """The recipe as a plain dict, overrides applied. Input paths are made absolute: those in the file
+    relative to the file's folder, those given with --set relative to the current directory."""
     path = Path(path)
     if not path.is_file():
         raise CurateError("recipe file not found", str(path))
@@ -164,6 +191,7 @@ def load_raw(path: str | os.PathLike, overrides: list[str] | None = None) -> dic
     _resolve_input_paths(raw, path.parent)
     for item in overrides or []:
         apply_override(raw, item)
+    _resolve_input_paths(raw, Path.cwd())
     return raw
 
 
@@ -271,24 +299,28 @@ def _index(node: list, part: str, where: str) -> int:
 
 
 def _resolve_input_paths(raw: dict, base: Path) -> None:
-    """Make a recipe file's relative input paths relative to the current directory instead."""
+    """Make the recipe's relative input paths absolute, relative to `base`."""
+    base = os.path.abspath(base)
+    _map_input_paths(raw, lambda p: p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p)))
 
-    def fix(p):
-        if not isinstance(p, str) or os.path.isabs(p) or p.startswith(("http://", "https://")):
-            return p
-        return os.path.relpath(base / p)
+
+def _map_input_paths(raw: dict, fix) -> None:
+    """Apply `fix` to every input path of a raw recipe: source files, mix sub-recipes, the template file."""
+
+    def one(p):
+        return p if not isinstance(p, str) or p.startswith(("http://", "https://")) else fix(p)
 
     for src in (raw.get("sources") or {}).values():
         if isinstance(src, dict) and src.get("path") is not None:
-            src["path"] = [fix(p) for p in src["path"]] if isinstance(src["path"], list) else fix(src["path"])
+            src["path"] = [one(p) for p in src["path"]] if isinstance(src["path"], list) else one(src["path"])
     mix = raw.get("mix")
     if isinstance(mix, dict):
         for comp in (mix.get("components") or {}).values():
             if isinstance(comp, dict) and comp.get("recipe"):
-                comp["recipe"] = fix(comp["recipe"])
+                comp["recipe"] = one(comp["recipe"])
     tpl = raw.get("template")
     if isinstance(tpl, dict) and tpl.get("jinja_file"):
-        tpl["jinja_file"] = fix(tpl["jinja_file"])
+        tpl["jinja_file"] = one(tpl["jinja_file"])
 
 
 # -- error messages ----------------------------------------------------------------------------------

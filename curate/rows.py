@@ -70,9 +70,6 @@ def text_of(messages: list[dict], key: str) -> str:
 
 
 def make_row(source: str, messages: list[dict], meta: dict) -> dict:
-    return {
-        "id": row_id(messages),
-        "source": source,
-        "messages": messages,
-        "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True),
-    }
+    meta_json = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+    meta_json.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate, as row_id does for the messages
+    return {"id": row_id(messages), "source": source, "messages": messages, "meta": meta_json}

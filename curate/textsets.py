@@ -62,7 +62,7 @@ def load_texts(spec: TextSet, where: str, recipe_dir: str = ".") -> Texts:
     name = spec.display_name()
     source_fields = set(Source.model_fields)
     try:
-        loaded = load_source(name, Source(**src.model_dump(include=source_fields)))
+        loaded = load_source(name, Source(**src.model_dump(include=source_fields)), base_dir=recipe_dir)
     except CurateError as e:
         hint = ""
         if spec.hub and not spec.path:

@@ -30,3 +30,15 @@ def context(label="step", seed=0, recipe_dir=".") -> StepContext:
 def build(step_cls, ctx_label=None, seed=0, **params):
     """Instantiate a step the way the pipeline does: validated params + context."""
     return step_cls(step_cls.Params(**params), context(ctx_label or step_cls.name, seed))
+
+
+def send_json(handler, obj, status: int = 200) -> None:
+    """Reply from a test HTTP server (a BaseHTTPRequestHandler) with `obj` as JSON."""
+    import json
+
+    data = json.dumps(obj).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

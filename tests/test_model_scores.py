@@ -27,7 +27,7 @@ from curate.steps.score.ifd import IFD
 from curate.steps.score.judge import Judge
 from curate.steps.score.perplexity import Perplexity
 from curate.steps.score.reward import Reward
-from tests.helpers import build, pairs_dataset
+from tests.helpers import build, pairs_dataset, send_json
 from tests.model_fixtures import tiny_llama
 
 TOL = 1e-4
@@ -279,12 +279,7 @@ class _Stub(BaseHTTPRequestHandler):
                                                                              "top_logprobs": top}]}}
         else:
             choice = {"message": {"content": "I would say 3 out of 5." if "cat" in text else "no idea"}}
-        data = json.dumps({"choices": [choice]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, {"choices": [choice]})
 
     def log_message(self, *args):
         pass
@@ -303,9 +298,9 @@ def stub_server():
 
 def test_judge_endpoint_with_logprobs(stub_server, tmp_path, monkeypatch):
     monkeypatch.setattr(_Stub, "mode", "logprobs")
-    monkeypatch.setenv("JUDGE_KEY", "sekrit")
+    monkeypatch.setenv("JUDGE_API_KEY", "sekrit")
     ds = pairs_dataset([PAIRS[0], ("broken", "row"), ("q", "")])
-    params = {"endpoint": stub_server, "endpoint_model": "stub", "api_key_env": "JUDGE_KEY", "cache_dir": str(tmp_path / "s")}
+    params = {"endpoint": stub_server, "endpoint_model": "stub", "api_key_env": "JUDGE_API_KEY", "cache_dir": str(tmp_path / "s")}
     s = build(Judge, **params).score(ds)
     assert s["judge"][0] == pytest.approx((4 * 0.6 + 5 * 0.2 + 3 * 0.1) / 0.9)
     assert s["judge_mass"][0] == pytest.approx(0.9)

@@ -1,5 +1,6 @@
 """Recipe validation: errors name the field and the value; overrides; path resolution."""
 
+import os
 import textwrap
 
 import pytest
@@ -28,7 +29,8 @@ def test_minimal_recipe_defaults_and_relative_paths(tmp_path, monkeypatch):
     p = recipe_file(tmp_path / "sub", BASE)
     monkeypatch.chdir(tmp_path)
     r = load_recipe(p)
-    assert r.sources["general"].path == "sub/data/g.jsonl"  # relative to the recipe, seen from the cwd
+    assert r.sources["general"].path == str(tmp_path / "sub" / "data" / "g.jsonl")  # relative to the recipe
+    assert r.resolved()["sources"]["general"]["path"] == "data/g.jsonl"  # as written, from any working folder
     assert r.seed == 0 and r.outputs.formats == ["jsonl"] and str(r.output_dir()) == "runs/t"
     assert r.template.format == "chatml"
 
@@ -88,7 +90,8 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 def test_overrides_replace_values_and_reach_into_lists(tmp_path):
     p = recipe_file(tmp_path, BASE + "  lima:\n    hub: GAIR/lima\nsteps:\n  - select.random: {rows: 10}\n")
     r = load_recipe(p, ["sources.lima.path=../local/lima.json", "steps.0.select.random.rows=3", "seed=7"])
-    assert r.sources["lima"].path == "../local/lima.json" and r.sources["lima"].hub == "GAIR/lima"
+    # a --set path is relative to the current folder, like any command-line path
+    assert r.sources["lima"].path == os.path.abspath("../local/lima.json") and r.sources["lima"].hub == "GAIR/lima"
     assert r.steps[0]["select.random"]["rows"] == 3 and r.seed == 7
     with pytest.raises(CurateError, match="--set takes KEY=VALUE"):
         load_recipe(p, ["seed"])

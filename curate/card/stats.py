@@ -53,7 +53,7 @@ class Run:
 
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Read a run folder; a missing or newer-format manifest is a CurateError."""
-    from curate.inspect import load_manifest
+    from curate.runfolder import load_manifest
 
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
@@ -198,7 +198,7 @@ def check_funnel(manifest: dict, stages: list[dict]) -> None:
 
 def _component_manifest(kind: str, where: str, run_dir: Path) -> dict | None:
     """The manifest of a mix component that came from another run folder or recipe, when it can be found."""
-    from curate.inspect import load_manifest
+    from curate.runfolder import load_manifest
 
     try:
         if kind == "recipe":

@@ -242,6 +242,22 @@ def cell(value, limit: int | None = None) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
+def code(value) -> str:
+    """`value` as an inline code span, whatever it holds: code spans never render HTML, a backtick inside
+    gets a longer fence, pipes are escaped for tables and line breaks become spaces."""
+    text = " ".join(str(value).split()).replace("|", "\\|")
+    ticks = "`"
+    while ticks in text:
+        ticks += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def prose(value) -> str:
+    """Text from the recipe put into the card as prose: markdown stays, HTML is escaped."""
+    return str(value).strip().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def fmt(v) -> str:
     if v is None:
         return "–"
@@ -272,7 +288,7 @@ def needed(what: str, field: str | None = None) -> str:
 
 
 def person(value: str | None, what: str, field: str) -> str:
-    return value.strip() if value and value.strip() else needed(what, field)
+    return prose(value) if value and value.strip() else needed(what, field)
 
 
 def pct(a: int, b: int) -> str:
@@ -322,21 +338,21 @@ def _header(c) -> str:
     m = run.manifest
     t = m["totals"]
     desc = (m.get("recipe") or {}).get("description", "").strip()
-    out = [f"# {spec.pretty_name or run.name}", ""]
+    out = [f"# {prose(spec.pretty_name or run.name)}", ""]
     if desc:
-        out += [" ".join(desc.split()), ""]
+        out += [prose(" ".join(desc.split())), ""]
     if lic.non_commercial:
-        names = ", ".join(f"`{n}` ({lic.per_source[n]})" for n in lic.non_commercial)
+        names = ", ".join(f"{code(n)} ({prose(lic.per_source[n])})" for n in lic.non_commercial)
         out += [f"> **Non-commercial.** Sources under a non-commercial license: {names}. "
-                f"This set is `{lic.license}`: it may not be used for commercial purposes.", ""]
+                f"This set is {code(lic.license)}: it may not be used for commercial purposes.", ""]
     if lic.unknown:
-        out += [f"> **License unknown.** No license was recorded for: {', '.join(f'`{n}`' for n in lic.unknown)}. "
+        out += [f"> **License unknown.** No license was recorded for: {', '.join(f'{code(n)}' for n in lic.unknown)}. "
                 "Until one is, the license of this set is `unknown`; do not redistribute it.", ""]
     if lic.no_derivatives:
-        out += [f"> **No derivatives.** {', '.join(f'`{n}`' for n in lic.no_derivatives)} forbid adaptations; "
+        out += [f"> **No derivatives.** {', '.join(f'{code(n)}' for n in lic.no_derivatives)} forbid adaptations; "
                 "a curated subset is one. Check the terms before distributing.", ""]
     out.append(f"Curated with curate {m.get('curate_version', '?')} from the recipe "
-               f"`{run.name}` (recipe hash `{m.get('recipe_hash', '?')}`, seed {m.get('seed', '?')}): "
+               f"{code(run.name)} (recipe hash {code(m.get('recipe_hash', '?'))}, seed {m.get('seed', '?')}): "
                f"**{t['rows_in']:,} rows in, {t['rows_out']:,} out, {t['dropped']:,} dropped**, each dropped row "
                "recorded with the step and the reason. Everything below is computed from the run, except the "
                f"parts marked {NEEDED}, which only a person can write.")
@@ -366,16 +382,16 @@ def _summary(c) -> str:
     t = m["totals"]
     base = m.get("random_baseline")
     src = S.source_table(run)
-    rows = [[f"`{s['source']}`", s["rows_read"], s["rows_out"], pct(s["rows_out"], t["rows_out"]), f"`{s['license']}`"]
+    rows = [[f"{code(s['source'])}", s["rows_read"], s["rows_out"], pct(s["rows_out"], t["rows_out"]), f"{code(s['license'])}"]
             for s in src]
     out = ["## Dataset summary", "",
            f"- **Rows:** {t['rows_out']:,} conversations (config `default`, split `train`).",
-           f"- **License:** `{lic.license}`" + (" (non-commercial)" if lic.non_commercial else "")
+           f"- **License:** {code(lic.license)}" + (" (non-commercial)" if lic.non_commercial else "")
            + " — the most restrictive of the sources' (see [Distribution](#distribution)).",
            f"- **Language:** {', '.join(c['meta'].get('language') or [])}."]
     if base:
         out.append(f"- **Random baseline:** {base['rows']:,} rows drawn at random (seed {base['seed']}) from the same "
-                   f"{base['pool_rows']:,}-row pool with the same budget as `{base['selector']}` (config "
+                   f"{base['pool_rows']:,}-row pool with the same budget as {code(base['selector'])} (config "
                    "`random_baseline`): train on both to see what the selection bought.")
     out += ["", table(["source", "rows read", "rows kept", "share of the set", "license"], rows,
                       ["l", "r", "r", "r", "l"]), "", _load_snippet(c)]
@@ -389,7 +405,7 @@ def _motivation(c) -> str:
         "## Motivation", "",
         "**For what purpose was the dataset created?** " + person(spec.motivation, "why this set was made and for which task", "motivation"),
         "",
-        "**What the recipe says it is:** " + (" ".join(desc.split()) if desc else needed("a description", None)),
+        "**What the recipe says it is:** " + (prose(" ".join(desc.split())) if desc else needed("a description", None)),
         "",
         "**Who created it, on behalf of whom, and who funded it?** " + person(spec.maintainers, "the creators and funders", "maintainers"),
     ])
@@ -413,19 +429,19 @@ def _composition(c) -> str:
     rows = []
     for col in cols:
         if col in described:
-            rows.append([f"`{col}`", described[col]])
+            rows.append([f"{code(col)}", described[col]])
         elif col.endswith("_why"):
-            rows.append([f"`{col}`", f"why `{col[:-4]}` is missing for a row (null when it is not)"])
+            rows.append([f"{code(col)}", f"why {code(col[:-4])} is missing for a row (null when it is not)"])
         elif col in summary:
             s = summary[col]
-            rows.append([f"`{col}`", f"score (median {fmt(s['median'])}; missing for {s['missing']:,} rows)"])
+            rows.append([f"{code(col)}", f"score (median {fmt(s['median'])}; missing for {s['missing']:,} rows)"])
         else:
-            rows.append([f"`{col}`", "a label added by a step" + (" (`score.language`: ISO 639 code)" if col == "lang" else "")])
+            rows.append([f"{code(col)}", "a label added by a step" + (" (`score.language`: ISO 639 code)" if col == "lang" else "")])
     sample = ""
     sel = [s for s in m["steps"] if s["role"] == "select"]
     if sel:
         last = sel[-1]
-        sample = (f"It is a selection: `{last['label']}` kept {last['rows_out']:,} of the {last['rows_in']:,} rows that "
+        sample = (f"It is a selection: {code(last['label'])} kept {last['rows_out']:,} of the {last['rows_in']:,} rows that "
                   "survived cleaning, filtering and deduplication")
         sample += (f"; a random subset of the same size from the same pool ships beside it ({base['rows']:,} rows)."
                    if base else ".")
@@ -435,7 +451,7 @@ def _composition(c) -> str:
         mix = m["mix"]
         sample += (f" The set is a mix of {len(mix.get('components') or {})} components drawn at explicit shares: see "
                    "[Mix composition](#mix-composition).")
-    missing = [f"`{s['column']}` ({s['missing']:,})" for s in summary.values() if s["missing"]]
+    missing = [f"{code(s['column'])} ({s['missing']:,})" for s in summary.values() if s["missing"]]
     return "\n".join([
         "## Composition", "",
         f"**What do the instances represent?** Each of the {t['rows_out']:,} rows is one instruction-following "
@@ -461,8 +477,8 @@ def _collection(c) -> str:
         if r.get("hub"):
             origin.append(f"[{r['hub']}](https://huggingface.co/datasets/{r['hub']})"
                           + (f" ({r['config']})" if r.get("config") else "") + (f" @ {r['revision']}" if r.get("revision") else ""))
-        files = ", ".join(f"{cell(p, 80)} (`{h}`)" if h else cell(p, 80) for p, h in zip(s["inputs"], s["sha256"]))
-        rows.append([f"`{s['source']}`", "; ".join(origin) or "–", files or "–", f"`{s['adapter']}`", s["rows_read"],
+        files = ", ".join(f"{cell(p, 80)} ({code(h)})" if h else cell(p, 80) for p, h in zip(s["inputs"], s["sha256"]))
+        rows.append([f"{code(s['source'])}", "; ".join(origin) or "–", files or "–", f"{code(s['adapter'])}", s["rows_read"],
                      s["rows_skipped"]])
     return "\n".join([
         "## Collection process", "",
@@ -514,7 +530,7 @@ def funnel_markdown(stages: list[dict], totals: dict) -> str:
             reasons = f"{s['repeats']:,} rows drawn more than once (upsampled); " + reasons
         if s.get("added"):
             reasons = f"+{s['added']:,} rows from other runs enter here; " + reasons
-        rows.append([f"`{s['label']}`", s["role"], s["rows_in"], s["rows_out"], s["dropped"], cell(reasons)])
+        rows.append([f"{code(s['label'])}", s["role"], s["rows_in"], s["rows_out"], s["dropped"], cell(reasons)])
     repeats = totals.get("repeats", 0)
     identity = (f"rows in = rows out − repeats + dropped: {totals['rows_in']:,} = {totals['rows_out']:,} − {repeats:,} + "
                 f"{totals['dropped']:,}" if repeats else
@@ -528,12 +544,12 @@ def _preprocessing(c) -> str:
     run, stages = c["run"], c["stages"]
     m = run.manifest
     recipe = m.get("recipe") or {}
-    steps = [f"{i}. `{s['label']}` ({s['role']}): {cell(_params_text(s['name'], s['params']))}"
+    steps = [f"{i}. {code(s['label'])} ({s['role']}): {cell(_params_text(s['name'], s['params']))}"
              for i, s in enumerate(m["steps"], 1)]
     tpl = recipe.get("template")
     tpl_text = ("no chat template was applied (`template: null`)." if not tpl else
-                f"`text` is rendered with the `{tpl.get('format')}` chat format"
-                + (f" (tokenizer `{S.display_path(tpl['tokenizer'])}`)" if tpl.get("tokenizer") else "") + ".")
+                f"`text` is rendered with the {code(tpl.get('format'))} chat format"
+                + (f" (tokenizer {code(S.display_path(tpl['tokenizer']))})" if tpl.get("tokenizer") else "") + ".")
     base = m.get("random_baseline")
     out = [
         "## Preprocessing, cleaning and selection", "",
@@ -547,7 +563,7 @@ def _preprocessing(c) -> str:
             f"**Template:** {tpl_text}", ""]
     if base:
         out += [f"**Random baseline:** `baseline_random` holds {base['rows']:,} rows drawn with seed {base['seed']} from "
-                f"the {base['pool_rows']:,} rows that `{base['selector']}` chose from, under the same budget "
+                f"the {base['pool_rows']:,} rows that {code(base['selector'])} chose from, under the same budget "
                 f"({cell(json.dumps(base.get('budget', {})))}).", ""]
     out += ["**Is the raw data kept?** The run folder keeps every dropped row in `rejects.jsonl` with its step, reason and "
             "(for duplicates) the id of the row it duplicated; `curate inspect RUN_DIR --dropped` shows them."]
@@ -567,9 +583,9 @@ def _uses(c) -> str:
 
 def _distribution(c) -> str:
     run, lic = c["run"], c["lic"]
-    rows = [[f"`{n}`", f"`{v}`", "yes" if n in lic.non_commercial else "no"] for n, v in lic.per_source.items()]
+    rows = [[f"{code(n)}", f"{code(v)}", "yes" if n in lic.non_commercial else "no"] for n, v in lic.per_source.items()]
     out = ["## Distribution", "",
-           f"**License:** `{lic.license}`. "
+           f"**License:** {code(lic.license)}. "
            + ("No license was recorded for some sources, so the license is unknown. " if lic.unknown else
               "curate cannot rank some source licenses, so the card says `other`. " if lic.unranked else
               "The sources together carry restrictions no single source license has; this is the Creative Commons "
@@ -579,12 +595,12 @@ def _distribution(c) -> str:
            table(["source", "license", "non-commercial"], rows), ""]
     idle = [s["source"] for s in S.source_table(run) if not s["rows_out"] and s["source"] not in lic.per_source]
     if idle:
-        out += ["Sources with no row in the set do not bind it: " + ", ".join(f"`{n}`" for n in idle) + ".", ""]
+        out += ["Sources with no row in the set do not bind it: " + ", ".join(f"{code(n)}" for n in idle) + ".", ""]
     if lic.non_commercial:
-        out += ["**Non-commercial:** rows from " + ", ".join(f"`{n}`" for n in lic.non_commercial)
+        out += ["**Non-commercial:** rows from " + ", ".join(f"{code(n)}" for n in lic.non_commercial)
                 + " may only be used for non-commercial purposes; so may the set as a whole.", ""]
     files = published_files(run.dir)
-    cfg_rows = [[f"`{cfg}`", f"`{x['data_files'][0]['path']}`", files[stem][0]]
+    cfg_rows = [[f"{code(cfg)}", f"{code(x['data_files'][0]['path'])}", files[stem][0]]
                 for (cfg, stem), x in zip([p for p in CONFIGS if p[1] in files], c["meta"].get("configs") or [])]
     out += ["**Files** (what `curate publish` uploads, beside this card and its plots):", "",
             table(["config", "file", "format"], cfg_rows), "",
@@ -602,7 +618,7 @@ def _maintenance(c) -> str:
         "**How to reach them:** " + person(spec.contact, "a contact address or issue tracker", "contact"), "",
         "**Will it be updated, and how will errors be reported?** " + needed("the update and errata policy", None), "",
         f"**Reproducing it:** the recipe below, run with `curate run` on the same inputs (their sha256 are in "
-        f"`manifest.json`), gives byte-identical data. Recipe hash `{m.get('recipe_hash')}`, seed {m.get('seed')}, "
+        f"`manifest.json`), gives byte-identical data. Recipe hash {code(m.get('recipe_hash'))}, seed {m.get('seed')}, "
         f"curate {m.get('curate_version')}, format {m.get('format_version')}; libraries: {libs}.",
     ])
 
@@ -614,7 +630,7 @@ def _statistics(c) -> str:
     unit = "tokens" if has_tokens else "words"
     rows = []
     for s in src:
-        rows.append([f"`{s['source']}`", s["rows_read"], s["rows_out"], pct(s["rows_out"], s["rows_read"]),
+        rows.append([f"{code(s['source'])}", s["rows_read"], s["rows_out"], pct(s["rows_out"], s["rows_read"]),
                      s["tokens"] if has_tokens else s["words"],
                      (s["tokens"] if has_tokens else s["words"]) / s["rows_out"] if s["rows_out"] else None])
     tot_read = sum(s["rows_read"] for s in src)
@@ -630,10 +646,10 @@ def _statistics(c) -> str:
     # where each source's rows left
     stage_labels = [s["label"] for s in c["stages"] if s["dropped"]]
     if stage_labels:
-        mrows = [[f"`{s['source']}`", s["rows_read"], *[s["dropped_by_step"].get(label, 0) for label in stage_labels], s["rows_out"]]
+        mrows = [[f"{code(s['source'])}", s["rows_read"], *[s["dropped_by_step"].get(label, 0) for label in stage_labels], s["rows_out"]]
                  for s in src]
         out += ["### Where each source's rows left", "",
-                table(["source", "read", *[f"`{x}`" for x in stage_labels], "kept"], mrows,
+                table(["source", "read", *[f"{code(x)}" for x in stage_labels], "kept"], mrows,
                       ["l"] + ["r"] * (len(stage_labels) + 2)), ""]
     out += ["### Lengths", ""]
     if "lengths.png" in c["plots"]:
@@ -643,7 +659,7 @@ def _statistics(c) -> str:
     if summary:
         out += ["Over the kept rows (the plot also shows every scored row, kept or dropped after scoring):", "",
                 table(["column", "rows", "missing", "mean", "min", "25%", "median", "75%", "max"],
-                      [[f"`{s['column']}`", s["rows"], s["missing"], s["mean"], s["min"], s["p25"], s["median"], s["p75"], s["max"]]
+                      [[f"{code(s['column'])}", s["rows"], s["missing"], s["mean"], s["min"], s["p25"], s["median"], s["p75"], s["max"]]
                        for s in summary], ["l"] + ["r"] * 8), ""]
         if "scores.png" in c["plots"]:
             out += ["![score histograms: kept rows against all scored rows](scores.png)", ""]
@@ -656,24 +672,24 @@ def _statistics(c) -> str:
         kept_n, scored_n = sum(mix["kept"].values()), sum(mix["scored"].values())
         out += ["From the `lang` column (`score.language`):", "",
                 table(["language", "kept rows", "share", "scored rows (kept + dropped after scoring)"],
-                      [[f"`{lang}`", mix["kept"].get(lang, 0), pct(mix["kept"].get(lang, 0), kept_n), mix["scored"].get(lang, 0)]
+                      [[f"{code(lang)}", mix["kept"].get(lang, 0), pct(mix["kept"].get(lang, 0), kept_n), mix["scored"].get(lang, 0)]
                        for lang in langs[:20]] + ([["…", "", "", ""]] if len(langs) > 20 else []),
                       ["l", "r", "r", "r"]), ""]
         if scored_n and len(langs) > 20:
             out += [f"({len(langs) - 20} more languages among the scored rows.)", ""]
     else:
         out += ["Not measured: the recipe has no `score.language` step"
-                + f" (the metadata's `{', '.join(c['meta'].get('language') or [])}` is the card's setting).", ""]
+                + f" (the metadata's {code(', '.join(c['meta'].get('language') or []))} is the card's setting).", ""]
     out += ["### Duplicates", ""]
     dups = S.duplicates(run, spec.examples)
     if dups:
         out += [table(["step", "rows dropped", "clusters", "reasons"],
-                      [[f"`{d['step']}`", d["dropped"], d["clusters"], cell("; ".join(f"{r} ({n:,})" for r, n in d["by_reason"].items()) or "–")]
+                      [[f"{code(d['step'])}", d["dropped"], d["clusters"], cell("; ".join(f"{r} ({n:,})" for r, n in d["by_reason"].items()) or "–")]
                        for d in dups], ["l", "r", "r", "l"]), ""]
         for d in dups:
             if not d["examples"]:
                 continue
-            out += [f"Examples from `{d['step']}` (the kept row, then one row dropped as its duplicate):", "",
+            out += [f"Examples from {code(d['step'])} (the kept row, then one row dropped as its duplicate):", "",
                     _pairs_table(d["examples"]), ""]
     else:
         out += ["No deduplication step ran.", ""]
@@ -683,9 +699,9 @@ def _statistics(c) -> str:
         out += ["No decontamination step ran: overlap with evaluation sets was not checked.", ""]
     else:
         for d in cont:
-            checked = ", ".join(f"`{n}` ({k:,} texts)" for n, k in d["eval_sets"].items()) or "its eval sets"
-            out += [f"`{d['step']}` checked every row against {checked} and dropped **{d['dropped']:,}** rows"
-                    + (": " + ", ".join(f"{n:,} overlapping `{cell(k)}`" for k, n in d["by_eval_set"].items())
+            checked = ", ".join(f"{code(n)} ({k:,} texts)" for n, k in d["eval_sets"].items()) or "its eval sets"
+            out += [f"{code(d['step'])} checked every row against {checked} and dropped **{d['dropped']:,}** rows"
+                    + (": " + ", ".join(f"{n:,} overlapping {code(cell(k))}" for k, n in d["by_eval_set"].items())
                        if d["by_eval_set"] else "") + ".", ""]
             if d["by_check"]:
                 out += ["By check: " + ", ".join(f"{cell(k)} {fmt(v)}" for k, v in d["by_check"].items()) + ".", ""]
@@ -697,7 +713,7 @@ def _statistics(c) -> str:
                                 f"similarity {det['similarity']:.3f}" if isinstance(det.get("similarity"), (int, float)) else e["reason"])
                     eval_row = str(det.get("eval_row", ""))
                     eval_row = S.display_path(eval_row) if eval_row.startswith(("/", ".", "~")) else eval_row
-                    rows.append([f"`{e['source']}`", cell(e["prompt"], 140), cell(f"{det.get('eval_set', '?')} {eval_row}", 80),
+                    rows.append([f"{code(e['source'])}", cell(e["prompt"], 140), cell(f"{det.get('eval_set', '?')} {eval_row}", 80),
                                  cell(evidence, 140)])
                 out += [table(["source", "prompt", "eval row", "evidence"], rows), ""]
     return "\n".join(out)
@@ -730,7 +746,7 @@ def render_results(obj, depth: int = 0) -> str:
         for k, v in obj.items():
             if isinstance(v, (dict, list)):
                 if depth >= 2:
-                    nested.append(f"- **{cell(k)}:** `{cell(json.dumps(v, ensure_ascii=False), 200)}`")
+                    nested.append(f"- **{cell(k)}:** {code(cell(json.dumps(v, ensure_ascii=False), 200))}")
                 elif isinstance(v, list) and not any(isinstance(x, dict) for x in v):
                     nested.append(f"- **{cell(k)}:** " + ", ".join(cell(x) for x in v))
                 else:
@@ -761,15 +777,15 @@ def mix_markdown(mix: dict) -> str:
     rows = []
     for name, v in comps.items():
         origin = specs.get(name, {})
-        where = (f"source `{origin['source']}`" if origin.get("source") else f"run `{S.display_path(origin['run'])}`"
-                 if origin.get("run") else f"recipe `{S.display_path(origin['recipe'])}`" if origin.get("recipe") else "–")
+        where = (f"source {code(origin['source'])}" if origin.get("source") else f"run {code(S.display_path(origin['run']))}"
+                 if origin.get("run") else f"recipe {code(S.display_path(origin['recipe']))}" if origin.get("recipe") else "–")
         req, avail, real = v.get("requested") or {}, v.get("available") or {}, v["realised"]
-        rows.append([f"`{name}`", where, cell(_share_text(req)), req.get(unit, req.get("rows")), avail.get(unit, avail.get("rows")),
+        rows.append([f"{code(name)}", where, cell(_share_text(req)), req.get(unit, req.get("rows")), avail.get(unit, avail.get("rows")),
                      real.get("rows"), real.get("unique_rows"), real.get("repeats"),
                      pct(real.get("rows") or 0, (mix.get("realised") or {}).get("rows") or 0), real.get("tokens")])
     out = []
     facts = [f"size {size[unit]:,} {unit}" if size.get(unit) else "size from the shares",
-             f"short components: `{spec.get('short', 'error')}`"]
+             f"short components: {code(spec.get('short', 'error'))}"]
     if spec.get("temperature"):
         facts.append(f"temperature {spec['temperature']}")
     facts.append("components interleaved in a seeded order" if spec.get("shuffle", True) else "components one after another")
@@ -815,9 +831,9 @@ def ablation_markdown(index: dict) -> str:
     for p in points:
         mix = p.get("mix") or {}
         changes = ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in (p.get("changes") or {}).items())
-        rows.append([f"`{p['point']}`", p.get("rows"), *[(mix.get(cname) or {}).get("rows") for cname in comps], cell(changes, 120)])
+        rows.append([f"{code(p['point'])}", p.get("rows"), *[(mix.get(cname) or {}).get("rows") for cname in comps], cell(changes, 120)])
     return "\n".join([f"`curate ablate` built {len(points)} variants of this recipe (each a full run with its own manifest):", "",
-                      table(["point", "rows", *[f"`{x}` rows" for x in comps], "changes"], rows,
+                      table(["point", "rows", *[f"{code(x)} rows" for x in comps], "changes"], rows,
                             ["l", "r", *["r"] * len(comps), "l"])])
 
 
@@ -843,9 +859,9 @@ def compare_markdown(results) -> str:
         ci = s.get("ci")
         return fmt(s["mean"]) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if isinstance(ci, list) and len(ci) == 2 else "")
 
-    rows = [[f"`{name}`", cell(m.get("role", "")), "higher" if m.get("higher_is_better", True) else "lower",
+    rows = [[f"{code(name)}", cell(m.get("role", "")), "higher" if m.get("higher_is_better", True) else "lower",
              fmt(m.get("base")), *[stat(m["by_condition"].get(k)) for k in conditions]] for name, m in metrics.items()]
-    out = [table(["metric", "role", "better", "base model", *[f"`{k}`" for k in conditions]], rows,
+    out = [table(["metric", "role", "better", "base model", *[f"{code(k)}" for k in conditions]], rows,
                  ["l", "l", "l", "r", *["r"] * len(conditions)])]
     if results.get("kind") == "compare":  # curate compare's own file: its summary, the rest stays in the file
         return "\n".join(_compare_intro(results) + ["", *out, "", *_compare_summary(results, conditions, stat)])
@@ -858,10 +874,10 @@ def compare_markdown(results) -> str:
 def _compare_intro(results: dict) -> list[str]:
     model = ((results.get("settings") or {}).get("train") or {}).get("model") or {}
     conds = results.get("conditions") or {}
-    rows = [[f"`{c}`", ", ".join(fmt(n) for n in (v.get("rows") or [])), cell(v.get("description") or "")]
+    rows = [[f"{code(c)}", ", ".join(fmt(n) for n in (v.get("rows") or [])), cell(v.get("description") or "")]
             for c, v in conds.items()] if isinstance(conds, dict) else []
     seeds = results.get("seeds") or []
-    lines = [f"`curate compare` fine-tuned `{cell(S.display_path(str(model.get('name', '?'))))}` (LoRA) with identical "
+    lines = [f"`curate compare` fine-tuned {code(cell(S.display_path(str(model.get('name', '?')))))} (LoRA) with identical "
              f"settings on each condition, {len(seeds)} seed(s) ({', '.join(str(x) for x in seeds)}); "
              f"{int(round(100 * (results.get('confidence') or 0.95)))}% t-intervals over seeds in brackets. "
              "Full settings and every run: `compare/results.json`.", ""]
@@ -872,7 +888,7 @@ def _compare_intro(results: dict) -> list[str]:
 
 def _compare_summary(results: dict, conditions, stat) -> list[str]:
     summary = results.get("summary") or {}
-    rows = [[f"`{c}`", *[stat((summary.get(c) or {}).get(k)) for k in
+    rows = [[f"{code(c)}", *[stat((summary.get(c) or {}).get(k)) for k in
                          ("domain_gain", "general_retention", "train_loss_last", "staircase_score")]]
             for c in conditions if c in summary]
     lines = []
@@ -883,7 +899,7 @@ def _compare_summary(results: dict, conditions, stat) -> list[str]:
                         ["l", "r", "r", "r", "r"])]
     held = results.get("holdout") or {}
     if held.get("rows"):
-        lines += ["", f"`{held.get('metric')}`: the loss on {fmt(held['rows'])} pool rows that no condition trained on."]
+        lines += ["", f"{code(held.get('metric'))}: the loss on {fmt(held['rows'])} pool rows that no condition trained on."]
     return lines
 
 
@@ -892,13 +908,13 @@ def trained_grid_markdown(result: dict) -> str:
     points = result.get("points") if isinstance(result, dict) else None
     if not isinstance(points, list) or not all(isinstance(p, dict) and "point" in p for p in points):
         return render_results(result)
-    rows = [[f"`{p['point']}`", p.get("rows"), fmt(p.get("domain_gain")), fmt(p.get("general_retention")),
+    rows = [[f"{code(p['point'])}", p.get("rows"), fmt(p.get("domain_gain")), fmt(p.get("general_retention")),
              "yes" if p.get("pareto") else ""] for p in points]
     return "\n".join([
         f"Each point fine-tuned ({len(result.get('seeds') or [])} seed(s)) and evaluated: "
         f"x = domain gain ({cell((result.get('x') or {}).get('definition', ''))}), "
         f"y = general retention ({cell((result.get('y') or {}).get('definition', ''))}). "
-        f"The Pareto front: {', '.join(f'`{x}`' for x in result.get('front') or []) or 'none'}.", "",
+        f"The Pareto front: {', '.join(f'{code(x)}' for x in result.get('front') or []) or 'none'}.", "",
         table(["point", "rows", "domain gain", "general retention", "on the front"], rows, ["l", "r", "r", "r", "l"])])
 
 
@@ -916,7 +932,7 @@ def _results(c) -> str:
             if png.startswith("compare-"):
                 out += ["", f"![{png[8:-4]}]({png})"]
     else:
-        out.append(f"Not run: the run folder has no `{COMPARE_RESULTS.as_posix()}` (written by `curate compare`).")
+        out.append(f"Not run: the run folder has no {code(COMPARE_RESULTS.as_posix())} (written by `curate compare`).")
     out += ["", "### Ablations", ""]
     abl_path = ablation_index(run)
     if abl_path is not None:
@@ -927,7 +943,7 @@ def _results(c) -> str:
             if "ablate-pareto.png" in c["plots"]:
                 out += ["", "![domain gain against general retention](ablate-pareto.png)"]
     else:
-        out.append(f"Not run: no `curate ablate` index (`{ABLATE_INDEX.as_posix()}` in the run folder, or "
+        out.append(f"Not run: no `curate ablate` index ({code(ABLATE_INDEX.as_posix())} in the run folder, or "
                    f"`{run.name}-ablate/index.json` beside it).")
     return "\n".join(out)
 

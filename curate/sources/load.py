@@ -1,16 +1,27 @@
-"""Read a source into canonical rows.
+"""Read a source into canonical rows, one record at a time.
 
-Local JSON and JSON Lines are parsed here, line by line, so that a malformed line is reported with
-its file and line number and `on_error: skip` can drop just that line (into the ledger). csv, parquet
-and hub datasets go through `datasets.load_dataset`. Every row either becomes a canonical row or a
-skipped record with its location and reason: nothing read is lost.
+Local JSON Lines, JSON and csv are parsed here, so that a malformed line is reported with its file and line
+number and `on_error: skip` can drop just that line (into the ledger). Files may be compressed (`.gz`,
+`.bz2`, `.xz`, `.zst`: read transparently, as `datasets` does) and may start with a UTF-8 byte-order mark.
+JSON Lines are split on "\\n" only: U+2028, U+2029 and U+0085 are characters inside strings, not line ends.
+Parquet is read in record batches with pyarrow; hub datasets and URLs go through `datasets.load_dataset`.
+Every record either becomes a canonical row or a skipped record with its location and reason: nothing read
+is lost.
+
+Locations (`meta.source_row`, the rejects' `where`) name files relative to the recipe's folder (`base_dir`),
+so outputs do not depend on the directory curate runs from; error messages name files as the user can
+open them from here.
 """
 
 from __future__ import annotations
 
+import bz2
 import glob
+import gzip
 import hashlib
+import io
 import json
+import lzma
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +32,7 @@ from curate.rows import make_row
 from curate.sources.adapters import RowError, check_messages, detect_adapter, get_adapter
 
 EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 
 
 @dataclass
@@ -45,43 +57,98 @@ class LoadedSource:
         return len(self.rows) + len(self.skipped)
 
 
-def load_source(name: str, src) -> LoadedSource:
-    where = f"sources.{name}"
-    skipped: list[Skipped] = []
-    if src.path and _is_url(src.path):
-        records, inputs = _url_records(src, where)
-    elif src.path:
-        records, inputs = _local_records(src, where, skipped)
-    else:
-        records, inputs = _hub_records(src, where)
+class SourceReader:
+    """Iterate a source's canonical rows; skipped records collect in `skipped` as they are met.
 
-    rows: list[dict] = []
-    adapter = None
-    for loc, record in records:
-        if src.limit and len(rows) + len(skipped) >= src.limit:
-            break
-        if adapter is None:  # the first record decides `auto`
-            cls = get_adapter(src.format, f"{where}.format") if src.format != "auto" else detect_adapter(
-                set(record) if isinstance(record, dict) else set(), f"{where} ({loc})"
-            )
-            adapter = cls(cls.Options.model_validate(src.options))
-        try:
-            if not isinstance(record, dict):
-                raise RowError(f"expected a JSON object, got {type(record).__name__}")
-            messages, meta = adapter.convert(record)
-            check_messages(messages)
-        except RowError as e:
-            if src.on_error == "fail":
-                raise CurateError(f"{e} (format {adapter.name}; set on_error: skip to skip such rows)", loc) from None
-            skipped.append(Skipped(loc, f"{adapter.name}: {e}", _raw_text(record)))
-            continue
-        meta["source_row"] = loc
-        rows.append(make_row(name, messages, meta))
+    `inputs` (files with sha256, or the hub dataset's identity) is known once iteration has started;
+    `adapter` once the first record was read. Iterating raises CurateError for a bad source (no file,
+    a malformed line under `on_error: fail`, no rows at all)."""
 
-    if not rows:
-        detail = f" ({len(skipped)} rows skipped as malformed)" if skipped else ""
-        raise CurateError(f"the source has no rows{detail}", where)
-    return LoadedSource(name, rows, skipped, adapter.name if adapter else src.format, inputs)
+    def __init__(self, name: str, src, base_dir: str | os.PathLike = "."):
+        self.name, self.src, self.base_dir = name, src, os.path.abspath(base_dir)
+        self.where = f"sources.{name}"
+        self.skipped: list[Skipped] = []
+        self.inputs: list[dict] = []
+        self.adapter: str = src.format
+        self.rows_read = 0
+
+    def __iter__(self) -> Iterator[dict]:
+        src, where = self.src, self.where
+        if src.path and _is_url(src.path):
+            records = _url_records(src, where, self)
+        elif src.path:
+            records = _local_records(src, where, self)
+        else:
+            records = _hub_records(src, where, self)
+        adapter = None
+        rows = 0
+        for loc, record in records:
+            if src.limit and rows + len(self.skipped) >= src.limit:
+                break
+            if adapter is None:  # the first record decides `auto`
+                cls = get_adapter(src.format, f"{where}.format") if src.format != "auto" else detect_adapter(
+                    set(record) if isinstance(record, dict) else set(), f"{where} ({loc.shown})"
+                )
+                adapter = cls(cls.Options.model_validate(src.options))
+                self.adapter = adapter.name
+            try:
+                if not isinstance(record, dict):
+                    raise RowError(f"expected a JSON object, got {type(record).__name__}")
+                messages, meta = adapter.convert(record)
+                check_messages(messages)
+                meta["source_row"] = loc.stable
+                row = make_row(self.name, messages, meta)
+            except RowError as e:
+                self.skip(loc, f"{adapter.name}: {e}", _raw_text(record), f"{e} (format {adapter.name})")
+                continue
+            except UnicodeEncodeError as e:  # a lone surrogate ("\\ud800" in JSON) is not valid Unicode text
+                bad = e.object[e.start:e.end].encode("utf-8", "surrogatepass").hex()
+                self.skip(loc, f"{adapter.name}: invalid Unicode (a lone surrogate, 0x{bad}) in the record",
+                          _raw_text(record).encode("utf-8", "replace").decode("utf-8"))
+                continue
+            rows += 1
+            yield row
+        self.rows_read = rows + len(self.skipped)
+        if not rows:
+            detail = f" ({len(self.skipped)} rows skipped as malformed)" if self.skipped else ""
+            empty = [i["path"] for i in self.inputs if i.get("bytes") == 0]
+            if empty:
+                detail += f"; empty file{'s' if len(empty) > 1 else ''}: {', '.join(empty)}"
+            raise CurateError(f"the source has no rows{detail}", where)
+
+    def skip(self, loc: "Location", reason: str, raw: str, message: str | None = None) -> None:
+        """Record a record that cannot become a row, or (on_error: fail) stop with `message` (default: the
+        reason) and how to skip such records instead."""
+        if self.src.on_error == "fail":
+            raise CurateError(f"{message or reason}; set on_error: skip to skip such lines", loc.shown)
+        self.skipped.append(Skipped(loc.stable, reason, raw))
+
+
+def load_source(name: str, src, base_dir: str | os.PathLike = ".") -> LoadedSource:
+    """The whole source in memory (eval sets, text sets and other small sources)."""
+    reader = SourceReader(name, src, base_dir)
+    rows = list(reader)
+    return LoadedSource(name, rows, reader.skipped, reader.adapter, reader.inputs)
+
+
+@dataclass(frozen=True)
+class Location:
+    shown: str  # for messages: the path as given
+    stable: str  # for outputs: relative to the recipe's folder
+
+
+class _File:
+    """Where one local file's records come from: its name for messages and for outputs."""
+
+    def __init__(self, path: str, base_dir: str):
+        self.path = path
+        absolute = os.path.abspath(path)
+        # Inside the recipe's folder tree, or beside it: relative; far away (another volume): absolute.
+        rel = os.path.relpath(absolute, base_dir) if os.path.splitdrive(absolute)[0] == os.path.splitdrive(base_dir)[0] else absolute
+        self.stable = Path(rel).as_posix()
+
+    def at(self, suffix: str) -> Location:
+        return Location(f"{self.path}{suffix}", f"{self.stable}{suffix}")
 
 
 # -- local files -----------------------------------------------------------------------------------
@@ -99,100 +166,189 @@ def expand_paths(src, where: str) -> list[str]:
     return files
 
 
-def _local_records(src, where, skipped) -> tuple[Iterator[tuple[str, dict]], list[dict]]:
+def file_kind(path: str, file_type: str | None, where: str) -> str:
+    """json / jsonl / csv / parquet, from `file_type` or the extension under any compression suffix."""
+    if file_type:
+        return file_type
+    p = Path(path)
+    suffix = Path(p.stem).suffix if p.suffix.lower() in COMPRESSED else p.suffix
+    kind = EXTENSIONS.get(suffix.lower())
+    if kind is None:
+        raise CurateError(f"cannot tell the file type of {path!r}; set file_type: json, jsonl, csv or parquet",
+                          f"{where}.file_type")
+    return kind
+
+
+def open_binary(path: str):
+    """The file's bytes, decompressed by its extension (gzip, bz2, xz, zstd)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".gz":
+        return gzip.open(path, "rb")
+    if suffix == ".bz2":
+        return bz2.open(path, "rb")
+    if suffix == ".xz":
+        return lzma.open(path, "rb")
+    if suffix in (".zst", ".zstd"):
+        import pyarrow as pa
+
+        return io.BufferedReader(_RawStream(pa.input_stream(path, compression="zstd")), 1 << 20)
+    return open(path, "rb")
+
+
+class _RawStream(io.RawIOBase):
+    """A pyarrow input stream as a file object that can read lines."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def file_sha256(path: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _local_records(src, where, reader: SourceReader) -> Iterator[tuple[Location, object]]:
     files = expand_paths(src, where)
-    inputs, readers = [], []
+    kinds = [file_kind(path, src.file_type, where) for path in files]  # every file checked before any is read
     for path in files:
-        data = Path(path).read_bytes()
-        inputs.append({"path": path, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-        kind = src.file_type or EXTENSIONS.get(Path(path).suffix.lower())
-        if kind is None:
-            raise CurateError(f"cannot tell the file type of {path!r}; set file_type: json, jsonl, csv or parquet", f"{where}.file_type")
-        if kind in ("json", "jsonl"):
-            readers.append(_json_records(path, _decode(path, data), kind, src.on_error, skipped))
-        elif kind == "csv":
-            readers.append(_csv_records(path, _decode(path, data), src.csv_columns, src.on_error, skipped))
-        else:
-            readers.append(_parquet_records(path))
-    return (rec for reader in readers for rec in reader), inputs
+        sha, size = file_sha256(path)
+        reader.inputs.append({"path": _File(path, reader.base_dir).stable, "sha256": sha, "bytes": size})
+    for path, kind in zip(files, kinds):
+        f = _File(path, reader.base_dir)
+        try:
+            if kind == "jsonl":
+                yield from _jsonl_records(f, reader)
+            elif kind == "json":
+                yield from _json_records(f, reader)
+            elif kind == "csv":
+                yield from _csv_records(f, src.csv_columns, reader)
+            else:
+                yield from _parquet_records(f)
+        except (OSError, EOFError, lzma.LZMAError, ValueError) as e:  # a truncated or corrupt compressed file
+            raise CurateError(f"could not read the file: {type(e).__name__}: {e}", path) from None
 
 
-def _decode(path: str, data: bytes) -> str:
+def _jsonl_records(f: _File, reader: SourceReader):
+    with open_binary(f.path) as stream:
+        for n, raw in enumerate(stream, start=1):  # binary lines end at b"\n" only
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                reader.skip(f.at(f":{n}"), f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {e.start + 1} "
+                            "(convert the file to UTF-8)", raw.decode("utf-8", "replace").rstrip("\r\n"))
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                if n == 1 and line.lstrip().startswith("["):
+                    raise CurateError("this looks like one JSON array, not JSON Lines (one object per line): "
+                                      "set file_type: json", f.at(":1").shown) from None
+                reader.skip(f.at(f":{n}"), f"malformed JSON line: {e.msg} (column {e.colno})", line.rstrip("\r\n"))
+                continue
+            except RecursionError:
+                reader.skip(f.at(f":{n}"), "malformed JSON line: nested too deeply", line[:1000])
+                continue
+            yield f.at(f":{n}"), record
+
+
+def _json_records(f: _File, reader: SourceReader):
+    with open_binary(f.path) as stream:
+        data = stream.read()
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise CurateError(f"not valid UTF-8: byte 0x{data[e.start]:02x} (convert the file to UTF-8)", f"{path}:{line}") from None
+        raise CurateError(f"not valid UTF-8: byte 0x{data[e.start]:02x} (convert the file to UTF-8)", f.at(f":{line}").shown) from None
+    if not text.strip():
+        return
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        if e.msg != "Extra data":
+            raise CurateError(f"malformed JSON: {e.msg} (column {e.colno})", f.at(f":{e.lineno}").shown) from None
+        doc = None  # several JSON values, one per line: read it as JSON Lines
+    except RecursionError:
+        raise CurateError("malformed JSON: nested too deeply", f.path) from None
+    if doc is None:
+        del text, data
+        yield from _jsonl_records(f, reader)
+        return
+    if isinstance(doc, dict):  # {"data": [...]}: the one list inside
+        lists = [v for v in doc.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise CurateError("expected a JSON array of rows (or an object holding one array)", f.path)
+        doc = lists[0]
+    if not isinstance(doc, list):
+        raise CurateError(f"expected a JSON array of rows, got {type(doc).__name__}", f.path)
+    for i, record in enumerate(doc):
+        yield f.at(f" record {i + 1}"), record
 
 
-def _json_records(path, text, kind, on_error, skipped):
-    if kind == "json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            if e.msg != "Extra data":
-                raise CurateError(f"malformed JSON: {e.msg} (column {e.colno})", f"{path}:{e.lineno}") from None
-            doc = None  # several JSON values, one per line: read it as JSON Lines
-        if doc is not None:
-            if isinstance(doc, dict):  # {"data": [...]}: the one list inside
-                lists = [v for v in doc.values() if isinstance(v, list)]
-                if len(lists) != 1:
-                    raise CurateError("expected a JSON array of rows (or an object holding one array)", path)
-                doc = lists[0]
-            if not isinstance(doc, list):
-                raise CurateError(f"expected a JSON array of rows, got {type(doc).__name__}", path)
-            for i, record in enumerate(doc):
-                yield f"{path} record {i + 1}", record
-            return
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            if on_error == "fail":
-                raise CurateError(f"malformed JSON line: {e.msg} (column {e.colno}); set on_error: skip to skip such lines", f"{path}:{n}") from None
-            skipped.append(Skipped(f"{path}:{n}", f"malformed JSON: {e.msg}", line))
-            continue
-        yield f"{path}:{n}", record
-
-
-def _csv_records(path, text, csv_columns, on_error, skipped):
+def _csv_records(f: _File, csv_columns, reader: SourceReader):
     """csv with a header line, or headerless with `csv_columns` (MMLU). Line numbers are exact,
     also for quoted fields that span lines."""
     import csv
-    import io
 
-    reader = csv.reader(io.StringIO(text, newline=""))
-    names = csv_columns
-    start = 1
-    if names is None:
-        names = next(reader, None)
-        if names is None:
-            return
-        start = reader.line_num + 1
-    for values in reader:
-        where, start = f"{path}:{start}", reader.line_num + 1
-        if not values:
-            continue
-        if len(values) != len(names):
-            msg = f"{len(values)} fields where the header has {len(names)}"
-            if on_error == "fail":
-                raise CurateError(f"{msg}; set on_error: skip to skip such lines", where)
-            skipped.append(Skipped(where, f"malformed csv: {msg}", ",".join(values)))
-            continue
-        yield where, dict(zip(names, values))
+    with open_binary(f.path) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        rows = csv.reader(text)
+        names = csv_columns
+        start = 1
+        try:
+            if names is None:
+                names = next(rows, None)
+                if names is None:
+                    return
+                start = rows.line_num + 1
+            for values in rows:
+                loc, start = f.at(f":{start}"), rows.line_num + 1
+                if not values:
+                    continue
+                if len(values) != len(names):
+                    msg = f"{len(values)} fields where the header has {len(names)}"
+                    reader.skip(loc, f"malformed csv: {msg}", ",".join(values), msg)
+                    continue
+                yield loc, dict(zip(names, values))
+        except UnicodeDecodeError as e:
+            raise CurateError(f"not valid UTF-8 ({e.reason}; convert the file to UTF-8)", f.at(f":{start}").shown) from None
+        except csv.Error as e:
+            raise CurateError(f"malformed csv: {e}", f.at(f":{start}").shown) from None
 
 
-def _parquet_records(path):
-    from datasets import load_dataset
+def _parquet_records(f: _File, batch_rows: int = 4096):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
-        ds = load_dataset("parquet", data_files=path, split="train")
-    except Exception as e:  # pyarrow's errors do not say which file
-        raise CurateError(f"could not read as parquet: {e}", path) from None
-    for i, record in enumerate(ds):
-        yield f"{path} row {i + 1}", record
+        pf = pq.ParquetFile(f.path)
+        batches = pf.iter_batches(batch_size=batch_rows)
+        n = 0
+        for batch in batches:
+            for record in batch.to_pylist():
+                n += 1
+                yield f.at(f" row {n}"), record
+    except (pa.ArrowException, OSError) as e:  # pyarrow's errors do not say which file
+        raise CurateError(f"could not read as parquet: {e}", f.path) from None
 
 
 # -- urls and the hub ----------------------------------------------------------------------------------
@@ -203,28 +359,24 @@ def _is_url(path) -> bool:
     return all(isinstance(p, str) and p.startswith(("http://", "https://")) for p in paths)
 
 
-def _url_records(src, where):
+def _url_records(src, where, reader: SourceReader):
     """Files on the web (a raw GitHub file, say), fetched by `datasets` with its json/csv/parquet builder."""
     from datasets import load_dataset
 
     urls = src.path if isinstance(src.path, list) else [src.path]
-    kind = src.file_type or EXTENSIONS.get(Path(urls[0].split("?")[0]).suffix.lower())
+    kind = file_kind(urls[0].split("?")[0], src.file_type, where)
     builder = {"jsonl": "json"}.get(kind, kind)
-    if builder is None:
-        raise CurateError(f"cannot tell the file type of {urls[0]!r}; set file_type", f"{where}.file_type")
     try:
         ds = load_dataset(builder, data_files=urls, split="train")
     except Exception as e:
         raise CurateError(f"could not fetch {urls}: {type(e).__name__}. Without network, point the source at a "
                           f"local copy: --set {where}.path=FILE", where) from None
-    inputs = [{"url": u} for u in urls] + [{"fingerprint": ds._fingerprint}]
-    return ((f"{urls[0]} row {i + 1}", record) for i, record in enumerate(ds)), inputs
+    reader.inputs += [{"url": u} for u in urls] + [{"fingerprint": ds._fingerprint}]
+    for i, record in enumerate(ds):
+        yield Location(f"{urls[0]} row {i + 1}", f"{urls[0]} row {i + 1}"), record
 
 
-# -- hub -------------------------------------------------------------------------------------------
-
-
-def _hub_records(src, where):
+def _hub_records(src, where, reader: SourceReader):
     from datasets import load_dataset
 
     try:
@@ -236,13 +388,15 @@ def _hub_records(src, where):
             f"source at a local copy: --set {where}.path=FILE",
             where,
         ) from None
-    inputs = [{"hub": src.hub, "config": src.config, "split": src.split, "revision": src.revision,
-               "fingerprint": ds._fingerprint}]
-    return ((f"{src.hub}[{src.split}] row {i + 1}", record) for i, record in enumerate(ds)), inputs
+    reader.inputs.append({"hub": src.hub, "config": src.config, "split": src.split, "revision": src.revision,
+                          "fingerprint": ds._fingerprint})
+    for i, record in enumerate(ds):
+        loc = f"{src.hub}[{src.split}] row {i + 1}"
+        yield Location(loc, loc), record
 
 
 def _raw_text(record) -> str:
     try:
         return json.dumps(record, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(record)
+    except (TypeError, ValueError, RecursionError):
+        return repr(record)[:10000]

@@ -48,10 +48,25 @@ END_MARKERS = (
 )
 
 
+MAX_RESULT = 10_000_000  # the longest string or list a template may build with `*` (characters or items)
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
     def unsafe_undefined(self, obj, attribute):
         # The stock sandbox renders unsafe attributes as "", hiding an escape attempt; fail instead.
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+    def call_binop(self, context, operator, left, right):
+        # `"x" * 10**10` or `9 ** 9 ** 9` would exhaust memory or time before any limit is met.
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 1000:
+            raise SecurityError(f"the exponent {right} is too large for a template")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_RESULT:
+                    raise SecurityError(f"a template may not build a value of more than {MAX_RESULT} items")
+        return super().call_binop(context, operator, left, right)
 
 
 class _Generation(Extension):
@@ -102,14 +117,28 @@ class _Namespace(jinja2.utils.Namespace):
             raise SecurityError(f"templates cannot store underscore attributes on a namespace ({name!r})")
 
 
-def sandbox_environment() -> jinja2.Environment:
+def sandbox_environment(date: str | None = None) -> jinja2.Environment:
+    """Curate's Jinja sandbox. Nothing in it depends on the clock or chance, so the same rows render to the
+    same bytes: no `lipsum` (random text); `strftime_now` formats the recipe's fixed `template.date` and is
+    left undefined without one (chat templates then use their own default date). No loader: `{% include %}`
+    and `{% import %}` are errors."""
     env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[_Generation, loopcontrols])
+    env.globals.pop("lipsum", None)
+    env.filters.pop("random", None)  # a random item of a list: not reproducible
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    if date is not None:
+        fixed = datetime.fromisoformat(date)
+        env.globals["strftime_now"] = lambda fmt: fixed.strftime(fmt)
     env.globals["dict"] = _Dict()
     env.globals["namespace"] = _Namespace
     return env
+
+
+# What a template can raise besides jinja2's own errors: a wrong type, a too-large range (OverflowError),
+# an include without a loader (TypeError), runaway recursion.
+RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError,
+                 ZeroDivisionError, OverflowError, RecursionError, MemoryError)
 
 
 class Templater:
@@ -190,7 +219,7 @@ class Templater:
 
     def _compile(self):
         try:
-            return sandbox_environment().from_string(self.source_text)
+            return sandbox_environment(self.spec.date).from_string(self.source_text)
         except jinja2.TemplateSyntaxError as e:
             raise CurateError(f"template {self.name!r} does not parse (line {e.lineno}): {e.message}", self.where) from None
 
@@ -223,8 +252,8 @@ class Templater:
             text = self._render(messages, add_generation_prompt=False)
         except SecurityError as e:
             raise CurateError(f"template {self.name!r} tried something the sandbox forbids: {e}", self.where) from None
-        except jinja2.TemplateError as e:
-            raise CurateError(f"template {self.name!r} failed on {label}: {e}", self.where) from None
+        except RENDER_ERRORS as e:
+            raise CurateError(f"template {self.name!r} failed on {label}: {render_problem(e)}", self.where) from None
         return text, self._spans(messages, text, label)
 
     def _spans(self, messages: list[dict], text: str, label: str) -> list[tuple[int, int]]:
@@ -256,7 +285,7 @@ class Templater:
         """Where the reply after `history` can start: the end of the rendered prompt, if it prefixes `text`."""
         try:
             prompt = self._render(history, add_generation_prompt=True)
-        except jinja2.TemplateError:  # e.g. a template that insists on a final assistant turn
+        except RENDER_ERRORS:  # e.g. a template that insists on a final assistant turn
             return 0
         return len(prompt) if text.startswith(prompt) else 0
 
@@ -271,6 +300,12 @@ class Templater:
             texts.append(text)
             spans.append([[a, b] for a, b in sp])
         ds = ds.remove_columns([c for c in ("text", "assistant_spans") if c in ds.column_names])
+        # add_column can fail on a table whose blocks were emptied by a selection: one contiguous table first
+        from datasets import Dataset
+
+        from curate.io import as_table
+
+        ds = Dataset(as_table(ds), info=ds.info.copy())
         ds = ds.add_column("text", texts, feature=Value("string"))
         return ds.add_column("assistant_spans", spans, feature=List(List(Value("int64"))))
 
@@ -286,6 +321,12 @@ class Templater:
             "eos_token": self._eos,
             "template_sha256": hashlib.sha256(self.source_text.encode("utf-8")).hexdigest(),
         }
+
+
+def render_problem(e: BaseException) -> str:
+    if isinstance(e, TypeError) and "no loader" in str(e):
+        return "templates cannot {% include %} or {% import %} other templates"
+    return str(e) if isinstance(e, jinja2.TemplateError) else f"{type(e).__name__}: {e}"
 
 
 def _coerce(spec, where: str) -> TemplateSpec:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from curate.errors import did_you_mean
 
@@ -39,6 +40,9 @@ class TemplateSpec(BaseModel):
       the tokenizer's; a user Jinja template that uses them must set them).
     - `end_markers`: extra strings that end an assistant turn, added to the known ones (<|im_end|>,
       <|eot_id|>, </s>, <|endoftext|>, ...); an end marker right after an assistant turn belongs to its span.
+    - `date` (null): the date `strftime_now` gives templates that print today's date (Llama 3.1+), as
+      YYYY-MM-DD. Never the clock: the same recipe renders the same bytes on any day. Without it
+      `strftime_now` is undefined and such templates use their own default date.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -53,6 +57,17 @@ class TemplateSpec(BaseModel):
     bos_token: str | None = None
     eos_token: str | None = None
     end_markers: list[str] = []
+    date: str | None = None
+
+    @field_validator("date")
+    @classmethod
+    def _iso_date(cls, v):
+        if v is not None:
+            try:
+                datetime.date.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"date must be YYYY-MM-DD, not {v!r}") from None
+        return v
 
     @model_validator(mode="after")
     def _one_source(self):

@@ -101,8 +101,10 @@ class Judge(Scorer):
     - `min_mass` (0.5): below this probability on the ratings the row is not scored.
     - `endpoint` (null): base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1;
       `endpoint_model` (null: the `model` name) is the model it is asked for; `api_key_env`
-      ("OPENAI_API_KEY"): the environment variable holding the key, sent when set; `timeout` (60 s)
-      and `concurrency` (4 requests at a time).
+      ("OPENAI_API_KEY"): the environment variable holding the key, sent when set, and only to
+      `endpoint` (its name must end in API_KEY or _TOKEN; redirects are never followed; over plain
+      http only to a loopback address); `timeout` (60 s) and `concurrency` (4 requests at a time).
+      A log-probability that is not a number <= 0 leaves the row unscored, with the reason.
     Local results are cached by (model fingerprint, prompt tokens); endpoint replies by (URL,
     model, messages): a re-run asks nothing twice.
     """
@@ -125,6 +127,15 @@ class Judge(Scorer):
         @classmethod
         def _rubric(cls, v: str) -> str:
             return _check_rubric(v)
+
+        @field_validator("api_key_env")
+        @classmethod
+        def _key_name(cls, v: str | None) -> str | None:
+            # The key is sent to the recipe's endpoint: a recipe must not be able to name any secret at all
+            # (AWS credentials, a database URL) and have it sent away.
+            if v is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(API_KEY|_TOKEN)", v):
+                raise ValueError(f"api_key_env must name a variable ending in API_KEY or _TOKEN, not {v!r}")
+            return v
 
         @field_validator("endpoint")
         @classmethod
@@ -275,6 +286,9 @@ class Judge(Scorer):
         url = url if url.endswith("/chat/completions") else url + "/chat/completions"
         model_name = p.endpoint_model or lm_loss.spec_of(p).name
         key = os.environ.get(p.api_key_env) if p.api_key_env else None
+        if key and not _safe_for_key(url):
+            raise CurateError(f"{p.api_key_env} would be sent in clear text over http to {url}; use https (plain http "
+                              "only to a loopback address)", f"{self.ctx.where}.endpoint")
         cache = lm_loss.ScoreCache(p.cache_dir, f"endpoint {url} {model_name}")
         requests = {i: self._messages(rubric, rows[i]) for i in todo}
         keys = {i: cache.key("judge", [], requests[i]) for i in todo}
@@ -310,6 +324,10 @@ class Judge(Scorer):
                 lm_loss.set_why(cols, names, i, f"endpoint error: {reply['transport']}")
                 reasons["endpoint error"] += 1
                 continue
+            if "invalid" in reply:
+                lm_loss.set_why(cols, names, i, reply["invalid"])
+                reasons["invalid log-probabilities"] += 1
+                continue
             probs, text = reply.get("probs"), reply.get("text", "")
             if probs:
                 self._set(cols, names, i, Counter({int(k): v for k, v in probs.items()}), reasons)
@@ -323,7 +341,8 @@ class Judge(Scorer):
                 shown = (text or "").strip()[:60]
                 lm_loss.set_why(cols, names, i, f"no rating 1-5 in the judge's reply: {shown!r}")
                 reasons["no rating in the reply"] += 1
-        self.ctx.notes["judge"] = {"endpoint": url, "model": model_name}
+        self.ctx.notes["judge"] = {"endpoint": url, "model": model_name,
+                                   "api_key_sent": p.api_key_env if key else None}
 
 
 def _rubric_path(name: str, recipe_dir: str) -> Path:
@@ -361,8 +380,28 @@ def rating_tokens(tokenizer, where: str) -> list[tuple[int, int]]:
     return sorted(out.items())
 
 
+def _safe_for_key(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.hostname or "") in ("localhost", "127.0.0.1", "::1")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect would re-send the Authorization header to wherever the server points: refuse them all."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}; curate does not follow "
+                                     "redirects (the API key would go along): set endpoint to the final URL",
+                                     headers, fp)
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _ask(url: str, model: str, messages: list[dict], key: str | None, timeout: float) -> dict:
-    """One chat completion: {"probs": {rating: p}, "text": ...}, or {"text": ...}, or {"transport": error}."""
+    """One chat completion: {"probs": {rating: p}, "text": ...}, or {"text": ...}, or {"transport": error},
+    or {"invalid": why} when a log-probability is not a number <= 0."""
     body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 8, "logprobs": True, "top_logprobs": 20}
     headers = {"Content-Type": "application/json"}
     if key:
@@ -370,7 +409,7 @@ def _ask(url: str, model: str, messages: list[dict], key: str | None, timeout: f
     for attempt in range(2):
         req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with _OPENER.open(req, timeout=timeout) as r:
                 reply = json.loads(r.read().decode("utf-8"))
             break
         except urllib.error.HTTPError as e:
@@ -386,8 +425,22 @@ def _ask(url: str, model: str, messages: list[dict], key: str | None, timeout: f
         text = (choice.get("message") or {}).get("content") or ""
     except (KeyError, IndexError, TypeError):
         return {"transport": "the reply has no choices[0].message"}
-    probs = _rating_probs((choice.get("logprobs") or {}).get("content") or [])
+    try:
+        probs = _rating_probs((choice.get("logprobs") or {}).get("content") or [])
+    except ValueError as e:
+        return {"invalid": str(e)}
     return {"probs": probs, "text": text} if probs else {"text": text}
+
+
+def _logprob(value) -> float:
+    """A log-probability from a reply: a finite number <= 0 (a rounding error above 0 counts as 0)."""
+    try:
+        lp = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the endpoint gave a log-probability that is not a number: {value!r}") from None
+    if math.isnan(lp) or lp > 1e-6:  # -inf is a probability of 0; NaN, +inf and positive values are no log-probability
+        raise ValueError(f"the endpoint gave an invalid log-probability {value!r} (must be a number <= 0)")
+    return min(lp, 0.0)
 
 
 def _rating_probs(content: list) -> dict[str, float] | None:
@@ -403,6 +456,6 @@ def _rating_probs(content: list) -> dict[str, float] | None:
                 continue
             seen.add(tok)
             if tok.strip() in {str(k) for k in RATINGS}:
-                probs[tok.strip()] = probs.get(tok.strip(), 0.0) + math.exp(float(lp))
+                probs[tok.strip()] = probs.get(tok.strip(), 0.0) + math.exp(_logprob(lp))
         return probs or None
     return None

@@ -48,7 +48,7 @@ from pydantic import (
 )
 
 from curate.errors import CurateError, did_you_mean
-from curate.templates.render import sandbox_environment
+from curate.templates.render import RENDER_ERRORS, render_problem, sandbox_environment
 from curate.templates.spec import FORMATS_DIR
 
 TASKS_DIR = FORMATS_DIR.parent / "tasks"
@@ -217,8 +217,8 @@ class Library:
                 raise RenderError(phrasing.id, part, "missing", str(e), _missing_name(str(e))) from None
             except jinja2.TemplateError as e:
                 raise RenderError(phrasing.id, part, "error", str(e)) from None
-            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as e:
-                raise RenderError(phrasing.id, part, "error", f"{type(e).__name__}: {e}") from None
+            except RENDER_ERRORS as e:
+                raise RenderError(phrasing.id, part, "error", render_problem(e)) from None
             if not text and part != "system":
                 raise RenderError(phrasing.id, part, "empty", "rendered to empty text")
             if text:

@@ -1,0 +1,133 @@
+"""The step cache: one folder per entry, verified on every read.
+
+An entry is written into a hidden temporary folder, its files' checksums go into `entry.json` (written
+last), and the folder is renamed into place; so an entry without a valid `entry.json` was never finished.
+On read every file is checked against its checksum: a corrupt, truncated or edited entry is removed and
+the step recomputed, with a warning. Two processes that need the same entry take turns (a lock per entry):
+the second one reads what the first one wrote. Leftovers of killed writers are removed by the next run.
+
+Keys are made by the engine from the inputs, every step up to this one, and the code of each step
+(`code_token`): editing a step's module invalidates its entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from curate.atomic import make_public, path_lock
+from curate.errors import CurateError
+from curate.faults import fault_point
+
+ENTRY = "entry.json"
+T = TypeVar("T")
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def code_token(cls: type) -> str:
+    """A fingerprint of the source of `cls`'s module and of the curate modules of its base classes."""
+    digest = hashlib.sha256()
+    seen = set()
+    for klass in cls.__mro__:
+        module = getattr(klass, "__module__", "")
+        if not module.startswith("curate.") or module in seen:
+            continue
+        seen.add(module)
+        path = getattr(sys.modules.get(module), "__file__", None)
+        if path and Path(path).is_file():
+            digest.update(module.encode() + b"\0" + Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class StepCache:
+    def __init__(self, folder: str | Path, warn: Callable[[str], None] | None = None):
+        self.folder = Path(folder)
+        self.warn = warn or (lambda message: None)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key
+
+    @contextmanager
+    def entry(self, key: str) -> Iterator[None]:
+        """Hold the entry's lock while looking it up and, on a miss, computing and storing it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with path_lock(self._path(key), wait=True, what="this cache entry"):
+            yield
+
+    def load(self, key: str, read: Callable[[Path], T]) -> T | None:
+        """`read(folder)` of a verified entry, or None (missing, or bad: then removed with a warning)."""
+        folder = self._path(key)
+        index = folder / ENTRY
+        if not index.is_file():
+            if folder.exists():  # a folder without its index was never finished
+                shutil.rmtree(folder, ignore_errors=True)
+            return None
+        problem = self._verify(folder, index)
+        if problem is None:
+            try:
+                return read(folder)
+            except Exception as e:  # a file that matched its checksum but cannot be read: treat as corrupt
+                problem = f"unreadable ({type(e).__name__}: {e})"
+        self.warn(f"cache entry {key} is {problem}; recomputing it")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+    @staticmethod
+    def _verify(folder: Path, index: Path) -> str | None:
+        try:
+            files = json.loads(index.read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "corrupt (its index does not parse)"
+        for name, want in files.items():
+            path = folder / name
+            if not path.is_file():
+                return f"incomplete ({name} is missing)"
+            if path.stat().st_size != want["bytes"] or file_checksum(path) != want["checksum"]:
+                return f"corrupt ({name} does not match its checksum)"
+        return None
+
+    def store(self, key: str, write: Callable[[Path], None]) -> None:
+        """`write(folder)` into a temporary folder, checksum its files, and move it into place."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.folder, prefix=f".{key}.", suffix=".tmp"))
+        try:
+            write(tmp)
+            fault_point("cache-write")
+            files = {p.name: {"bytes": p.stat().st_size, "checksum": file_checksum(p)}
+                     for p in sorted(tmp.iterdir()) if p.is_file()}
+            (tmp / ENTRY).write_text(json.dumps({"key": key, "files": files}, indent=1), encoding="utf-8")
+            make_public(tmp)
+            target = self._path(key)
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def remove_stale(self) -> None:
+        """Remove temporary folders of writers that are gone (their entry's lock is free)."""
+        if not self.folder.is_dir():
+            return
+        for tmp in self.folder.glob(".*.tmp"):
+            key = tmp.name[1:].split(".", 1)[0]
+            try:
+                with path_lock(self._path(key), what="this cache entry"):
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except CurateError:
+                continue  # a live writer holds it
