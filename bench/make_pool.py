@@ -62,7 +62,8 @@ def real_rows(data: Path) -> dict[str, list[dict]]:
                      "output": r["instances"][0]["output"]} for r in rows]
         else:
             rows = json.loads(path.read_text(encoding="utf-8"))
-        out[name] = [{k: r[k] for k in ("instruction", "input", "output", "history") if r.get(k)} for r in rows]
+        out[name] = [{k: r.get(k) or "" for k in ("instruction", "input", "output")} | ({"history": r["history"]} if r.get("history") else {})
+                     for r in rows]
     return out
 
 

@@ -129,6 +129,24 @@ def _siblings(target: Path, suffix: str) -> list[Path]:
     return sorted(p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(suffix))
 
 
+_in_use: set[str] = set()  # temporary folders this process is still working in: never leftovers
+
+
+@contextmanager
+def work_folder(target: Path) -> Iterator[Path]:
+    """A temporary folder beside `target` for a writer of it (holding its lock); removed at the end, and by
+    the next writer if this process is killed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.work-", suffix=".tmp"))
+    _in_use.add(str(folder))
+    try:
+        yield folder
+    finally:
+        _in_use.discard(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def recover(target: Path) -> list[str]:
     """Finish what a killed writer of `target` left: put back a replaced folder when a crash between two
     renames left none at `target`, then remove staging leftovers. Call it holding `path_lock(target)`.
@@ -139,6 +157,8 @@ def recover(target: Path) -> list[str]:
         olds[-1].rename(target)
         done.append(f"restored {target} from an interrupted swap")
     for p in _siblings(target, ".tmp") + _siblings(target, ".old"):
+        if str(p) in _in_use:
+            continue
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
         done.append(f"removed {p.name}, left by a killed run")
     return done

@@ -101,24 +101,38 @@ class StepCache:
                 return f"corrupt ({name} does not match its checksum)"
         return None
 
-    def store(self, key: str, write: Callable[[Path], None]) -> None:
+    def store(self, key: str, write: Callable[[Path], None]) -> Path:
         """`write(folder)` into a temporary folder, checksum its files, and move it into place."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.folder, prefix=f".{key}.", suffix=".tmp"))
+        tmp = self.begin(key)
         try:
             write(tmp)
-            fault_point("cache-write")
-            files = {p.name: {"bytes": p.stat().st_size, "checksum": file_checksum(p)}
-                     for p in sorted(tmp.iterdir()) if p.is_file()}
-            (tmp / ENTRY).write_text(json.dumps({"key": key, "files": files}, indent=1), encoding="utf-8")
-            make_public(tmp)
-            target = self._path(key)
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
+            return self.commit(key, tmp)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            self.abort(tmp)
+
+    def begin(self, key: str) -> Path:
+        """A new temporary folder for the entry `key`; fill it, then `commit` (or `abort`). Hold the entry's
+        lock meanwhile."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=self.folder, prefix=f".{key}.", suffix=".tmp"))
+
+    def commit(self, key: str, tmp: Path) -> Path:
+        """Checksum the files of `tmp` into its index and move it into place as the entry `key`."""
+        fault_point("cache-write")
+        files = {p.name: {"bytes": p.stat().st_size, "checksum": file_checksum(p)}
+                 for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / ENTRY).write_text(json.dumps({"key": key, "files": files}, indent=1), encoding="utf-8")
+        make_public(tmp)
+        target = self._path(key)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+        return target
+
+    @staticmethod
+    def abort(tmp: Path) -> None:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def remove_stale(self) -> None:
         """Remove temporary folders of writers that are gone (their entry's lock is free)."""

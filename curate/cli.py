@@ -59,11 +59,12 @@ class RichReporter:
         err.print(f"[dim]loading source[/] {source}")
 
     def step_started(self, index, total, label):
-        err.print(f"[dim][{index + 1}/{total}][/] {label} ...")
+        pass  # a line per finished step is enough: steps of one pass finish together
 
     def step_finished(self, report):
         cached = " [dim](cached)[/]" if report.cached else ""
-        err.print(f"      {report.rows_in} -> {report.rows_out} rows in {report.seconds:.2f}s{cached}")
+        err.print(f"[dim][{report.index + 1}/{report.total}][/] {escape(report.label)}: {report.rows_in} -> "
+                  f"{report.rows_out} rows in {report.seconds:.2f}s{cached}")
 
     def warning(self, message):
         err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
@@ -75,6 +76,8 @@ def run(
     recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
     set_: SetOption = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every step.")] = False,
+    workers: Annotated[Optional[str], typer.Option("--workers", help="Processes for row-local steps: a number, or "
+                                                   "auto (one per core; the default); 1 runs in-process.")] = None,
 ):
     """Run a recipe: load, clean, score, filter, dedup, select, template, write outputs."""
     from curate.pipeline import run_recipe
@@ -86,13 +89,25 @@ def run(
 
     with card_warnings_to(err):  # the card written at the end of the run may warn too
         result = run_recipe(r, reporter=RichReporter(), use_cache=False if no_cache else None,
-                            recipe_dir=str(recipe.parent))
+                            workers=_workers(workers))
     print_funnel(result.manifest)
     out.print(f"wrote {', '.join(result.manifest['outputs']['files'])} and manifest.json to {result.out_dir}")
     if result.carried["kept"]:
         out.print(f"kept {', '.join(result.carried['kept'])} from the previous run in {result.out_dir} (same data, byte for byte)")
     if result.removed_note():
         err.print(f"[yellow]{escape(result.removed_note())}[/]", highlight=False)
+
+
+def _workers(value: str | None):
+    if value is None or value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise CurateError(f"--workers takes a number or auto, not {value!r}") from None
+    if n < 1:
+        raise CurateError("--workers must be at least 1")
+    return n
 
 
 def warn_missing_licenses(recipe) -> None:
@@ -103,7 +118,7 @@ def warn_missing_licenses(recipe) -> None:
 
 
 def print_funnel(manifest: dict) -> None:
-    from curate.pipeline import funnel_rows
+    from curate.runfolder import funnel_rows
 
     table = Table(title=f"funnel: {manifest['name']}", title_justify="left")
     for col, kw in (("step", {}), ("in", {"justify": "right"}), ("out", {"justify": "right"}),

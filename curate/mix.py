@@ -269,7 +269,8 @@ def _drop_entries(ds, indices, drop: Drop) -> list[dict]:
     return [{"step": "mix", "reason": drop.reason, "row": row_for_json(row)} for row in rows]
 
 
-def component_datasets(spec: MixSpec, ds, recipe, recipe_dir: str, where: str = "mix") -> tuple[dict, int, list[dict]]:
+def component_datasets(spec: MixSpec, ds, recipe, recipe_dir: str, where: str = "mix",
+                       run_component=None) -> tuple[dict, int, list[dict]]:
     """The rows of each component. Returns (name -> Dataset, rows read from outside this run,
     ledger entries for this run's rows that belong to no component)."""
     from datasets import Dataset
@@ -287,7 +288,7 @@ def component_datasets(spec: MixSpec, ds, recipe, recipe_dir: str, where: str = 
             comps[name] = ds.select([i for i, s in enumerate(sources) if s == c.source])
             used_sources.add(c.source)
         else:
-            comps[name] = Dataset.from_list(_rows_of(c, recipe_dir, f"{where}.components.{name}"))
+            comps[name] = Dataset.from_list(_rows_of(c, recipe_dir, f"{where}.components.{name}", run_component))
             outside += len(comps[name])
     unused = [i for i, s in enumerate(sources) if s not in used_sources]
     drops = []
@@ -298,17 +299,13 @@ def component_datasets(spec: MixSpec, ds, recipe, recipe_dir: str, where: str = 
     return comps, outside, drops
 
 
-def _rows_of(c: Component, recipe_dir: str, where: str) -> list[dict]:
-    """Canonical rows (and token counts) of a run folder or a sub-recipe's output."""
+def _rows_of(c: Component, recipe_dir: str, where: str, run_component) -> list[dict]:
+    """Canonical rows (and token counts) of a run folder or a sub-recipe's output (run with
+    `run_component(path, overrides)`, which returns its run folder)."""
     from pathlib import Path
 
     if c.recipe is not None:
-        from curate.pipeline import run_recipe
-        from curate.recipe import load_recipe
-
-        path = Path(c.recipe)
-        result = run_recipe(load_recipe(path, c.overrides), recipe_dir=str(path.parent))
-        run_dir = result.out_dir
+        run_dir = run_component(Path(c.recipe), c.overrides)
     else:
         run_dir = Path(c.run)
     parquet, jsonl = run_dir / "data.parquet", run_dir / "data.jsonl"
@@ -330,3 +327,29 @@ def _rows_of(c: Component, recipe_dir: str, where: str) -> list[dict]:
             r["meta"] = json.dumps(r["meta"], ensure_ascii=False, sort_keys=True)
         out.append(r)
     return out
+
+
+def mix_hook(recipe, run_component):
+    """The engine's `finish` hook for a recipe with `mix:`: the curated rows (read into memory: a mix is
+    made of selections, not of whole pools) become the mix; rows left out go to the ledger."""
+    import pyarrow as pa
+    from datasets import Dataset
+
+    from curate.engine.run import Finished
+
+    def finish(rows) -> Finished:
+        tables = list(rows())
+        ds = Dataset(pa.concat_tables(tables).combine_chunks()) if tables else Dataset.from_list([])
+        rows_before = len(ds)
+        components, outside, unused = component_datasets(recipe.mix, ds, recipe, recipe.base_dir,
+                                                         run_component=run_component)
+        mixed, mix_drops, info = apply_mix(recipe.mix, components, recipe.seed)
+        info["rows_in"] = rows_before + outside
+        info["rows_from_outside"] = outside
+        info["dropped"] = len(unused) + len(mix_drops)
+        table = mixed.with_format("arrow")[:]
+        batches = [table.slice(i, 8192) for i in range(0, table.num_rows, 8192)]
+        return Finished(rows=batches, dropped=unused + mix_drops, rows_from_outside=outside,
+                        repeats=info["repeats"], manifest=info, name="mix")
+
+    return finish

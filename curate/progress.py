@@ -8,12 +8,24 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 MIN_ROWS = 2_000  # below this a step finishes in well under a second on 2 cores
+_quiet = 0  # > 0 while the engine runs steps part by part: it shows one bar for the whole pass
+
+
+@contextmanager
+def quiet():
+    """No step-level bars inside this block."""
+    global _quiet
+    _quiet += 1
+    try:
+        yield
+    finally:
+        _quiet -= 1
 
 
 @contextmanager
 def progress(total: int, description: str, min_rows: int = MIN_ROWS):
     """Yields `advance(k)`; a no-op when no bar is shown."""
-    if total < min_rows or not sys.stderr.isatty():
+    if total < min_rows or _quiet or not sys.stderr.isatty():
         yield lambda k: None
         return
     from rich.console import Console

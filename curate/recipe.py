@@ -50,12 +50,40 @@ class Source(Strict):
     license: str | None = None  # SPDX-ish id; the data card takes the most restrictive
     on_error: Literal["fail", "skip"] = "fail"  # malformed lines or rows: stop, or skip and record
     limit: int | None = Field(default=None, ge=1)  # read only the first N rows
+    # Python API only (Pipeline.run(data)): rows in memory, a datasets.Dataset, a pyarrow Table or a list of
+    # dicts. Not part of a recipe file; the manifest records a hash of its content instead.
+    data: Any = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _has_input(self):
-        if not self.hub and not self.path:
+        if not self.hub and not self.path and self.data is None:
             raise ValueError("a source needs `path` (local files) or `hub` (a hub dataset id)")
         return self
+
+    def data_fingerprint(self) -> str:
+        """A hash of the in-memory rows' content (their Arrow IPC bytes)."""
+        import pyarrow as pa
+
+        digest = hashlib.sha256()
+        for table in _arrow_batches(self.data):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            digest.update(sink.getvalue())
+        return digest.hexdigest()
+
+
+def _arrow_batches(data):
+    """In-memory rows as Arrow tables of at most 8,192 rows."""
+    import pyarrow as pa
+
+    if isinstance(data, list):
+        for i in range(0, len(data), 8192):
+            yield pa.Table.from_pylist(data[i:i + 8192])
+        return
+    table = data if isinstance(data, pa.Table) else data.with_format("arrow")[:]
+    for i in range(0, table.num_rows, 8192):
+        yield table.slice(i, 8192)
 
 
 class Outputs(Strict):
@@ -79,6 +107,26 @@ class Cache(Strict):
     dir: str = ".curate/cache"
 
 
+class ExecutorSpec(Strict):
+    """Where the steps run. How a run is executed never changes what it makes: this section is not part of
+    the recipe's hash, and the manifest records it apart (its `executor` block)."""
+
+    kind: Literal["local", "ray"] = "local"  # local: this machine; ray: a Ray cluster (pip install 'curate[ray]')
+    workers: int | Literal["auto"] = "auto"  # local: processes for row-local steps (auto: one per core; 1: in-process)
+    part_rows: int = Field(8192, ge=1)  # rows per part: the unit of parallel work (and of memory per worker)
+    address: str | None = None  # ray: the cluster (auto, ray://host:10001, ...); default: start a local one
+    num_cpus: float | None = Field(None, gt=0)  # ray: CPUs per row-local task (default 1)
+    model_num_gpus: float | None = Field(None, ge=0)  # ray: GPUs per model actor (default: 1 when the cluster has GPUs)
+    model_concurrency: int | None = Field(None, ge=1)  # ray: model actors per model step (default: GPUs, else 1)
+
+    @field_validator("workers")
+    @classmethod
+    def _some_workers(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("workers must be at least 1, or auto")
+        return v
+
+
 class Recipe(Strict):
     name: str
     description: str = ""
@@ -94,6 +142,7 @@ class Recipe(Strict):
     train: TrainSpec | None = None  # curate train / compare (see "Fine-tuning and comparing")
     evals: EvalSpec | None = None
     compare: CompareSpec | None = None
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     # The folder the recipe's input paths are relative to (the recipe file's folder; the current one for a
     # recipe built in Python). Input paths are held absolute; outputs record them relative to this folder.
     _base_dir: str | None = PrivateAttr(default=None)
@@ -155,7 +204,7 @@ class Recipe(Strict):
 
     def resolved(self) -> dict:
         """The recipe as data, input paths relative to `base_dir`: the same from any working directory."""
-        raw = self.model_dump(mode="json")
+        raw = self.model_dump(mode="json", exclude={"executor"})
         _map_input_paths(raw, lambda p: Path(os.path.relpath(p, self.base_dir)).as_posix() if os.path.isabs(p) else p)
         return raw
 

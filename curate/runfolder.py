@@ -166,3 +166,19 @@ def load_manifest(run_dir: Path) -> dict:
         raise CurateError(f"written by a newer curate (format {manifest['format_version']} > {FORMAT_VERSION}); "
                           "upgrade curate", str(path))
     return manifest
+
+
+def funnel_rows(manifest: dict) -> list[tuple[str, int, int, int, str]]:
+    """(step, rows in, rows out, dropped, top reasons) for the funnel table and the data card."""
+    read = manifest["load"]["rows_read"]
+    out = [("load", read, read - manifest["load"]["rows_skipped"],
+            manifest["load"]["rows_skipped"], "malformed rows skipped" if manifest["load"]["rows_skipped"] else "")]
+    for s in manifest["steps"]:
+        top = ", ".join(f"{r} ({c})" for r, c in list(s["dropped_by_reason"].items())[:3])
+        out.append((s["label"], s["rows_in"], s["rows_out"], s["dropped"], top))
+    if manifest.get("mix"):
+        m = manifest["mix"]
+        parts = ", ".join(f"{n} {v['realised']['rows']}" for n, v in m["components"].items())
+        out.append(("mix", m["rows_in"], m["realised"]["rows"], m["dropped"],
+                    f"{parts}" + (f"; {m['repeats']} repeated rows" if m["repeats"] else "")))
+    return out

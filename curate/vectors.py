@@ -18,23 +18,21 @@ BLOCK = 2048  # rows of a similarity block: 2048 x 2048 float32 is 16 MB
 
 
 def embedding_matrix(ds, column: str, where: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """(X, ok): the column as an n x dim float32 matrix and which rows have a vector.
+    """(X, ok): the column of `ds` (a pyarrow Table or a datasets.Dataset) as an n x dim float32 matrix and
+    which rows have a vector.
 
     Rows without one (the embed step found an empty text) are zero rows in X with ok False.
     """
+    import pyarrow as pa
+
+    ds = ds if isinstance(ds, pa.Table) else ds.with_format("arrow")[:]  # respects a Dataset's selection
     if column not in ds.column_names:
         raise CurateError(
             f"no embedding column {column!r}{did_you_mean(column, ds.column_names)}: add an `embed` step "
             f"before this one (e.g. `- embed: {{key: prompt}}`), or name its column with `column:`",
             where,
         )
-    import pyarrow as pa
-
-    col = ds.with_format("arrow")[column]  # respects a selection (indices mapping) over the table
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    if isinstance(col, pa.Table):
-        col = col.column(0).combine_chunks()
+    col = ds.column(column).combine_chunks()
     n = len(col)
     if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
         raise CurateError(f"column {column!r} holds {col.type}, not embedding vectors; it must come from an `embed` step",

@@ -42,3 +42,10 @@ def send_json(handler, obj, status: int = 200) -> None:
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)
+
+
+def apply_step(step, rows) -> Dataset:
+    """`step` on `rows` as the engine runs it (curate.steps.base.Step.on_table): the rows it keeps, with
+    the columns it set, as a Dataset."""
+    table, _ = step.on_table(rows)
+    return Dataset(table)

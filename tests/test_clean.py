@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from curate.steps.clean.text import Clean
-from tests.helpers import build, pairs_dataset
+from tests.helpers import apply_step, build, pairs_dataset
 
 
 def clean(text, role="assistant", **params):
@@ -97,7 +97,7 @@ def test_transform_keeps_rows_order_and_columns():
     ]
     ds = pairs_dataset(pairs, extra_columns={"score": [1.0, 2.0, 3.0, 4.0]})
     step = build(Clean)
-    out = step.transform(ds)
+    out = apply_step(step, ds)
     assert out.column_names == ds.column_names
     assert list(out["id"]) == list(ds["id"])
     assert list(out["score"]) == [1.0, 2.0, 3.0, 4.0]
@@ -109,7 +109,7 @@ def test_transform_keeps_rows_order_and_columns():
         ["Be kind.", "x", "y"],
     ]
     assert [[m["role"] for m in ms] for ms in out["messages"]][3] == ["system", "user", "assistant"]
-    assert step.ctx.notes["rows_changed"] == 3
+    assert step.ctx.counts["rows_changed"] == 3
 
 
 def test_a_turn_that_is_only_a_disclaimer_is_left_for_the_filters():

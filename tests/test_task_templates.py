@@ -16,7 +16,7 @@ from curate.rows import make_row
 from curate.sources.load import load_source
 from curate.steps.task.apply import TaskTemplates
 from curate.steps.task.library import shipped_tasks
-from tests.helpers import context, pairs_dataset
+from tests.helpers import apply_step, context, pairs_dataset
 
 MMLU_COLUMNS = ["question", "A", "B", "C", "D", "answer"]
 
@@ -27,7 +27,7 @@ def step(seed=0, recipe_dir=".", **params) -> TaskTemplates:
 
 def apply(ds, seed=0, recipe_dir=".", **params) -> tuple[Dataset, dict]:
     s = step(seed, recipe_dir, **params)
-    out = s.transform(ds)
+    out = apply_step(s, ds)
     return out, s.ctx.notes
 
 
@@ -231,7 +231,7 @@ def test_assignment_is_deterministic_by_seed_and_independent_of_row_order(arc):
 def test_seed_param_overrides_the_step_seed(arc):
     pinned_a = TaskTemplates(TaskTemplates.Params(task="multiple_choice", seed=5), context("task", seed=1))
     pinned_b = TaskTemplates(TaskTemplates.Params(task="multiple_choice", seed=5), context("task", seed=2))
-    assert assignment(pinned_a.transform(arc)) == assignment(pinned_b.transform(arc))
+    assert assignment(apply_step(pinned_a, arc)) == assignment(apply_step(pinned_b, arc))
 
 
 def test_every_phrasing_is_used_over_enough_rows(shared_data):

@@ -154,7 +154,7 @@ def funnel(run: Run) -> list[dict]:
     Raises CurateError when the manifest does not add up: each stage starts where the last ended
     (plus what it adds), and rows_in == rows_out - repeats + dropped overall."""
     from curate.ledger import reason_group
-    from curate.pipeline import funnel_rows
+    from curate.runfolder import funnel_rows
 
     m = run.manifest
     steps = {s["label"]: s for s in m["steps"]}

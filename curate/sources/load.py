@@ -74,7 +74,9 @@ class SourceReader:
 
     def __iter__(self) -> Iterator[dict]:
         src, where = self.src, self.where
-        if src.path and _is_url(src.path):
+        if src.data is not None:
+            records = _memory_records(src, self)
+        elif src.path and _is_url(src.path):
             records = _url_records(src, where, self)
         elif src.path:
             records = _local_records(src, where, self)
@@ -393,6 +395,18 @@ def _hub_records(src, where, reader: SourceReader):
     for i, record in enumerate(ds):
         loc = f"{src.hub}[{src.split}] row {i + 1}"
         yield Location(loc, loc), record
+
+
+def _memory_records(src, reader: SourceReader):
+    """Rows given in memory (Pipeline.run(data)): a datasets.Dataset, a pyarrow Table or a list of dicts."""
+    from curate.recipe import _arrow_batches
+
+    reader.inputs.append({"memory": True, "sha256": src.data_fingerprint()})
+    n = 0
+    for table in _arrow_batches(src.data):
+        for record in table.to_pylist():
+            n += 1
+            yield Location(f"data row {n}", f"data row {n}"), record
 
 
 def _raw_text(record) -> str:

@@ -1,28 +1,45 @@
-"""The step contracts.
+"""The step contracts: each role carries itself out on Arrow tables.
 
 Four roles that never mix:
-- Transform (`clean`): rewrites message text; never adds or drops rows.
-- Scorer: adds numeric columns; never drops a row. A row it cannot score gets NaN and, in
+- Transform (`clean`, `task`): rewrites columns of the rows it gets (usually `messages`); never adds or drops
+  rows.
+- Scorer: adds columns; never drops a row. A row it cannot score gets NaN (or None) and, in
   `<column>_why`, the reason.
 - Filter (filters and deduplicators): keeps or drops each row; every drop carries a reason.
 - Selector: picks a budgeted, seeded subset; the rows it leaves out go to the ledger as "not selected".
 
-A step declares `name` (its recipe name), `role`, and `Params` (a pydantic model; unknown keys are
-errors). The pipeline builds it as `Step(params, ctx)` and calls the one method its role defines.
+And two scopes:
+- row-local (`scope = "row"`, the default for transforms, scorers and filters): a function of one batch of
+  rows (`pa.Table` in; new columns, or one decision per row, out). The engine runs it batch by batch, in
+  parallel when `parallel()` allows (a step that loads a model says no and runs in the main process).
+- global (`scope = "global"`: deduplicators, selectors, `score.rank`, `task`): it needs every row at once. It
+  declares the columns it reads (`reads()`) and gets only those, for all rows (plus `id`). A global filter
+  may also compute per-row keys (`keys(batch)`: hashes, signatures, lengths) row-locally, so that it never
+  holds the rows' text: the engine computes them batch by batch and passes them to `decide(table, keys)`.
+
+The base classes do the bookkeeping every step of a role shares: checking what a step returns, the NaN +
+`_why` rule and its counts, turning decisions into keep-masks and drops, the budget walk. `apply(batch)` is
+what the engine calls for a row-local step; it returns a `BatchResult`.
+
+A step declares `name` (its recipe name), `role`, `Params` (a pydantic model; unknown keys are errors),
+the columns it reads (`reads()`, checked by `curate validate` against what earlier steps add) and adds
+(`adds()`). It is built as `Step(params, ctx)`. Facts a step reports go in `ctx.notes`; counts that add up
+over batches go through `ctx.count(name, n)` (the engine sums them over batches in order).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Iterable, Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
-from curate.errors import CurateError
+from curate.errors import CurateError, did_you_mean
 
 
 def _valid_regex(pattern: str) -> str:
@@ -52,9 +69,27 @@ class StepContext:
     seed: int  # the recipe seed, already mixed with the step position
     recipe_dir: str = "."  # for parameters that name files relative to the recipe
     notes: dict = field(default_factory=dict)  # facts the step reports into the manifest (e.g. coverage)
+    counts: dict = field(default_factory=dict)  # counts summed over batches (rows changed, unscored rows)
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
+
+    def count(self, name: str, n: int = 1, group: str | None = None) -> None:
+        """Add `n` to a count reported in the manifest (inside the dict `group` when given). The count
+        shows in `notes` too (for one call); the engine sums `counts` over batches and reports the sums."""
+        for into in (self.counts, self.notes):
+            d = into.setdefault(group, {}) if group else into
+            d[name] = d.get(name, 0) + int(n)
+
+
+def merge_counts(into: dict, more: dict) -> dict:
+    """Add the (nested) counts of `more` to `into`."""
+    for k, v in more.items():
+        if isinstance(v, dict):
+            merge_counts(into.setdefault(k, {}), v)
+        else:
+            into[k] = into.get(k, 0) + v
+    return into
 
 
 @dataclass(frozen=True)
@@ -66,9 +101,76 @@ class Drop:
     detail: dict | None = None  # anything else worth keeping (similarity, matched pattern, ...)
 
 
+@dataclass
+class BatchResult:
+    """What a step made of one batch: columns to set (transform, score) or decisions (filter)."""
+
+    columns: dict[str, pa.Array] = field(default_factory=dict)  # one value per row of the batch
+    changed: np.ndarray | None = None  # transforms: the rows whose columns changed (None: all)
+    drops: dict[int, Drop] = field(default_factory=dict)  # filters: row index in the batch -> why
+
+
+# -- reading a batch ----------------------------------------------------------------------------------
+
+
+def as_table(rows) -> pa.Table:
+    """A `pa.Table` of `rows`: a table, a record batch, or a `datasets.Dataset` (read into Arrow)."""
+    if isinstance(rows, pa.Table):
+        return rows
+    if isinstance(rows, pa.RecordBatch):
+        return pa.Table.from_batches([rows])
+    if hasattr(rows, "with_format"):  # a datasets.Dataset
+        return rows.with_format("arrow")[:]
+    raise TypeError(f"expected an Arrow table, got {type(rows).__name__}")
+
+
+def values(table: pa.Table, column: str) -> list:
+    """A column as Python values."""
+    return table.column(column).to_pylist()
+
+
+def numbers(table: pa.Table, column: str, where: str, what: str = "rank rows") -> np.ndarray:
+    """A numeric column as float64, None as NaN; a non-numeric column is the user's error."""
+    col = table.column(column)
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type)
+            or pa.types.is_null(col.type)):
+        raise CurateError(f"column {column!r} is not numeric (it holds {col.type}), so it cannot {what}", where)
+    return np.asarray(col.cast(pa.float64()).fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def require_columns(available: Iterable[str], wanted: dict[str, str], where: str) -> None:
+    """Each `wanted` column (param name -> column) must be in `available`; else a did-you-mean error at
+    `<where>.<param>` (at `where` for the param "")."""
+    names = list(available)
+    for param, column in wanted.items():
+        if column not in names:
+            # difflib is case-sensitive; a column differing only in case is the likeliest meaning
+            same = [c for c in names if c.lower() == column.lower()]
+            hint = f" (did you mean {same[0]!r}?)" if same else did_you_mean(column, names)
+            raise CurateError(f"no column {column!r}{hint}; the rows have: {', '.join(names)} (score columns come "
+                              "from score.* steps placed before this one)", f"{where}.{param}" if param else where)
+
+
+def to_array(name: str, data) -> pa.Array:
+    """One returned column as an Arrow array; `<x>_why` columns are always strings."""
+    if isinstance(data, pa.ChunkedArray):
+        data = data.combine_chunks()
+    if isinstance(data, pa.Array):
+        return data
+    if isinstance(data, np.ndarray) and data.ndim == 1:
+        return pa.array(data)
+    if name.endswith("_why"):
+        return pa.array(data, type=pa.string())
+    return pa.array(list(data))
+
+
+# -- the steps ------------------------------------------------------------------------------------------
+
+
 class Step:
     name: ClassVar[str]
     role: ClassVar[Literal["transform", "score", "filter", "select"]]
+    scope: ClassVar[Literal["row", "global"]] = "row"
     Params: ClassVar[type[StepParams]] = StepParams
 
     def __init__(self, params: StepParams, ctx: StepContext):
@@ -81,26 +183,146 @@ class Step:
         it joins the step's cache key, so editing that file re-runs the step."""
         return None
 
+    def reads(self) -> dict[str, str]:
+        """Columns this step reads besides the canonical ones, by the parameter that names each."""
+        return {}
+
+    def adds(self) -> list[str]:
+        """Columns this step adds or rewrites."""
+        return []
+
+    def parallel(self) -> bool:
+        """May the engine run this step in several worker processes at once? A step that loads a model
+        says no: it runs in the main process, where the model is loaded once."""
+        return True
+
+    def apply(self, batch: pa.Table) -> BatchResult:  # row-local steps: see the role classes
+        raise NotImplementedError(f"{self.name} is a global step")
+
+    def on_table(self, rows) -> tuple[pa.Table, dict[int, Drop]]:
+        """This step on one in-memory table of rows, as the engine runs it: the rows it keeps (with the
+        columns it sets) and why it dropped the others (by row index)."""
+        table = as_table(rows)
+        if self.role == "select":
+            chosen = sorted(set(self.select(table)))
+            drop = self.not_selected()
+            drops = {i: drop for i in range(table.num_rows) if i not in set(chosen)}
+            result = BatchResult(drops=drops)
+        elif self.role == "filter" and self.scope == "global":
+            result = BatchResult(drops=checked_drops(self, self.decide(table), table.num_rows))
+        else:
+            result = self.apply(table)
+        for name, arr in result.columns.items():
+            if name in table.column_names:
+                table = table.set_column(table.column_names.index(name), name, arr)
+            else:
+                table = table.append_column(name, arr)
+        if result.drops:
+            table = table.filter(pa.array([i not in result.drops for i in range(table.num_rows)]))
+        return table, result.drops
+
 
 class Transform(Step):
     role = "transform"
 
-    def transform(self, ds: Dataset) -> Dataset:  # same rows, rewritten messages
+    def transform(self, batch: pa.Table) -> dict[str, list]:  # replaced columns, one value per row
         raise NotImplementedError
+
+    def adds(self) -> list[str]:
+        return ["messages"]
+
+    def apply(self, batch: pa.Table) -> BatchResult:
+        new = self.transform(batch)
+        n = batch.num_rows
+        columns, changed = {}, np.zeros(n, dtype=bool)
+        for col, data in new.items():
+            arr = to_array(col, data)
+            if len(arr) != n:
+                raise RuntimeError(f"{self.ctx.label}: a transform returned {len(arr)} values of {col} for {n} rows")
+            if col in batch.column_names:
+                arr = arr.cast(batch.schema.field(col).type)
+                old = batch.column(col).combine_chunks()
+                changed |= ~np.asarray([a == b for a, b in zip(arr.to_pylist(), old.to_pylist())], dtype=bool)
+            else:
+                changed[:] = True
+            columns[col] = arr
+        return BatchResult(columns=columns, changed=changed)
 
 
 class Scorer(Step):
     role = "score"
 
-    def score(self, ds: Dataset) -> dict[str, list]:  # new column name -> one value per row
+    def score(self, batch: pa.Table) -> dict[str, list]:  # new column name -> one value per row
         raise NotImplementedError
+
+    def apply(self, batch: pa.Table) -> BatchResult:
+        return BatchResult(columns=self.checked_columns(self.score(batch), batch.num_rows))
+
+    def checked_columns(self, cols: dict, n: int) -> dict[str, pa.Array]:
+        """The returned columns as arrays of `n` values; NaN and None scores are counted for the manifest."""
+        out = {}
+        for col, data in cols.items():
+            arr = to_array(col, data)
+            if len(arr) != n:
+                raise RuntimeError(f"{self.ctx.label}: column {col} has {len(arr)} values for {n} rows")
+            if not col.endswith("_why"):
+                missing = arr.null_count if not pa.types.is_floating(arr.type) else \
+                    pc.sum(pc.is_null(arr, nan_is_null=True)).as_py() or 0
+                if missing:
+                    self.ctx.count(col, missing, group="unscored_rows")
+            out[col] = arr
+        return out
+
+
+class ModelScorer(Scorer):
+    """A scorer that loads a model: it runs in the main process (the model is loaded once, and the model
+    uses every core itself), batch by batch."""
+
+    def parallel(self) -> bool:
+        return False
 
 
 class Filter(Step):
     role = "filter"
 
-    def decide(self, ds: Dataset) -> list[Drop | None]:  # one entry per row: None keeps it
+    def decide(self, batch: pa.Table) -> list[Drop | None]:  # one entry per row: None keeps it
         raise NotImplementedError
+
+    def apply(self, batch: pa.Table) -> BatchResult:
+        decisions = self.decide(batch)
+        return BatchResult(drops=checked_drops(self, decisions, batch.num_rows))
+
+
+def checked_drops(step: Step, decisions: list, n: int) -> dict[int, Drop]:
+    if len(decisions) != n:
+        raise RuntimeError(f"{step.ctx.label}: {len(decisions)} decisions for {n} rows")
+    return {i: d for i, d in enumerate(decisions) if d is not None}
+
+
+class GlobalFilter(Filter):
+    """A filter that decides over all rows at once (the deduplicators).
+
+    `keys(batch)` (optional) computes per-row keys row-locally; `decide(table, keys)` gets `id`, the
+    `reads()` columns and those keys (numpy arrays, one entry per row) for every row. Called with a table
+    alone (tests, the Python API on a small table), `decide` computes the keys itself."""
+
+    scope = "global"
+
+    def keys(self, batch: pa.Table) -> dict[str, np.ndarray] | None:
+        return None
+
+    def needs_keys(self) -> bool:
+        """Does `decide` need `keys` (the engine then computes them in a pass over the rows)?"""
+        return type(self).keys is not GlobalFilter.keys
+
+    def decide(self, table: pa.Table, keys: dict[str, np.ndarray] | None = None) -> list[Drop | None]:
+        raise NotImplementedError
+
+    def own_keys(self, table: pa.Table, keys: dict | None) -> dict:
+        """`keys` as given by the engine, or computed here from a table that holds the rows."""
+        if keys is not None:
+            return keys
+        return self.keys(as_table(table)) or {}
 
 
 class Budget(StepParams):
@@ -118,36 +340,44 @@ class Budget(StepParams):
             raise ValueError("the budget must be at least 1")
         return self
 
+    def text(self) -> str:
+        return f"budget {self.rows} rows" if self.rows is not None else f"budget {self.tokens} tokens"
+
 
 class Selector(Step):
     role = "select"
+    scope = "global"
     Params: ClassVar[type[Budget]] = Budget
 
-    def select(self, ds: Dataset) -> list[int]:  # indices of the chosen rows
+    def select(self, table: pa.Table) -> list[int]:  # indices of the chosen rows
         raise NotImplementedError
+
+    def reads(self) -> dict[str, str]:
+        return {"token_column": self.params.token_column} if self.params.tokens is not None else {}
 
     # -- shared budget logic ---------------------------------------------------------------------
 
-    def row_costs(self, ds: Dataset) -> np.ndarray:
+    def row_costs(self, table) -> np.ndarray:
         """What each row costs against the budget: 1 per row, or its token count."""
+        table = as_table(table)
         p = self.params
         if p.rows is not None:
-            return np.ones(len(ds), dtype=np.int64)
-        if p.token_column not in ds.column_names:
+            return np.ones(table.num_rows, dtype=np.int64)
+        if p.token_column not in table.column_names:
             raise CurateError(
                 f"a token budget needs the column {p.token_column!r}; add a scorer that counts tokens "
                 "(score.tokens) before this step",
                 self.ctx.where,
             )
-        costs = np.asarray(ds[p.token_column], dtype=float)
+        costs = numbers(table, p.token_column, self.ctx.where, "count tokens")
         if np.isnan(costs).any():
             raise CurateError(f"column {p.token_column!r} has missing token counts", self.ctx.where)
         return costs.astype(np.int64)
 
-    def check_budget(self, ds: Dataset, eligible: int | None = None) -> None:
+    def check_budget(self, table, eligible: int | None = None) -> None:
         """A budget larger than the rows (or tokens) available is an error, not a silent shortfall."""
         p = self.params
-        costs = self.row_costs(ds)
+        costs = self.row_costs(table)
         available = int(costs.sum()) if eligible is None else eligible
         wanted = p.rows if p.rows is not None else p.tokens
         unit = "rows" if p.rows is not None else "tokens"
@@ -157,11 +387,14 @@ class Selector(Step):
                 f"{self.ctx.where}.{unit}",
             )
 
-    def take_in_order(self, ds: Dataset, order: Iterable[int]) -> list[int]:
+    def take_in_order(self, table, order: Iterable[int]) -> list[int]:
         """Walk rows in `order`, taking each that still fits, until the budget is spent."""
         p = self.params
         limit = p.rows if p.rows is not None else p.tokens
-        return take_within(order, self.row_costs(ds), limit, by_rows=p.rows is not None)
+        return take_within(order, self.row_costs(table), limit, by_rows=p.rows is not None)
+
+    def not_selected(self) -> Drop:
+        return Drop(reason=f"not selected by {self.ctx.label} ({self.params.text()})")
 
 
 def take_within(order: Iterable[int], costs: np.ndarray, limit: int, by_rows: bool) -> list[int]:

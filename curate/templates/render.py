@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+import pyarrow as pa
 from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -134,6 +135,8 @@ def sandbox_environment(date: str | None = None) -> jinja2.Environment:
     env.globals["namespace"] = _Namespace
     return env
 
+
+SPANS_TYPE = pa.list_(pa.list_(pa.int64()))  # the type of `assistant_spans`
 
 # What a template can raise besides jinja2's own errors: a wrong type, a too-large range (OverflowError),
 # an include without a loader (TypeError), runaway recursion.
@@ -289,25 +292,24 @@ class Templater:
             return 0
         return len(prompt) if text.startswith(prompt) else 0
 
-    def apply(self, ds):
-        """`ds` with `text` and `assistant_spans` (list of [start, end]) for every row."""
-        from datasets import List, Value
-
-        ids = list(ds["id"]) if "id" in ds.column_names else None
+    def apply(self, rows):
+        """`rows` (a pa.Table, or a datasets.Dataset) with `text` and `assistant_spans` (list of [start, end])
+        for every row, replacing them if present; the same type comes back."""
+        table = rows if isinstance(rows, pa.Table) else rows.with_format("arrow")[:]
+        ids = table.column("id").to_pylist() if "id" in table.column_names else None
         texts, spans = [], []
-        for i, messages in enumerate(ds["messages"]):
+        for i, messages in enumerate(table.column("messages").to_pylist()):
             text, sp = self.render(messages, row=ids[i] if ids else str(i))
             texts.append(text)
             spans.append([[a, b] for a, b in sp])
-        ds = ds.remove_columns([c for c in ("text", "assistant_spans") if c in ds.column_names])
-        # add_column can fail on a table whose blocks were emptied by a selection: one contiguous table first
+        table = table.drop_columns([c for c in ("text", "assistant_spans") if c in table.column_names])
+        table = table.append_column("text", pa.array(texts, pa.string()))
+        table = table.append_column("assistant_spans", pa.array(spans, SPANS_TYPE))
+        if isinstance(rows, pa.Table):
+            return table
         from datasets import Dataset
 
-        from curate.io import as_table
-
-        ds = Dataset(as_table(ds), info=ds.info.copy())
-        ds = ds.add_column("text", texts, feature=Value("string"))
-        return ds.add_column("assistant_spans", spans, feature=List(List(Value("int64"))))
+        return Dataset(table.combine_chunks())
 
     def describe(self) -> dict:
         """The facts a manifest needs to reproduce the rendering."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field, field_validator
 
-from curate.progress import progress
+from curate.progress import track
 from curate.registry import register
 from curate.rows import ROLES
-from curate.steps.base import Regex, StepParams, Transform
+from curate.steps.base import Regex, StepParams, Transform, as_table, values
 
 
 
@@ -90,23 +90,15 @@ class Clean(Transform):
         super().__init__(params, ctx)
         self._boilerplate = [re.compile(p, re.IGNORECASE) for p in params.boilerplate]
 
-    def transform(self, ds: Dataset) -> Dataset:
-        changed = 0
-
-        def clean_batch(batch):
-            nonlocal changed
-            out = []
-            for messages in batch["messages"]:
-                new = [{**m, "content": self.clean_turn(m["role"], m["content"])} for m in messages]
-                changed += new != messages
-                out.append(new)
-            advance(len(out))
-            return {"messages": out}
-
-        with progress(len(ds), f"{self.ctx.label}: cleaning") as advance:
-            ds = ds.map(clean_batch, batched=True, load_from_cache_file=False, desc="clean")
-        self.ctx.notes["rows_changed"] = int(changed)
-        return ds
+    def transform(self, batch: pa.Table) -> dict[str, list]:
+        batch = as_table(batch)  # a datasets.Dataset works too
+        out, changed = [], 0
+        for messages in track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: cleaning"):
+            new = [{**m, "content": self.clean_turn(m["role"], m["content"])} for m in messages]
+            changed += new != messages
+            out.append(new)
+        self.ctx.count("rows_changed", changed)
+        return {"messages": out}
 
     def clean_turn(self, role: str, text: str) -> str:
         p = self.params

@@ -6,12 +6,13 @@ import hashlib
 import unicodedata
 from typing import Literal
 
-from datasets import Dataset
+import numpy as np
+import pyarrow as pa
 
 from curate.registry import register
 from curate.rows import text_of
-from curate.steps.base import Drop, Filter
-from curate.steps.dedup.keep import KeepPolicy, resolve
+from curate.steps.base import Drop, as_table, values
+from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]
 
@@ -31,7 +32,7 @@ def fast_normalise(text: str) -> str:
 
 
 @register
-class ExactDedup(Filter):
+class ExactDedup(KeepFilter):
     """Exact deduplication on one text of each row, across all sources.
 
     Params:
@@ -56,23 +57,32 @@ class ExactDedup(Filter):
     name = "dedup.exact"
     Params = ExactParams
 
-    def decide(self, ds: Dataset) -> list[Drop | None]:
+    def keys(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        """Per row a 128-bit digest of the key text (b"" for an empty one) and the conversation's length:
+        what deciding needs, without holding any text."""
         p: ExactParams = self.params
-        messages = ds["messages"][:]
-        groups: dict[bytes, list[int]] = {}
-        for i, msgs in enumerate(messages):
+        messages = values(batch, "messages")
+        digests = []
+        for msgs in messages:
             text = text_of(msgs, p.key)
             text = fast_normalise(text) if p.normalise else text
-            if not text.strip():
-                continue
-            # a 128-bit digest instead of the text keeps memory flat on large inputs
-            digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-            groups.setdefault(digest, []).append(i)
+            digests.append(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                           if text.strip() else b"")
+        return {"digest": np.asarray(digests, dtype="S16"), "length": conversation_lengths(messages)}
+
+    def decide(self, table: pa.Table, keys: dict | None = None) -> list[Drop | None]:
+        table = as_table(table)  # a datasets.Dataset works too
+        p: ExactParams = self.params
+        keys = self.own_keys(table, keys)
+        groups: dict[bytes, list[int]] = {}
+        for i, digest in enumerate(keys["digest"].tolist()):
+            if digest:
+                groups.setdefault(digest, []).append(i)
 
         dup_groups = [g for g in groups.values() if len(g) > 1]
-        decided = resolve(dup_groups, p, ds, messages, self.ctx.where)
-        ids = ds["id"][:]
-        out: list[Drop | None] = [None] * len(ds)
+        decided = self.resolve(dup_groups, table, keys)
+        ids = values(table, "id")
+        out: list[Drop | None] = [None] * table.num_rows
         reason = f"exact duplicate ({p.key})"
         for kept, dropped in decided:
             for i in dropped:

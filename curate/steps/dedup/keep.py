@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import model_validator
 
 from curate.errors import CurateError, did_you_mean
-from curate.steps.base import StepParams
+from curate.steps.base import GlobalFilter, StepParams, as_table, numbers
 
 KeepRule = Literal["first", "longest", "highest"]
 
@@ -74,44 +74,38 @@ def _rank_score(v) -> tuple[int, float]:
     return (0, 0.0) if math.isnan(f) else (1, f)
 
 
-def conversation_lengths(messages: Sequence[list[dict]], rows: Sequence[int]) -> dict[int, int]:
-    """Characters across all messages of each listed row (what keep: longest compares)."""
-    return {int(i): sum(len(m["content"] or "") for m in messages[i]) for i in rows}
+def conversation_lengths(messages: Sequence[list[dict]]) -> np.ndarray:
+    """Characters across all messages of each row (what keep: longest compares)."""
+    return np.asarray([sum(len(m["content"] or "") for m in msgs) for msgs in messages], dtype=np.int64)
 
 
-def score_values(ds: Dataset, column: str, where: str | None) -> np.ndarray:
+def score_values(table: pa.Table, column: str, where: str | None) -> np.ndarray:
     """The score column as float64 (None as NaN); a missing or non-numeric column is the user's error."""
-    if column not in ds.column_names:
+    table = as_table(table)
+    if column not in table.column_names:
         raise CurateError(
             f"keep: highest needs the score column {column!r}, which is not in the data"
-            f"{did_you_mean(column, ds.column_names)}; add the scorer that writes it before this step "
-            f"(columns here: {', '.join(ds.column_names)})",
+            f"{did_you_mean(column, table.column_names)}; add the scorer that writes it before this step "
+            f"(columns here: {', '.join(table.column_names)})",
             where,
         )
-    try:
-        return np.asarray([np.nan if v is None else v for v in ds[column]], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise CurateError(f"score column {column!r} is not numeric, so it cannot pick the row to keep", where) from None
+    return numbers(table, column, where, "pick the row to keep")
 
 
-def resolve(
-    groups: Sequence[Sequence[int]],
-    policy: KeepPolicy,
-    ds: Dataset,
-    messages: Sequence[list[dict]] | None,
-    where: str | None,
-) -> list[tuple[int, list[int]]]:
-    """`choose_kept` with the lengths or scores the policy needs read from the dataset.
+class KeepFilter(GlobalFilter):
+    """A deduplicator: `keep` decides which row of a group stays, from the rows' lengths (a key computed
+    row-locally) or a score column (read)."""
 
-    `messages` (the rows' message lists, if the caller already has them) saves re-reading them
-    for keep: longest. The score column is checked even when there are no groups, so a typo in a
-    recipe fails on every run rather than only on data that happens to contain duplicates.
-    """
-    if policy.keep == "highest":
-        return choose_kept(groups, "highest", scores=score_values(ds, policy.score_column, where))
-    if policy.keep == "longest":
-        if messages is None:
-            messages = ds["messages"][:]
-        members = sorted({int(i) for g in groups for i in g})
-        return choose_kept(groups, "longest", lengths=conversation_lengths(messages, members))
-    return choose_kept(groups, "first")
+    def reads(self) -> dict[str, str]:
+        return {"score_column": self.params.score_column} if self.params.keep == "highest" else {}
+
+    def resolve(self, groups: Sequence[Sequence[int]], table: pa.Table, keys: dict) -> list[tuple[int, list[int]]]:
+        """`choose_kept` with the lengths or scores the policy needs. The score column is checked even
+        when there are no groups, so a typo in a recipe fails on every run rather than only on data that
+        happens to contain duplicates."""
+        policy = self.params
+        if policy.keep == "highest":
+            return choose_kept(groups, "highest", scores=score_values(table, policy.score_column, self.ctx.where))
+        if policy.keep == "longest":
+            return choose_kept(groups, "longest", lengths=keys["length"])
+        return choose_kept(groups, "first")

@@ -13,14 +13,14 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from curate.progress import progress
 from curate.registry import register
 from curate.rows import text_of
-from curate.steps.base import Drop, Filter
-from curate.steps.dedup.keep import KeepPolicy, resolve
+from curate.steps.base import Drop, as_table, values
+from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]
 LSH_WEIGHTS = (0.1, 0.9)  # (false positive, false negative) weights for the default banding
@@ -46,7 +46,7 @@ class MinHashParams(KeepPolicy):
 
 
 @register
-class MinHashDedup(Filter):
+class MinHashDedup(KeepFilter):
     """Near-duplicate removal by MinHash signatures (rensa R-MinHash) and LSH banding.
 
     Params:
@@ -80,17 +80,25 @@ class MinHashDedup(Filter):
     name = "dedup.minhash"
     Params = MinHashParams
 
-    def decide(self, ds: Dataset) -> list[Drop | None]:
+    def keys(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        """Per row its signature (num_perm uint32), whether it had any text, and its conversation length."""
         p: MinHashParams = self.params
-        n = len(ds)
-        messages = ds["messages"][:]
+        messages = values(batch, "messages")
+        n = len(messages)
         seed = self.ctx.seed if p.seed is None else p.seed
-        bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
-
         with progress(n, f"{self.ctx.label}: hashing", min_rows=20_000) as advance:
             sig, has_text = signatures(
                 (text_of(m, p.key) for m in messages), n, p.ngram, p.shingle, p.num_perm, seed, advance
             )
+        return {"sig": sig, "has_text": has_text, "length": conversation_lengths(messages)}
+
+    def decide(self, table: pa.Table, keys: dict | None = None) -> list[Drop | None]:
+        table = as_table(table)  # a datasets.Dataset works too
+        p: MinHashParams = self.params
+        keys = self.own_keys(table, keys)
+        n = table.num_rows
+        sig, has_text = keys["sig"].reshape(n, p.num_perm), keys["has_text"].astype(bool)
+        bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
         a, b, sim = similar_pairs(sig, has_text, bands, rows, p.threshold)
         root = components(n, a, b)
 
@@ -98,12 +106,12 @@ class MinHashDedup(Filter):
         # clusters numbered by their first row: root is the smallest index of each component
         order = linked[np.lexsort((linked, root[linked]))]
         groups = np.split(order, np.flatnonzero(np.diff(root[order])) + 1) if len(order) else []
-        decided = resolve(groups, p, ds, messages, self.ctx.where)
+        decided = self.resolve(groups, table, keys)
 
         nearest = np.zeros(n)
         np.maximum.at(nearest, a, sim)
         np.maximum.at(nearest, b, sim)
-        ids = ds["id"][:]
+        ids = values(table, "id")
         out: list[Drop | None] = [None] * n
         reason = f"near duplicate (minhash jaccard>={p.threshold:g})"
         for cluster, (kept, dropped) in enumerate(decided):

@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field
 
 from curate.registry import register
-from curate.steps.base import Drop, Filter
-from curate.steps.dedup.keep import KeepPolicy, _rank_score, conversation_lengths, score_values
+from curate.steps.base import Drop, as_table, values
+from curate.steps.dedup.keep import KeepFilter, KeepPolicy, _rank_score, conversation_lengths, score_values
 from curate.vectors import BLOCK, auto_clusters, embedding_matrix, kmeans
 
 ROWS_PER_CLUSTER = 10_000  # the automatic k: about this many rows per cluster
@@ -33,7 +33,7 @@ class SemanticParams(KeepPolicy):
 
 
 @register
-class SemanticDedup(Filter):
+class SemanticDedup(KeepFilter):
     """Semantic deduplication (SemDeDup) over the embeddings of an earlier `embed` step.
 
     Rows are clustered with k-means; inside each cluster (each row also visits its next-nearest
@@ -69,10 +69,21 @@ class SemanticDedup(Filter):
     name = "dedup.semantic"
     Params = SemanticParams
 
-    def decide(self, ds: Dataset) -> list[Drop | None]:
+    def reads(self) -> dict[str, str]:
+        return {"column": self.params.column, **super().reads()}
+
+    def needs_keys(self) -> bool:
+        return self.params.keep == "longest"
+
+    def keys(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        return {"length": conversation_lengths(values(batch, "messages"))}
+
+    def decide(self, table: pa.Table, keys: dict | None = None) -> list[Drop | None]:
         p: SemanticParams = self.params
-        n = len(ds)
-        X, ok = embedding_matrix(ds, p.column, f"{self.ctx.where}.column")
+        table = as_table(table)
+        keys = self.own_keys(table, keys) if self.needs_keys() else {}
+        n = table.num_rows
+        X, ok = embedding_matrix(table, p.column, f"{self.ctx.where}.column")
         rows = np.flatnonzero(ok)
         k = min(p.clusters or auto_clusters(len(rows), ROWS_PER_CLUSTER), max(len(rows), 1))
         seed = self.ctx.seed if p.seed is None else p.seed
@@ -84,7 +95,7 @@ class SemanticDedup(Filter):
         a, b, sim = similar_pairs(X, assign, 1.0 - p.eps)
 
         # Walk rows in the keep policy's order; a row with a kept neighbour is that neighbour's duplicate.
-        order = self._order(ds, np.unique(np.concatenate([a, b])))
+        order = self._order(table, keys, np.unique(np.concatenate([a, b])))
         neighbours: dict[int, list[tuple[int, float]]] = {}
         for i, j, s in zip(a.tolist(), b.tolist(), sim.tolist()):
             neighbours.setdefault(i, []).append((j, s))
@@ -98,7 +109,7 @@ class SemanticDedup(Filter):
             else:
                 dup_of[i] = (-best[1], best[0])
 
-        ids = ds["id"][:]
+        ids = values(table, "id")
         group = np.bincount([k_ for k_, _ in dup_of.values()], minlength=n) if dup_of else np.zeros(n, int)
         reason = f"semantic duplicate (cosine>{1.0 - p.eps:g})"
         out: list[Drop | None] = [None] * n
@@ -114,15 +125,15 @@ class SemanticDedup(Filter):
         })
         return out
 
-    def _order(self, ds: Dataset, members: np.ndarray) -> list[int]:
+    def _order(self, table: pa.Table, keys: dict, members: np.ndarray) -> list[int]:
         """The rows that have a similar pair, the row the keep policy prefers first."""
         p = self.params
         members = [int(i) for i in members]
         if p.keep == "longest":
-            lengths = conversation_lengths(ds["messages"][:], members)
-            return sorted(members, key=lambda i: (-lengths[i], i))
+            lengths = keys["length"]
+            return sorted(members, key=lambda i: (-int(lengths[i]), i))
         if p.keep == "highest":  # the column is read even without pairs, so a typo always fails
-            scores = score_values(ds, p.score_column, self.ctx.where)
+            scores = score_values(table, p.score_column, self.ctx.where)
             return sorted(members, key=lambda i: (tuple(-x for x in _rank_score(scores[i])), i))
         return members
 

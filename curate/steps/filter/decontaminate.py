@@ -7,14 +7,14 @@ import unicodedata
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.errors import CurateError
 from curate.registry import register
 from curate.rows import text_of
-from curate.steps.base import Drop, Filter, StepParams
+from curate.steps.base import Drop, Filter, StepParams, as_table, values
 from curate.textsets import Texts, TextSet, load_texts
 from curate.vectors import BLOCK, embedding_matrix
 
@@ -90,17 +90,32 @@ class Decontaminate(Filter):
 
         return [fingerprint(spec, recipe_dir) for spec in params.eval_sets]
 
-    def decide(self, ds: Dataset) -> list[Drop | None]:
-        p = self.params
-        sets = [load_texts(spec, f"{self.ctx.where}.eval_sets[{j}]", self.ctx.recipe_dir)
-                for j, spec in enumerate(p.eval_sets)]
-        index = NgramIndex(p.ngram, p.min_ngram)
-        for s, texts in enumerate(sets):
-            for r, text in enumerate(texts.texts):
-                index.add(words(text), (s, r))
+    def parallel(self) -> bool:
+        return self.params.embedding_threshold is None  # the embedding check loads a model: in-process
 
-        messages = ds["messages"][:]
-        out: list[Drop | None] = [None] * len(ds)
+    def reads(self) -> dict[str, str]:
+        p = self.params
+        return {"embedding_column": p.embedding_column} if p.embedding_threshold is not None else {}
+
+    def _eval_index(self):
+        """The eval sets and their n-gram index, built once per process (not once per batch)."""
+        if getattr(self, "_index", None) is None:
+            p = self.params
+            sets = [load_texts(spec, f"{self.ctx.where}.eval_sets[{j}]", self.ctx.recipe_dir)
+                    for j, spec in enumerate(p.eval_sets)]
+            index = NgramIndex(p.ngram, p.min_ngram)
+            for s, texts in enumerate(sets):
+                for r, text in enumerate(texts.texts):
+                    index.add(words(text), (s, r))
+            self._index = sets, index
+        return self._index
+
+    def decide(self, batch: pa.Table) -> list[Drop | None]:
+        batch = as_table(batch)  # a datasets.Dataset works too
+        p = self.params
+        sets, index = self._eval_index()
+        messages = values(batch, "messages")
+        out: list[Drop | None] = [None] * batch.num_rows
         by_check = {f"ngram_{field}": 0 for field in p.check}
         for field in p.check:
             texts = [words(text_of(m, field)) for m in messages]
@@ -115,16 +130,18 @@ class Decontaminate(Filter):
                 by_check[f"ngram_{field}"] += 1
 
         if p.embedding_threshold is not None:
-            by_check["embedding"] = self._embedding_check(ds, sets, out)
+            by_check["embedding"] = self._embedding_check(batch, sets, out)
         self.ctx.notes.update({
             "eval_sets": {t.name: len(t.texts) for t in sets},
-            "ngrams_indexed": index.size, "too_short": index.too_short, "dropped_by_check": by_check,
+            "ngrams_indexed": index.size, "too_short": index.too_short,
         })
+        for check, n in by_check.items():
+            self.ctx.count(check, n, group="dropped_by_check")
         return out
 
-    def _embedding_check(self, ds: Dataset, sets: list[Texts], out: list[Drop | None]) -> int:
+    def _embedding_check(self, batch: pa.Table, sets: list[Texts], out: list[Drop | None]) -> int:
         p = self.params
-        X, ok = embedding_matrix(ds, p.embedding_column, f"{self.ctx.where}.embedding_column")
+        X, ok = embedding_matrix(batch, p.embedding_column, f"{self.ctx.where}.embedding_column")
         all_texts = [t for s in sets for t in s.texts]
         owner = [(s, r) for s, texts in enumerate(sets) for r in range(len(texts.texts))]
         E = Embedder(p.model, p.batch_size, p.cache_dir, p.device, recipe_dir=self.ctx.recipe_dir,

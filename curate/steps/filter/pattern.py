@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field
 
 from curate.progress import track
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
-from curate.steps.base import Drop, Filter, Regex, StepParams
+from curate.steps.base import Drop, Filter, Regex, StepParams, as_table, values
 
 
 @register
@@ -37,10 +37,11 @@ class Pattern(Filter):
         flags = re.IGNORECASE if params.ignore_case else 0
         self._compiled = [re.compile(p, flags) for p in params.patterns]
 
-    def decide(self, ds: Dataset) -> list[Drop | None]:
+    def decide(self, batch: pa.Table) -> list[Drop | None]:
+        batch = as_table(batch)  # a datasets.Dataset works too
         key = self.params.key
         decisions: list[Drop | None] = []
-        for messages in track(ds["messages"], len(ds), f"{self.ctx.label}: matching"):
+        for messages in track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: matching"):
             text = text_of(messages, key)
             drop = None
             for pattern in self._compiled:

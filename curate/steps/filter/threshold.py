@@ -6,12 +6,12 @@ import math
 import re
 from typing import Any, Literal
 
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from curate.errors import CurateError, did_you_mean
+from curate.errors import CurateError
 from curate.registry import register
-from curate.steps.base import Drop, Filter, StepParams
+from curate.steps.base import Drop, Filter, StepParams, as_table, require_columns, values
 
 _COMPACT = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*(.*?)\s*$")
 _OPERATORS = {">=": "min", "<=": "max", ">": "above", "<": "below", "==": "equals", "!=": "not_in"}
@@ -114,18 +114,22 @@ class Threshold(Filter):
         rules: list[Rule] = Field(min_length=1)
         on_nan: Literal["drop", "keep"] = "drop"
 
-    def decide(self, ds: Dataset) -> list[Drop | None]:
+    def reads(self) -> dict[str, str]:
+        return {f"rules[{i}].column": r.column for i, r in enumerate(self.params.rules)}
+
+    def decide(self, batch: pa.Table) -> list[Drop | None]:
+        batch = as_table(batch)  # a datasets.Dataset works too
         rules = self.params.rules
-        self._check_columns(ds)
-        values = {r.column: list(ds[r.column]) for r in rules}
-        whys = {c: list(ds[f"{c}_why"]) for c in values if f"{c}_why" in ds.column_names}
+        self._check_columns(batch)
+        columns = {r.column: values(batch, r.column) for r in rules}
+        whys = {c: values(batch, f"{c}_why") for c in columns if f"{c}_why" in batch.column_names}
         keep_missing = self.params.on_nan == "keep"
 
         decisions: list[Drop | None] = []
-        for row in range(len(ds)):
+        for row in range(batch.num_rows):
             drop = None
             for i, rule in enumerate(rules):
-                v = values[rule.column][row]
+                v = columns[rule.column][row]
                 why = whys[rule.column][row] if rule.column in whys else None
                 if why is not None or _missing(v):
                     if keep_missing:
@@ -139,20 +143,23 @@ class Threshold(Filter):
             decisions.append(drop)
         return decisions
 
-    def _check_columns(self, ds: Dataset) -> None:
+    def _check_columns(self, batch: pa.Table) -> None:
+        require_columns(batch.column_names, self.reads(), self.ctx.where)
         for i, rule in enumerate(self.params.rules):
-            where = f"{self.ctx.where}.rules[{i}]"
-            if rule.column not in ds.column_names:
+            kind = batch.schema.field(rule.column).type
+            numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) \
+                or pa.types.is_null(kind)
+            if rule.numeric and not numeric:
                 raise CurateError(
-                    f"no column {rule.column!r}{did_you_mean(rule.column, ds.column_names)}; the rows have: "
-                    f"{', '.join(ds.column_names)} (score columns come from score.* steps placed before this one)",
-                    f"{where}.column",
+                    f"min/max/above/below compare numbers, but column {rule.column!r} holds {_dtype(kind)}",
+                    f"{self.ctx.where}.rules[{i}]",
                 )
-            dtype = getattr(ds.features[rule.column], "dtype", "a list")
-            if rule.numeric and not dtype.startswith(("int", "uint", "float", "bool", "null")):
-                raise CurateError(
-                    f"min/max/above/below compare numbers, but column {rule.column!r} holds {dtype}", where
-                )
+
+
+def _dtype(kind: pa.DataType) -> str:
+    """An Arrow type in the words datasets uses ("string", "a list")."""
+    return "a list" if pa.types.is_list(kind) or pa.types.is_large_list(kind) else \
+        "string" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else str(kind)
 
 
 def _literal(raw: str):

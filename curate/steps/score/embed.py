@@ -6,20 +6,20 @@ import logging
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field
 
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.progress import progress
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
-from curate.steps.base import Scorer, StepParams
+from curate.steps.base import ModelScorer, StepParams, as_table, values
 
 log = logging.getLogger(__name__)
 
 
 @register
-class Embed(Scorer):
+class Embed(ModelScorer):
     """Embed one text of each row with a sentence-transformers model.
 
     Columns: `embedding` (or `column`): a list of float32, L2-normalised, so a dot product is the cosine
@@ -65,11 +65,15 @@ class Embed(Scorer):
 
         return resolve_model(params.model, recipe_dir).fingerprint
 
-    def score(self, ds: Dataset) -> dict[str, list]:
+    def adds(self) -> list[str]:
+        return [self.params.column, f"{self.params.column}_why"]
+
+    def score(self, ds: pa.Table) -> dict[str, list]:
+        ds = as_table(ds)  # a datasets.Dataset works too
         import pyarrow as pa
 
         p = self.params
-        texts = [text_of(m, p.key) for m in ds["messages"]]
+        texts = [text_of(m, p.key) for m in values(ds, "messages")]
         embedder = Embedder(p.model, p.batch_size, p.cache_dir, p.device, recipe_dir=self.ctx.recipe_dir,
                             where=f"{self.ctx.where}.model")
         with progress(len(texts), f"{self.ctx.label}: embedding", min_rows=500) as advance:
@@ -79,13 +83,14 @@ class Embed(Scorer):
         dim = vectors.shape[1]
         # One Arrow list<float32> column built from the matrix: null where there is no vector.
         offsets = pa.array(np.concatenate([[0], np.cumsum(np.where(ok, dim, 0))]).astype(np.int32))
-        values = pa.array(vectors[ok].ravel())
-        column = pa.ListArray.from_arrays(offsets, values, mask=pa.array(~ok))
+        flat = pa.array(vectors[ok].ravel())
+        column = pa.ListArray.from_arrays(offsets, flat, mask=pa.array(~ok))
         ref = embedder.ref
         # Cache hits are not notes: the manifest must not change between identical runs.
         log.info("%s: %s", self.ctx.label, embedder.stats)
         self.ctx.notes.update({
             "model": p.model, "model_origin": ref.origin, "model_fingerprint": ref.fingerprint[:16],
-            "dim": int(dim), "key": p.key, "unembedded": int((~ok).sum()),
+            "dim": int(dim), "key": p.key,
         })
+        self.ctx.count("unembedded", int((~ok).sum()))
         return {p.column: column, f"{p.column}_why": whys}

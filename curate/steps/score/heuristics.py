@@ -6,13 +6,13 @@ import math
 import re
 from collections import Counter
 
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field
 
 from curate.progress import track
 from curate.registry import register
 from curate.rows import prompt_text, response_text
-from curate.steps.base import Regex, Scorer, StepParams
+from curate.steps.base import Regex, Scorer, StepParams, as_table, values
 
 _APOS = "['’]"
 DEFAULT_REFUSALS = [
@@ -33,6 +33,11 @@ DEFAULT_BOILERPLATE = [
     rf"\b(?:feel free|don{_APOS}t hesitate) to (?:ask|reach out)\b",
     r"\blet me know if you (?:have|need) any (?:other|more|further) (?:questions|help)\b",
 ]
+COLUMNS = [
+    "prompt_chars", "prompt_words", "response_chars", "response_words", "turns",
+    "response_prompt_ratio", "response_prompt_ratio_why", "rep_ngram_ratio", "rep_ngram_ratio_why",
+    "nonalnum_ratio", "nonalnum_ratio_why", "refusal", "boilerplate",
+]  # fmt: skip
 _WORD = re.compile(r"\w+")
 _SYMBOL = re.compile(r"[^\w\s]|_")  # neither alphanumeric nor whitespace
 
@@ -69,18 +74,10 @@ class Heuristics(Scorer):
         self._refusal = _any_of(params.refusal_patterns)
         self._boilerplate = _any_of(params.boilerplate_patterns)
 
-    def score(self, ds: Dataset) -> dict[str, list]:
-        cols: dict[str, list] = {
-            name: []
-            for name in (
-                "prompt_chars", "prompt_words", "response_chars", "response_words", "turns",
-                "response_prompt_ratio", "response_prompt_ratio_why",
-                "rep_ngram_ratio", "rep_ngram_ratio_why",
-                "nonalnum_ratio", "nonalnum_ratio_why",
-                "refusal", "boilerplate",
-            )
-        }  # fmt: skip
-        for messages in track(ds["messages"], len(ds), f"{self.ctx.label}: scoring"):
+    def score(self, batch: pa.Table) -> dict[str, list]:
+        batch = as_table(batch)  # a datasets.Dataset works too
+        cols: dict[str, list] = {name: [] for name in COLUMNS}
+        for messages in track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: scoring"):
             prompt, response = prompt_text(messages), response_text(messages)
             p_words, r_words = len(prompt.split()), len(response.split())
             cols["prompt_chars"].append(len(prompt))
@@ -102,6 +99,9 @@ class Heuristics(Scorer):
             cols["refusal"].append(1.0 if self._refusal(response) else 0.0)
             cols["boilerplate"].append(1.0 if self._boilerplate(response) else 0.0)
         return cols
+
+    def adds(self) -> list[str]:
+        return COLUMNS
 
     def _repetition(self, text: str) -> float:
         n = self.params.ngram

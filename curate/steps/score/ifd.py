@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 
-from datasets import Dataset
+import pyarrow as pa
 
 from curate.registry import register
-from curate.steps.base import Scorer
+from curate.steps.base import ModelScorer, as_table
 from curate.steps.score import lm_loss
 from curate.steps.score.lm_loss import LMParams
 
 
 @register
-class IFD(Scorer):
+class IFD(ModelScorer):
     """Instruction-Following Difficulty: how much the prompt helps a causal LM predict the response.
 
     IFD = loss(response | prompt) / loss(response alone), with the losses of `score.perplexity`
@@ -44,7 +44,12 @@ class IFD(Scorer):
     def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
         return lm_loss.cache_token_of(params, recipe_dir)
 
-    def score(self, ds: Dataset) -> dict[str, list]:
+    def adds(self) -> list[str]:
+        names = [self.params.prefix + c for c in ("ifd", "ifd_last_turn", "ifd_over_1")]
+        return [c for n in names for c in (n, f"{n}_why")]
+
+    def score(self, ds: pa.Table) -> dict[str, list]:
+        ds = as_table(ds)  # a datasets.Dataset works too
         pre = self.params.prefix
         names = [pre + "ifd", pre + "ifd_last_turn", pre + "ifd_over_1"]
         cols = lm_loss.nan_columns(names, len(ds))
@@ -66,7 +71,7 @@ class IFD(Scorer):
             else:
                 cols[names[2]][i] = 1.0 if cols[names[0]][i] > 1 else 0.0
                 flagged += cols[names[2]][i] == 1.0
-        self.ctx.notes["ifd_over_1_rows"] = int(flagged)
+        self.ctx.count("ifd_over_1_rows", int(flagged))
         return cols
 
 

@@ -13,13 +13,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from curate.errors import CurateError
 from curate.registry import register
 from curate.rows import conversation_text, prompt_text, response_text
-from curate.steps.base import Scorer
+from curate.steps.base import ModelScorer, as_table, values
 from curate.steps.score import lm_loss
 from curate.steps.score.lm_loss import LMParams
 
@@ -67,7 +67,7 @@ def _check_rubric(text: str) -> str:
 
 
 @register
-class Judge(Scorer):
+class Judge(ModelScorer):
     """An instruct model rates each row from 1 to 5 on a rubric the recipe can change.
 
     The rubric (a Jinja template over `prompt`, `response` and `conversation`) becomes the user
@@ -161,14 +161,19 @@ class Judge(Scorer):
 
     # -- scoring -----------------------------------------------------------------------------------
 
-    def score(self, ds: Dataset) -> dict[str, list]:
+    def adds(self) -> list[str]:
+        names = [self.params.prefix + "judge", self.params.prefix + "judge_mass"]
+        return [c for n in names for c in (n, f"{n}_why")]
+
+    def score(self, ds: pa.Table) -> dict[str, list]:
+        ds = as_table(ds)  # a datasets.Dataset works too
         pre = self.params.prefix
         names = [pre + "judge", pre + "judge_mass"]
         cols = lm_loss.nan_columns(names, len(ds))
         if len(ds) == 0:
             return cols
         rubric = self._rubric()
-        rows = [_plain(m) for m in ds["messages"]]
+        rows = [_plain(m) for m in values(ds, "messages")]
         reasons: Counter = Counter()
         todo = []
         for i, messages in enumerate(rows):
@@ -183,7 +188,8 @@ class Judge(Scorer):
         else:
             self._score_local(rows, todo, rubric, cols, names, reasons)
         if reasons:
-            self.ctx.notes["unscored_reasons"] = dict(sorted(reasons.items()))
+            for why, n in sorted(reasons.items()):
+                self.ctx.count(why, n, group="unscored_reasons")
         return cols
 
     def _rubric(self):

@@ -6,14 +6,14 @@ import math
 from functools import lru_cache
 from typing import Literal
 
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field, field_validator
 
 from curate.errors import did_you_mean
 from curate.progress import track
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
-from curate.steps.base import Scorer, StepParams
+from curate.steps.base import Scorer, StepParams, as_table, values
 
 
 @lru_cache(maxsize=1)
@@ -67,12 +67,16 @@ class Language(Scorer):
                     raise ValueError(f"py3langid does not know the language {code!r}{did_you_mean(code, known)}")
             return langs
 
-    def score(self, ds: Dataset) -> dict[str, list]:
+    def adds(self) -> list[str]:
+        return ["lang", "lang_why", "lang_confidence", "lang_confidence_why"]
+
+    def score(self, batch: pa.Table) -> dict[str, list]:
+        batch = as_table(batch)  # a datasets.Dataset works too
         p = self.params
         identifier = _identifier()
         identifier.set_languages(p.languages)  # None resets a restriction left by another step
         langs, confidences, whys = [], [], []
-        for messages in track(ds["messages"], len(ds), f"{self.ctx.label}: identifying languages"):
+        for messages in track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: identifying languages"):
             text = text_of(messages, p.key)
             if not text.strip():
                 langs.append("")

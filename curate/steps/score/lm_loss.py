@@ -676,9 +676,9 @@ def note_model(ctx, model, max_length: int | None = None, truncated: int | None 
         ctx.notes["max_length"] = max_length
         ctx.notes["truncation"] = TRUNCATION_POLICY
     if truncated is not None:
-        ctx.notes["truncated_rows"] = truncated
-    if reasons:
-        ctx.notes["unscored_reasons"] = dict(sorted(reasons.items()))
+        ctx.count("truncated_rows", truncated)  # counts add up over the batches the engine passes
+    for why, n in sorted((reasons or {}).items()):
+        ctx.count(why, n, group="unscored_reasons")
 
 
 # -- the response-loss steps' common work ----------------------------------------------------------
@@ -693,7 +693,7 @@ def score_responses(step, ds):
     model, tokenizer = shared_model(params, ctx, "causal")
     max_length = context_length(model, tokenizer, spec_of(params))
     templater = templater_for(params, tokenizer, model, ctx)
-    plans = plan_rows(ds["messages"], templater, tokenizer, max_length, ctx.where)
+    plans = plan_rows(ds.column("messages").to_pylist(), templater, tokenizer, max_length, ctx.where)
     cache = open_cache(params, model)
     try:
         losses = response_losses(plans, model, cache=cache, batch_tokens=params.batch_tokens,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 
-from datasets import Dataset
+import pyarrow as pa
 
 from curate.registry import register
-from curate.steps.base import Scorer
+from curate.steps.base import ModelScorer, as_table
 from curate.steps.score import lm_loss
 from curate.steps.score.lm_loss import LMParams
 
 
 @register
-class Perplexity(Scorer):
+class Perplexity(ModelScorer):
     """Mean token loss of each response under a causal language model, given its prompt and alone.
 
     The row is rendered with the chat template, and the loss is the mean negative log-likelihood
@@ -53,7 +53,12 @@ class Perplexity(Scorer):
     def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
         return lm_loss.cache_token_of(params, recipe_dir)
 
-    def score(self, ds: Dataset) -> dict[str, list]:
+    def adds(self) -> list[str]:
+        names = [self.params.prefix + c for c in ("response_loss", "perplexity", "response_loss_alone", "perplexity_alone")]
+        return [c for n in names for c in (n, f"{n}_why")] + [self.params.prefix + "scored_tokens"]
+
+    def score(self, ds: pa.Table) -> dict[str, list]:
+        ds = as_table(ds)  # a datasets.Dataset works too
         pre = self.params.prefix
         names = [pre + c for c in ("response_loss", "perplexity", "response_loss_alone", "perplexity_alone")]
         cols = lm_loss.nan_columns(names, len(ds))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 
 from curate.errors import CurateError, did_you_mean
 from curate.registry import register
-from curate.steps.base import Scorer, StepParams
+from curate.steps.base import Scorer, StepParams, as_table, numbers, values
 
 
 @register
@@ -39,20 +39,30 @@ class Rank(Scorer):
         name: str | None = None
         descending: bool = True
 
-    def score(self, ds: Dataset) -> dict[str, list]:
+    scope = "global"  # a rank is within all rows of its group
+
+    def reads(self) -> dict[str, str]:
+        return {k: v for k, v in (("column", self.params.column), ("by", self.params.by)) if v is not None}
+
+    def adds(self) -> list[str]:
+        name = self.params.name or f"{self.params.column}_pct"
+        return [name, f"{name}_why"]
+
+    def score(self, table: pa.Table) -> dict[str, list]:
+        table = as_table(table)
         p = self.params
         for field, col in (("column", p.column), ("by", p.by)):
-            if col is not None and col not in ds.column_names:
-                raise CurateError(f"no column {col!r}{did_you_mean(col, ds.column_names)}; add the step that makes it first",
+            if col is not None and col not in table.column_names:
+                raise CurateError(f"no column {col!r}{did_you_mean(col, table.column_names)}; add the step that makes it first",
                                   f"{self.ctx.where}.{field}")
-        values = np.asarray([math.nan if v is None else float(v) for v in ds[p.column]], dtype=float)
-        groups = list(ds[p.by]) if p.by else [None] * len(ds)
-        out = np.full(len(ds), math.nan)
+        scores = numbers(table, p.column, f"{self.ctx.where}.column")
+        groups = values(table, p.by) if p.by else [None] * table.num_rows
+        out = np.full(table.num_rows, math.nan)
         for g in dict.fromkeys(groups):
             idx = np.asarray([i for i, x in enumerate(groups) if x == g])
-            ok = idx[~np.isnan(values[idx])]
+            ok = idx[~np.isnan(scores[idx])]
             if len(ok):
-                v = values[ok] if p.descending else -values[ok]
+                v = scores[ok] if p.descending else -scores[ok]
                 # average rank of ties, 1..n, as a share of n: the best row of a group gets 1.0
                 order = v.argsort(kind="stable")
                 ranks = np.empty(len(ok))

@@ -5,18 +5,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from datasets import Dataset
+import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.models import ModelField
 from curate.registry import register
-from curate.steps.base import Scorer
+from curate.steps.base import ModelScorer, as_table, values
 from curate.steps.score import lm_loss
 from curate.steps.score.lm_loss import LMParams
 
 
 @register
-class Reward(Scorer):
+class Reward(ModelScorer):
     """The score a sequence-classification reward model gives each conversation.
 
     The row is rendered with the reward model's chat template (or `template`) and tokenised in two
@@ -48,7 +48,11 @@ class Reward(Scorer):
     def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
         return lm_loss.cache_token_of(params, recipe_dir)
 
-    def score(self, ds: Dataset) -> dict[str, list]:
+    def adds(self) -> list[str]:
+        return [self.params.prefix + "reward", self.params.prefix + "reward_why"]
+
+    def score(self, ds: pa.Table) -> dict[str, list]:
+        ds = as_table(ds)  # a datasets.Dataset works too
         p, ctx = self.params, self.ctx
         column = p.prefix + "reward"
         cols = lm_loss.nan_columns([column], len(ds))
@@ -60,7 +64,7 @@ class Reward(Scorer):
         templater = lm_loss.templater_for(p, tokenizer, model, ctx)
         reasons: Counter = Counter()
         seqs, kept, truncated = [], [], 0
-        for i, messages in enumerate(ds["messages"]):
+        for i, messages in enumerate(values(ds, "messages")):
             ids, why, cut = _sequence([{k: v for k, v in dict(m).items() if v is not None} for m in messages],
                                       templater, tokenizer, max_length, str(i))
             if why:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from datasets import Dataset
+import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
-from curate.steps.base import Scorer, StepParams
+from curate.steps.base import Scorer, StepParams, as_table, values
 
 _BATCH = 1000
 
@@ -37,11 +37,17 @@ class Tokens(Scorer):
         key: Literal[tuple(TEXT_KEYS)] = "conversation"
         trust_remote_code: bool = False
 
-    def score(self, ds: Dataset) -> dict[str, list]:
-        tok = self._load()
+    def adds(self) -> list[str]:
+        return ["n_tokens", "prompt_tokens", "response_tokens"]
+
+    def score(self, batch: pa.Table) -> dict[str, list]:
+        batch = as_table(batch)  # a datasets.Dataset works too
+        if getattr(self, "_tok", None) is None:  # once per process, not once per batch
+            self._tok = self._load()
+        tok = self._tok
         key = self.params.key
         texts = {"n_tokens": key, "prompt_tokens": "prompt", "response_tokens": "response"}
-        messages = list(ds["messages"])
+        messages = values(batch, "messages")
         out = {}
         for column, which in texts.items():
             if which == key and column != "n_tokens":

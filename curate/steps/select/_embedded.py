@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field
 
 from curate.errors import CurateError
@@ -28,10 +28,15 @@ class EmbeddingSelector(Selector):
 
     Params = EmbeddingBudget
 
-    def vectors(self, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    def reads(self) -> dict[str, str]:
+        p = self.params
+        score = getattr(p, "score", None)
+        return {"column": p.column, **({"score": score} if score else {}), **super().reads()}
+
+    def vectors(self, ds: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         return embedding_matrix(ds, self.params.column, f"{self.ctx.where}.column")
 
-    def check_eligible(self, ds: Dataset, eligible: np.ndarray, why_not: str = "have no embedding") -> None:
+    def check_eligible(self, ds: pa.Table, eligible: np.ndarray, why_not: str = "have no embedding") -> None:
         """The budget must fit in the rows that can be chosen; the message says how many cannot."""
         p = self.params
         costs = self.row_costs(ds)
@@ -53,7 +58,7 @@ class EmbeddingSelector(Selector):
             raise CurateError(msg + "; or set on_short: keep to accept the smaller selection", self.ctx.where)
         self.ctx.notes["short"] = msg
 
-    def report(self, ds: Dataset, X: np.ndarray, ok: np.ndarray, chosen: list[int]) -> dict:
+    def report(self, ds: pa.Table, X: np.ndarray, ok: np.ndarray, chosen: list[int]) -> dict:
         """budget notes + coverage of the selection and of the matched random subset (the one the
         pipeline writes as baseline_random: same pool, same budget, seed + 1)."""
         notes = budget_notes(self, ds, chosen)
@@ -66,7 +71,7 @@ class EmbeddingSelector(Selector):
         }
         return notes
 
-    def random_baseline(self, ds: Dataset, chosen: list[int]) -> list[int]:
+    def random_baseline(self, ds: pa.Table, chosen: list[int]) -> list[int]:
         from curate.steps.select.random import random_subset
 
         p = self.params

@@ -6,12 +6,12 @@ import math
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from curate.errors import CurateError
 from curate.registry import register
-from curate.steps.base import take_within
+from curate.steps.base import as_table, take_within
 from curate.steps.select._common import ranked, scores_of
 from curate.steps.select._embedded import EmbeddingBudget, EmbeddingSelector
 from curate.steps.select.stratified import equal_split, largest_remainder
@@ -63,7 +63,8 @@ class ClusterBalanced(EmbeddingSelector):
                 raise ValueError("`score` is only used with within: top or weighted")
             return self
 
-    def select(self, ds: Dataset) -> list[int]:
+    def select(self, ds: pa.Table) -> list[int]:
+        ds = as_table(ds)
         p = self.params
         X, ok = self.vectors(ds)
         eligible = ok.copy()

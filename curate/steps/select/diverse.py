@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
+
+from curate.steps.base import as_table
 from pydantic import Field, model_validator
 
 from curate.registry import register
@@ -49,7 +51,8 @@ class Diverse(EmbeddingSelector):
                 raise ValueError("`descending` only applies with `score`")
             return self
 
-    def select(self, ds: Dataset) -> list[int]:
+    def select(self, ds: pa.Table) -> list[int]:
+        ds = as_table(ds)
         p = self.params
         X, ok = self.vectors(ds)
         if p.score is not None:

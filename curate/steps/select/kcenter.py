@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
+
+from curate.steps.base import as_table
 
 from curate.errors import CurateError
 from curate.registry import register
@@ -35,7 +37,8 @@ class KCenter(EmbeddingSelector):
     class Params(EmbeddingBudget):
         pass
 
-    def select(self, ds: Dataset) -> list[int]:
+    def select(self, ds: pa.Table) -> list[int]:
+        ds = as_table(ds)
         p = self.params
         X, ok = self.vectors(ds)
         self.check_eligible(ds, ok)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datasets import Dataset
+import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.registry import register
-from curate.steps.base import Budget, Selector, StepContext
+from curate.steps.base import Budget, Selector, StepContext, as_table
 from curate.steps.select._common import budget_notes
 
 
@@ -25,7 +25,8 @@ class RandomSelect(Selector):
     class Params(Budget):
         pass
 
-    def select(self, ds: Dataset) -> list[int]:
+    def select(self, ds: pa.Table) -> list[int]:
+        ds = as_table(ds)
         self.check_budget(ds)
         order = self.ctx.rng().permutation(len(ds))
         chosen = sorted(self.take_in_order(ds, order))
@@ -33,7 +34,7 @@ class RandomSelect(Selector):
         return chosen
 
 
-def random_subset(ds: Dataset, budget: Budget, seed: int) -> list[int]:
+def random_subset(ds: pa.Table, budget: Budget, seed: int) -> list[int]:
     """A matched random baseline: the same budget over the same pool, drawn with `seed`.
 
     `budget` may be any selector's params (only `rows`, `tokens` and `token_column` are read). A selector

@@ -6,12 +6,12 @@ import json
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import model_validator
 
 from curate.errors import CurateError
 from curate.registry import register
-from curate.steps.base import Budget, Selector, take_within
+from curate.steps.base import Budget, Selector, as_table, take_within, values
 from curate.steps.select._common import budget_notes, ranked, require_column, scores_of
 
 
@@ -53,7 +53,12 @@ class Stratified(Selector):
                 raise ValueError("`score` is only used with within: top")
             return self
 
-    def select(self, ds: Dataset) -> list[int]:
+    def reads(self) -> dict[str, str]:
+        p = self.params
+        return {"by": p.by, **({"score": p.score} if p.score else {}), **super().reads()}
+
+    def select(self, ds: pa.Table) -> list[int]:
+        ds = as_table(ds)
         p = self.params
         require_column(ds, p.by, f"{self.ctx.where}.by")
         costs = self.row_costs(ds)
@@ -66,7 +71,7 @@ class Stratified(Selector):
             eligible = ranked(scores, p.descending)
         else:
             eligible = np.arange(len(ds))
-        keys = [_key(v) for v in ds[p.by]]
+        keys = [_key(v) for v in values(ds, p.by)]
         strata: dict[str, list[int]] = {}
         for i in sorted(int(i) for i in eligible):
             strata.setdefault(keys[i], []).append(i)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field, model_validator
 
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.errors import CurateError
 from curate.registry import register
+from curate.steps.base import as_table
 from curate.steps.select._embedded import EmbeddingBudget, EmbeddingSelector
 from curate.textsets import TextSet, load_texts
 from curate.vectors import BLOCK, distance_stats
@@ -70,7 +71,8 @@ class Target(EmbeddingSelector):
 
         return [fingerprint(spec, recipe_dir) for spec in params.targets]
 
-    def select(self, ds: Dataset) -> list[int]:
+    def select(self, ds: pa.Table) -> list[int]:
+        ds = as_table(ds)
         p = self.params
         X, ok = self.vectors(ds)
         self.check_eligible(ds, ok)

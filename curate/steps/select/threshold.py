@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import model_validator
 
 from curate.registry import register
-from curate.steps.base import Budget, Selector
+from curate.steps.base import Budget, Selector, as_table
 from curate.steps.select._common import budget_notes, ranked, scores_of
 
 
@@ -43,7 +43,11 @@ class Threshold(Selector):
                 raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
             return self
 
-    def select(self, ds: Dataset) -> list[int]:
+    def reads(self) -> dict[str, str]:
+        return {"by": self.params.by, **super().reads()}
+
+    def select(self, ds: pa.Table) -> list[int]:
+        ds = as_table(ds)
         p = self.params
         capped = p.rows is not None or p.tokens is not None
         if capped:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 
 from curate.registry import register
-from curate.steps.base import Budget, Selector
+from curate.steps.base import Budget, Selector, as_table
 from curate.steps.select._common import budget_notes, ranked, scores_of
 
 
@@ -27,7 +27,11 @@ class TopK(Selector):
         by: str
         descending: bool = True
 
-    def select(self, ds: Dataset) -> list[int]:
+    def reads(self) -> dict[str, str]:
+        return {"by": self.params.by, **super().reads()}
+
+    def select(self, ds: pa.Table) -> list[int]:
+        ds = as_table(ds)
         p = self.params
         scores = scores_of(ds, p.by, f"{self.ctx.where}.by")
         order = ranked(scores, p.descending)

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from datasets import Dataset
+import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from curate.errors import CurateError, did_you_mean
 from curate.progress import progress
 from curate.registry import register
 from curate.rows import prompt_text, response_text
-from curate.steps.base import StepParams, Transform
+from curate.steps.base import StepParams, Transform, as_table
 from curate.steps.task.library import (
     LETTERS,
     Phrasing,
@@ -150,9 +150,17 @@ class TaskTemplates(Transform):
 
     # -- the step --------------------------------------------------------------------------------
 
-    def transform(self, ds: Dataset) -> Dataset:
+    scope = "global"  # few-shot examples come from the other rows of a source
+
+    def reads(self) -> dict[str, str]:
+        return {"source": "source", "messages": "messages", "meta": "meta"}
+
+    def adds(self) -> list[str]:
+        return ["messages", "meta"]
+
+    def transform(self, table: pa.Table) -> dict[str, list]:
         p, lib, where = self.params, self.library, self.ctx.where
-        columns = ds.select_columns(["id", "source", "messages", "meta"]).to_dict()
+        columns = as_table(table).select(["id", "source", "messages", "meta"]).to_pydict()
         ids, sources = columns["id"], columns["source"]
         if p.sources is not None:
             present = sorted(set(sources))
@@ -199,29 +207,18 @@ class TaskTemplates(Transform):
                 counts[phrasing.id] += 1
                 advance(1)
 
-        def rewrite(batch, indices):
-            return {
-                "messages": [new_messages.get(i, m) for i, m in zip(indices, batch["messages"])],
-                "meta": [new_meta.get(i, m) for i, m in zip(indices, batch["meta"])],
-            }
-
-        if targets:
-            # our own fingerprint: hashing `rewrite` would hash every rewritten row a second time
-            fingerprint = hashlib.sha256(json.dumps(
-                [ds._fingerprint, lib.sha256, self.seed, p.model_dump(mode="json")], sort_keys=True, default=str,
-            ).encode()).hexdigest()[:32]
-            ds = ds.map(rewrite, with_indices=True, batched=True, features=ds.features, new_fingerprint=fingerprint,
-                        load_from_cache_file=False, desc="task")
+        n = len(ids)
         self.ctx.notes.update({
             "task": lib.spec.task,
             "library": lib.name,
             "library_sha256": lib.sha256,
             "rows_templated": len(targets),
-            "rows_untouched": len(ds) - len(targets),
+            "rows_untouched": n - len(targets),
             "phrasings": {ph.id: counts[ph.id] for ph in self.phrasings},
             **({"shots": p.shots, "shots_as": p.shots_as} if p.shots else {}),
         })
-        return ds
+        return {"messages": [new_messages.get(i, m) for i, m in enumerate(messages_col)],
+                "meta": [new_meta.get(i, m) for i, m in enumerate(meta_col)]}
 
     # -- one row ---------------------------------------------------------------------------------
 
