@@ -175,10 +175,12 @@ def validate(
     """Check a recipe (schema, step names and parameters) without running it."""
     from curate.recipe import load_recipe
 
+    from curate.engine.run import check_columns
     from curate.runfolder import check_output_dir
 
     r = load_recipe(recipe, set_)
     check_output_dir(r.output_dir(), r)
+    check_columns(r)
     warn_missing_licenses(r)
     out.print(f"[green]ok[/]: {recipe} — {len(r.sources)} sources, {len(r.steps)} steps, outputs to {r.output_dir()}")
     for name, src in r.sources.items():

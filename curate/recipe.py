@@ -66,6 +66,7 @@ class Source(Strict):
 
         digest = hashlib.sha256()
         for table in _arrow_batches(self.data):
+            table = table.replace_schema_metadata(None).combine_chunks()  # the rows, not how they were built
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)

@@ -109,6 +109,7 @@ def run(recipe, reporter: Reporter | None = None, use_cache: bool | None = None,
         finish: Callable[[Callable[[], Iterator[pa.Table]]], Finished] | None = None) -> RunResult:
     """Run `recipe` and write its run folder (its input paths are relative to `recipe.base_dir`)."""
     reporter = reporter or Reporter()
+    check_columns(recipe)  # before any row is read: a filter on a column nothing adds fails now, not in an hour
     out_dir = check_output_dir(recipe.output_dir(), recipe)
     with run_folder_lock(out_dir) as recovered:  # a second run on the same folder stops here, before any work
         for message in recovered:
@@ -411,3 +412,30 @@ def _hash(obj) -> str:
 
 def _step_seed(seed: int, index: int, label: str) -> int:
     return int(hashlib.sha256(f"{seed}:{index}:{label}".encode()).hexdigest()[:8], 16)
+
+
+def column_problems(recipe) -> list[str]:
+    """Steps that read a column no earlier step adds (a filter on a score nothing computes, a typo): found
+    from what each step declares, before any row is read."""
+    from curate.engine.store import BASE_SCHEMA, INTERNAL
+    from curate.errors import did_you_mean
+
+    available = [f.name for f in BASE_SCHEMA if f.name not in INTERNAL]
+    problems = []
+    for i, (label, name, raw) in enumerate(recipe.step_entries()):
+        cls = get_step(name)
+        step = StepSpec(i, name, cls.Params.model_validate(raw).model_dump_json(), label, f"steps[{i}].{name}",
+                        0, recipe.base_dir).build()
+        for param, column in step.reads().items():
+            if column not in available:
+                where = f"steps[{i}].{name}" + (f".{param}" if param else "")
+                problems.append(f"{where}: no step before this one adds the column {column!r}"
+                                f"{did_you_mean(column, available)}; columns by then: {', '.join(available)}")
+        available += [c for c in step.adds() if c not in available]
+    return problems
+
+
+def check_columns(recipe) -> None:
+    problems = column_problems(recipe)
+    if problems:
+        raise CurateError("\n".join(problems))

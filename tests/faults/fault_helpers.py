@@ -51,7 +51,7 @@ def complete_run(folder: Path) -> bool:
 
 
 def same_run(a: Path, b: Path) -> bool:
-    """Byte-identical run folders, but for the manifest's timings (and its `cached` flags)."""
+    """Byte-identical run folders, but for the manifest's `timings` and `executor` blocks (how it ran)."""
     cmp = filecmp.dircmp(a, b, ignore=[])
     if cmp.left_only or cmp.right_only:
         return False
@@ -62,7 +62,8 @@ def same_run(a: Path, b: Path) -> bool:
         if name != "manifest.json":
             return False
         ma, mb = (json.loads((x / name).read_text()) for x in (a, b))
-        ma.pop("timings"), mb.pop("timings")
+        for block in ("timings", "executor"):
+            ma.pop(block, None), mb.pop(block, None)
         if ma != mb:
             return False
     return all(same_run(a / d, b / d) for d in cmp.common_dirs)
