@@ -27,8 +27,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from make_pool import make_pool  # noqa: E402
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of `pid` and its descendants (Linux /proc)."""
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss(pid: int, cpu: dict | None = None) -> int:
+    """Resident bytes of `pid` and its descendants (Linux /proc); `cpu` collects each one's CPU seconds
+    (worker processes are not waited for by us, so os.times() would miss them)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -49,7 +53,11 @@ def tree_rss(pid: int) -> int:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1]) * 1024
                         break
-        except OSError:
+            if cpu is not None:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu[p] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        except (OSError, ValueError, IndexError):
             pass
     return total
 
@@ -60,15 +68,15 @@ def du(path: Path) -> int:
 
 def timed_run(cmd: list[str], cwd: Path, env: dict) -> dict:
     peak = 0
+    cpu: dict[int, float] = {}
     t0 = time.perf_counter()
-    before = os.times()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
 
     def sample():
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss(proc.pid))
+            peak = max(peak, tree_rss(proc.pid, cpu))
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -77,11 +85,9 @@ def timed_run(cmd: list[str], cwd: Path, env: dict) -> dict:
     done.set()
     sampler.join()
     wall = time.perf_counter() - t0
-    after = os.times()
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({proc.returncode}):\n{err[-3000:]}")
-    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    return {"wall": wall, "cpu": cpu, "peak_rss": peak, "stderr": err}
+    return {"wall": wall, "cpu": sum(cpu.values()), "peak_rss": peak, "stderr": err}
 
 
 def run_size(n: int, args, code: Path, label: str) -> list[dict]:

@@ -33,8 +33,8 @@ def check_replaceable(folder: Path, marker: str, what: str) -> None:
 
 
 def json_ready(value):
-    """NaN -> None, recursively, so the line is valid JSON."""
-    if isinstance(value, float) and math.isnan(value):
+    """NaN and infinities -> None, recursively, so the line is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: json_ready(v) for k, v in value.items()}
@@ -44,14 +44,23 @@ def json_ready(value):
 
 
 def row_for_json(row: dict) -> dict:
+    """A row as JSON Lines hold it: `meta` as an object, a NaN score as null. Only the row's own values are
+    looked at here (scores are top-level); `dumps` deals with a NaN nested deeper."""
     row = dict(row)
     if isinstance(row.get("meta"), str):
         row["meta"] = json.loads(row["meta"])
-    return json_ready(row)
+    for k, v in row.items():
+        if v.__class__ is float and not math.isfinite(v):  # NaN (JSON has none)
+            row[k] = None
+    return row
 
 
 def dumps(obj) -> str:
-    return json.dumps(json_ready(obj), ensure_ascii=False, allow_nan=False, default=str)
+    """One JSON line; NaN or inf anywhere becomes null (JSON has neither). The common case is one C call."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, default=str)
+    except ValueError:
+        return json.dumps(json_ready(obj), ensure_ascii=False, allow_nan=False, default=str)
 
 
 def write_text_atomic(path: Path, lines: Iterable[str]) -> None:

@@ -4,7 +4,7 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from curate.steps.score.heuristics import Heuristics
+from curate.steps.score.heuristics import DEFAULT_BOILERPLATE, DEFAULT_REFUSALS, Heuristics, _any_of
 from tests.helpers import build, pairs_dataset
 
 
@@ -124,3 +124,42 @@ def test_rank_within_groups():
     assert math.isnan(cols["w_pct"][4]) and cols["w_pct_why"][4] == "w is missing"
     pooled = build(get_step("score.rank"), column="w", name="r", descending=False).score(ds)["r"]
     assert pooled[:4] == [0.75, 0.25, 0.5, 1.0]  # lowest value ranks first
+
+
+def test_the_word_hints_never_change_a_result_on_real_rows(shared_data):
+    """The defaults skip their regexes on rows without any hint word: the same answers as without hints."""
+    from curate.recipe import Source
+    from curate.sources.load import load_source
+    from curate.steps.clean.text import Clean
+
+    rows = []
+    for name in ("alpaca_gpt4_en_demo_999.json", "cherry_alpaca_5_percent.json", "code_alpaca_2k.json", "lima_train.json"):
+        rows += load_source("x", Source(path=str(shared_data / name))).rows
+    planted = [("Hi", "As a AI language model, I can't help. I'm sorry, but I cannot do that."),
+               ("Hey", "I hope this helps! Feel free to ask. As of my last update, my knowledge cut-off is 2021.")]
+    ds = pairs_dataset(planted + [(r["messages"][0]["content"], r["messages"][-1]["content"]) for r in rows])
+    fast, slow = build(Heuristics), build(Heuristics)
+    slow._refusal = _any_of(DEFAULT_REFUSALS)
+    slow._boilerplate = _any_of(DEFAULT_BOILERPLATE)
+    a, b = fast.score(ds), slow.score(ds)
+    assert a["refusal"] == b["refusal"] and a["boilerplate"] == b["boilerplate"]
+    assert sum(a["refusal"]) >= 2 and sum(a["boilerplate"]) >= 2  # the rows that match still match
+    fast_clean, slow_clean = build(Clean), build(Clean)
+    slow_clean._hints = None
+    texts = [m["content"] for r in rows for m in r["messages"]] + [p[1] for p in planted]
+    assert [fast_clean.clean_turn("assistant", t) for t in texts] == [slow_clean.clean_turn("assistant", t) for t in texts]
+
+
+def test_the_ascii_road_counts_as_the_regexes_do():
+    import random
+    import re
+    import string
+
+    from curate.steps.score.heuristics import _nonalnum, _words
+
+    rng = random.Random(0)
+    alphabet = string.printable + "\x00\x01\x1c\x1f\x7f_"
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 80)))
+        assert _words(text.lower()) == re.findall(r"\w+", text.lower())
+        assert _nonalnum(text) == len(re.findall(r"[^\w\s]|_", text)) / len(text)

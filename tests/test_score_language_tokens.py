@@ -113,3 +113,23 @@ def test_a_restricted_run_does_not_narrow_what_later_recipes_may_name():
     lang = get_step("score.language")
     build(lang, languages=["en", "de"]).score(pairs_dataset([("Hallo", "Guten Tag, wie geht es dir heute?")]))
     assert lang.Params(languages=["pt", "ja"]).languages == ["pt", "ja"]
+
+
+def test_the_batched_language_id_equals_py3langid_on_real_rows(shared_data):
+    """curate.steps.score.langid_batch walks py3langid's automaton for many texts at once: same answers."""
+    from curate.recipe import Source
+    from curate.rows import text_of
+    from curate.sources.load import load_source
+    from curate.steps.score.langid_batch import classify_many
+    from curate.steps.score.language import _identifier
+
+    texts = []
+    for name in ("alpaca_gpt4_en_demo_999.json", "code_alpaca_2k.json", "lima_train.json"):
+        texts += [text_of(r["messages"], "conversation")[:2000] for r in load_source("x", Source(path=str(shared_data / name))).rows]
+    texts += ["Bonjour, comment allez-vous aujourd'hui ?", "Das ist ein kurzer deutscher Satz.", "日本語の文です。",
+              "ПРИВЕТ МИР", "x", "🙂🙂"]
+    identifier = _identifier()
+    for languages in (None, ["en", "de", "fr", "es"]):
+        identifier.set_languages(languages)
+        assert classify_many(identifier, texts) == [identifier.classify(t) for t in texts]
+    identifier.set_languages(None)

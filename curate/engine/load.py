@@ -36,29 +36,43 @@ def input_fingerprint(recipe) -> list | None:
     return out
 
 
-def load_sources(recipe, folder: Path, reporter) -> dict:
+def load_sources(recipe, folder: Path, reporter, executor=None) -> dict:
     """Read every source into `folder` (base parts and skipped.jsonl). Returns what the manifest and the
-    ledger need: {"bounds", "sources", "rows_in", "skipped"}."""
-    from curate.sources.load import SourceReader
-
+    ledger need: {"bounds", "sources", "rows_in", "skipped"}. Big JSON Lines files are read in chunks on
+    the executor's workers; everything else in this process."""
     folder.mkdir(parents=True, exist_ok=True)
-    bounds, buffer, info, rows_in, skipped = [0], [], {}, 0, 0
+    part_rows = recipe.executor.part_rows
+    bounds, pending, info, rows_in, skipped = [0], [], {}, 0, 0
+    schema = pa.schema([f for f in BASE_SCHEMA if f.name != ROW])
 
-    def flush():
-        if buffer:
-            write_part(folder / part_name(len(bounds) - 1), pa.Table.from_pylist(buffer, schema=BASE_SCHEMA))
-            bounds.append(bounds[-1] + len(buffer))
-            buffer.clear()
+    def add(table: pa.Table) -> None:
+        pending.append(table)
+        while sum(t.num_rows for t in pending) >= part_rows:
+            flush(part_rows)
+
+    def flush(n: int) -> None:
+        table = pa.concat_tables(pending).combine_chunks() if pending else schema.empty_table()
+        head, rest = table.slice(0, n), table.slice(n)
+        pending[:] = [rest] if rest.num_rows else []
+        if head.num_rows:
+            start = bounds[-1]
+            head = head.add_column(0, ROW, pa.array(range(start, start + head.num_rows), pa.int64()))
+            write_part(folder / part_name(len(bounds) - 1), head)
+            bounds.append(start + head.num_rows)
 
     with open(folder / SKIPPED, "w", encoding="utf-8", newline="\n") as skips:
         for name, src in recipe.sources.items():
             reporter.loading(name)
-            reader = SourceReader(name, src, recipe.base_dir)
-            for row in reader:
-                row[ROW] = bounds[-1] + len(buffer)
-                buffer.append(row)
-                if len(buffer) == recipe.executor.part_rows:
-                    flush()
+            if executor is not None and _in_chunks(src):
+                tables, reader = _chunked(name, src, recipe.base_dir, executor, schema)
+            else:
+                tables, reader = _sequential(name, src, recipe.base_dir, part_rows, schema)
+            rows = 0
+            for table in tables:
+                rows += table.num_rows
+                add(table)
+            reader.rows_read = rows + len(reader.skipped)
+            reader.check_some(rows)
             for s in reader.skipped:
                 skips.write(dumps({"step": "load", "reason": s.reason, "where": s.where,
                                    "row": {"source": name, "raw": s.raw}}) + "\n")
@@ -66,10 +80,88 @@ def load_sources(recipe, folder: Path, reporter) -> dict:
             rows_in += reader.rows_read
             info[name] = {"adapter": reader.adapter, "inputs": reader.inputs, "rows_read": reader.rows_read,
                           "rows_skipped": len(reader.skipped), "license": src.license or "unknown"}
-        flush()
+        flush(sum(t.num_rows for t in pending))
     result = {"bounds": bounds, "sources": info, "rows_in": rows_in, "skipped": skipped}
     (folder / LOAD).write_text(json.dumps(result, ensure_ascii=False, sort_keys=True), encoding="utf-8")
     return result
+
+
+def _sequential(name, src, base_dir, part_rows, schema):
+    from curate.sources.load import SourceReader
+
+    reader = SourceReader(name, src, base_dir)
+
+    def tables():
+        buffer = []
+        for row in reader:  # checks for an empty source itself: the caller's check then passes
+            buffer.append(row)
+            if len(buffer) == part_rows:
+                yield pa.Table.from_pylist(buffer, schema=schema)
+                buffer = []
+        if buffer:
+            yield pa.Table.from_pylist(buffer, schema=schema)
+
+    return tables(), reader
+
+
+def _in_chunks(src) -> bool:
+    """Plain local JSON Lines files, read whole: chunks of them can be read anywhere."""
+    from curate.sources.load import COMPRESSED, _is_url
+
+    if src.data is not None or not src.path or _is_url(src.path) or src.limit:
+        return False
+    paths = src.path if isinstance(src.path, list) else [src.path]
+    return all(not str(p).lower().endswith(COMPRESSED) and _kind_or_none(p, src) == "jsonl" for p in paths)
+
+
+def _kind_or_none(path, src):
+    from curate.errors import CurateError
+    from curate.sources.load import file_kind
+
+    try:
+        return file_kind(str(path), src.file_type, "")
+    except CurateError:
+        return None
+
+
+def _chunked(name, src, base_dir, executor, schema):
+    """A source of JSON Lines files, read in byte-range chunks by the executor (rows come back as Arrow)."""
+    from curate.sources.load import SourceReader, _File, expand_paths, file_sha256, first_record, jsonl_chunks
+
+    reader = SourceReader(name, src, base_dir)
+    files = expand_paths(src, reader.where)
+    for path in files:
+        sha, size = file_sha256(path)
+        reader.inputs.append({"path": _File(path, reader.base_dir).stable, "sha256": sha, "bytes": size})
+    adapter = src.format
+    if adapter == "auto":
+        probe = SourceReader(name, src, base_dir)
+        for path in files:
+            first = first_record(name, src, base_dir, path)
+            if first is not None:
+                probe.convert(*first)
+                adapter = probe.adapter
+                break
+    tasks = [(name, src, reader.base_dir, path, start, end, line, adapter, schema)
+             for path in files for start, end, line in jsonl_chunks(path)]
+    reader.adapter = adapter
+
+    def tables():
+        for table, skipped in executor.map(_read_chunk, tasks, n=len(tasks)):
+            reader.skipped += skipped
+            yield table
+
+    return tables(), reader
+
+
+def _read_chunk(task) -> tuple[pa.Table, list]:
+    from curate.progress import quiet
+    from curate.sources.load import read_chunk
+
+    name, src, base_dir, path, start, end, line, adapter, schema = task
+    with quiet():
+        rows, skipped = read_chunk(name, src, base_dir, path, start, end, line, adapter)
+    return pa.Table.from_pylist(rows, schema=schema), skipped
 
 
 def read_loaded(folder: Path) -> dict:

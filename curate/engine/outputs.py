@@ -12,13 +12,14 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from curate.engine.store import INTERNAL, ROW, RowStore, read_part
+from curate.engine.store import INTERNAL, ROW, PartSpec, RowStore, read_part
 from curate.io import BATCH_ROWS, dumps, row_for_json, stable_schema
 
 
@@ -37,16 +38,15 @@ class DataWriter:
         self._pending: list[pa.Table] = []  # rows waiting for a full parquet row group / Arrow batch
         self._pending_rows = 0
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table, jsonl: str | None = None) -> None:
+        """Add rows; `jsonl` is their JSON Lines when a worker already made them (see render_part)."""
         if self.columns is None:
             self.columns = table.column_names
             self._open(table.schema)
         self.rows += table.num_rows
         self.sources.update(table.column("source").to_pylist())
         if self._jsonl is not None:
-            for row in table.to_pylist():
-                self._jsonl.write(dumps(row_for_json(row)))
-                self._jsonl.write("\n")
+            self._jsonl.write(jsonl if jsonl is not None else json_lines(table))
         if self._parquet is not None or self._arrow is not None:
             self._pending.append(table)
             self._pending_rows += table.num_rows
@@ -130,52 +130,114 @@ def output_schema(store: RowStore, upto: int | None = None) -> pa.Schema:
     return pa.schema([(name, types[name]) for name in store.columns(upto)])
 
 
+def json_lines(table: pa.Table) -> str:
+    return "".join(dumps(row_for_json(row)) + "\n" for row in table.to_pylist())
+
+
+@dataclass
+class RenderTask:
+    """Rows of one part as they are written: the output columns, templated, with their JSON Lines."""
+
+    part: PartSpec
+    schema: bytes  # the output schema before the template (serialised)
+    template: str | None  # the TemplateSpec as JSON, or None
+    base_dir: str
+    jsonl: bool
+
+
+def render_part(task: RenderTask) -> tuple[pa.Table, str | None]:
+    schema = pa.ipc.read_schema(pa.py_buffer(task.schema))
+    table = task.part.read().drop_columns([ROW])
+    table = table.select(schema.names).cast(schema)
+    if task.template is not None:
+        from curate.templates.render import cached_templater
+
+        table = cached_templater(task.template, task.base_dir).apply(table)
+    return table, json_lines(table) if task.jsonl else None
+
+
+def render_tasks(store: RowStore, mask: np.ndarray, upto: int | None, template: str | None, base_dir: str,
+                 jsonl: bool) -> tuple[list[RenderTask], pa.Schema]:
+    """One task per part holding rows of `mask`, and the schema the rows have there."""
+    schema = output_schema(store, upto)
+    data = schema.serialize().to_pybytes()
+    tasks = [RenderTask(store.spec(i, upto, mask), data, template, base_dir, jsonl)
+             for i in range(store.n_parts) if mask[store.part_rows(i)].any()]
+    return tasks, schema
+
+
 def rows_of(store: RowStore, mask: np.ndarray, upto: int | None = None) -> Iterator[pa.Table]:
     """The rows in `mask` part by part, internal columns removed, one schema throughout."""
-    schema = output_schema(store, upto)
-    for i in range(store.n_parts):
-        if not mask[store.part_rows(i)].any():
-            continue
-        table = store.view(i, upto=upto, mask=mask).drop_columns([ROW])
-        yield table.select(schema.names).cast(schema)
+    tasks, _ = render_tasks(store, mask, upto, None, ".", False)
+    for task in tasks:
+        yield render_part(task)[0]
 
 
-def write_rejects(path: Path, store: RowStore, labels: dict[int, str], folders: dict[int, Path],
-                  first: Iterable[dict], last: Iterable[dict]) -> int:
-    """rejects.jsonl: `first` (rows the loader skipped), each dropped row in load order as it was when its
-    step dropped it (with that step's reason), then `last` (the mix's). Returns the number of entries."""
+@dataclass
+class RejectTask:
+    """The dropped rows of one part: each with the drop (step label, reason, duplicate_of, detail) and the
+    columns it had when its step dropped it."""
+
+    part: PartSpec
+    dropped_at: np.ndarray  # per row of the part: the step that dropped it, -1 if alive
+    drops: dict[int, pa.Table]  # step -> its drops whose rows fall in this part
+    labels: dict[int, str]
+    columns_at: dict[int, list[str]]
+
+
+def reject_part(task: RejectTask) -> str:
+    infos: dict[int, dict] = {}
+    for s, table in task.drops.items():
+        infos.update(zip(table.column(ROW).to_pylist(), table.to_pylist()))
+    lines = []
+    start = task.part.start
+    for row in task.part.read().to_pylist():
+        s = int(task.dropped_at[row[ROW] - start])
+        info = infos[row[ROW]]
+        entry = {"step": task.labels[s], "reason": info["reason"]}
+        if info["duplicate_of"] is not None:
+            entry["duplicate_of"] = info["duplicate_of"]
+        if info["detail"] is not None:
+            entry["detail"] = json.loads(info["detail"])
+        entry["row"] = row_for_json({c: row[c] for c in task.columns_at[s]})
+        lines.append(dumps(entry) + "\n")
+    return "".join(lines)
+
+
+def reject_tasks(store: RowStore, labels: dict[int, str], folders: dict[int, Path]) -> Iterator[RejectTask]:
     from curate.engine.passes import DROPS
 
     drops = {s: read_part(folder / DROPS) for s, folder in folders.items()}
-    drop_rows = {s: t.column(ROW).to_numpy() for s, t in drops.items()}
+    rows = {s: t.column(ROW).to_numpy() for s, t in drops.items()}
     columns_at = {s: store.columns(upto=s) for s in folders}
+    dead = store.dropped_at >= 0
+    for i in range(store.n_parts):
+        part = store.part_rows(i)
+        if not dead[part].any():
+            continue
+        here = {}
+        for s, r in rows.items():
+            a, b = np.searchsorted(r, [part.start, part.stop])
+            if b > a:
+                here[s] = drops[s].slice(a, b - a)
+        yield RejectTask(store.spec(i, mask=dead), store.dropped_at[part].copy(), here,
+                         {s: labels[s] for s in here}, {s: columns_at[s] for s in here})
+
+
+def write_rejects(path: Path, store: RowStore, labels: dict[int, str], folders: dict[int, Path],
+                  first: Iterable[dict], last: Iterable[dict], executor) -> int:
+    """rejects.jsonl: `first` (rows the loader skipped), each dropped row in load order as it was when its
+    step dropped it (with that step's reason), then `last` (the mix's). Returns the number of entries."""
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         for entry in first:
             f.write(dumps(entry) + "\n")
             count += 1
-        dead = store.dropped_at >= 0
-        for i in range(store.n_parts):
-            part = store.part_rows(i)
-            if not dead[part].any():
-                continue
-            lo, hi = part.start, part.stop
-            infos: dict[int, dict] = {}
-            for s, rows in drop_rows.items():
-                a, b = np.searchsorted(rows, [lo, hi])
-                if b > a:
-                    infos.update(zip(rows[a:b].tolist(), drops[s].slice(a, b - a).to_pylist()))
-            for row in store.view(i, mask=dead).to_pylist():
-                s = int(store.dropped_at[row[ROW]])
-                info = infos[row[ROW]]
-                entry = {"step": labels[s], "reason": info["reason"]}
-                if info["duplicate_of"] is not None:
-                    entry["duplicate_of"] = info["duplicate_of"]
-                if info["detail"] is not None:
-                    entry["detail"] = json.loads(info["detail"])
-                entry["row"] = row_for_json({c: row[c] for c in columns_at[s]})
-                f.write(dumps(entry) + "\n")
-                count += 1
+        tasks = reject_tasks(store, labels, folders)
+        n = sum(1 for i in range(store.n_parts) if (store.dropped_at[store.part_rows(i)] >= 0).any())
+        for text in executor.map(reject_part, tasks, n=n):
+            f.write(text)
+            count += text.count("\n")
         for entry in last:
             f.write(dumps(entry) + "\n")
             count += 1

@@ -28,7 +28,7 @@ from curate.atomic import work_folder
 from curate.cache import StepCache, code_token
 from curate.engine import load as loading
 from curate.engine.executor import LocalExecutor
-from curate.engine.outputs import DataWriter, output_schema, rows_of, write_rejects
+from curate.engine.outputs import DataWriter, output_schema, render_part, render_tasks, rows_of, write_rejects
 from curate.engine.passes import StepRun, Storage, apply_result, global_step, read_result, row_pass
 from curate.engine.store import ROW, RowStore
 from curate.engine.worker import StepSpec
@@ -179,14 +179,14 @@ class _Run:
                 return loading.store_of(folder, loaded), {**loaded, "folder": folder}, key
             folder = self.storage.begin(key)
             try:
-                loaded = loading.load_sources(recipe, folder, self.reporter)
+                loaded = loading.load_sources(recipe, folder, self.reporter, self.executor)
                 folder = self.storage.commit(key, folder)
             except BaseException:
                 self.storage.abort(folder)
                 raise
             return loading.store_of(folder, loaded), {**loaded, "folder": folder}, key
         folder = self.work / "load"
-        loaded = loading.load_sources(recipe, folder, self.reporter)
+        loaded = loading.load_sources(recipe, folder, self.reporter, self.executor)
         key = _hash(["load", __version__, _load_code(), sources, loaded["sources"], recipe.executor.part_rows])
         return loading.store_of(folder, loaded), {**loaded, "folder": folder}, key
 
@@ -207,28 +207,44 @@ class _Run:
     def execute(self, store: RowStore, runs: list[StepRun], locks: ExitStack) -> None:
         pending: list[StepRun] = []
         total = len(runs)
-        for run in runs:
+        found: dict[int, Path | None] = {}  # step index -> its cached result (None: to compute)
+        keys: dict = {}
+
+        def look(run: StepRun) -> Path | None:
+            if run.index not in found:
+                locks.enter_context(self.storage.lock(run.key))
+                found[run.index] = self.storage.lookup(run.key, lambda f: f)
+            return found[run.index]
+
+        for k, run in enumerate(runs):
             self.reporter.step_started(run.index, total, run.spec.label)
-            locks.enter_context(self.storage.lock(run.key))
-            found = self.storage.lookup(run.key, lambda f: f)
-            if found is None and run.step.scope == "row":
+            cached = look(run)
+            if cached is None and run.step.scope == "row":
                 pending.append(run)
                 continue
-            keys = self.flush(store, pending, [run] if found is None and _has_keys(run.step) else [])
+            if cached is None and _has_keys(run.step) and run.index not in keys:
+                # the keys of the global steps right after this one too: one pass over the rows for all
+                key_runs = [run]
+                for later in runs[k + 1:]:  # until a step that changes rows rather than drops them
+                    if later.step.scope != "global" or later.makes_layer or look(later) is not None:
+                        break
+                    if _has_keys(later.step):
+                        key_runs.append(later)
+                keys.update(self.flush(store, pending, key_runs))
+            else:
+                self.flush(store, pending, [])
             pending = []
             t = time.perf_counter()
-            if found is not None:
+            if cached is not None:
                 try:
-                    notes, layer, drops = read_result(found, run, store)
+                    notes, layer, drops = read_result(cached, run, store)
                 except (ValueError, KeyError, OSError) as e:
-                    raise CurateError(f"the cached result {found} does not fit this run ({e}); delete the cache "
+                    raise CurateError(f"the cached result {cached} does not fit this run ({e}); delete the cache "
                                       f"folder {self.recipe.cache.dir} and run again") from None
                 apply_result(run, store, notes, layer, drops)
-                run.cached, run.folder = True, found
+                run.cached, run.folder = True, cached
             else:
-                chosen = global_step(store, run, keys.get(run.index), self.storage)
-                if chosen is not None:
-                    run.chosen = chosen
+                global_step(store, run, keys.pop(run.index, None), self.storage)
             run.seconds = run.seconds or time.perf_counter() - t
             self.report(run, total)
         self.flush(store, pending, [])
@@ -280,42 +296,46 @@ class _Run:
         if recipe.outputs.random_baseline and selectors:
             baseline_mask, baseline_info = self.baseline(store, selectors[-1])
 
-        templater = None
         t = time.perf_counter()
-        if recipe.template is not None:
-            from curate.templates.render import Templater
+        template = recipe.template.model_dump_json() if recipe.template is not None else None
+        jsonl = "jsonl" in recipe.outputs.formats
+        templater = None
+        if template is not None:
+            from curate.templates.render import cached_templater
 
-            templater = Templater(recipe.template, base_dir=recipe.base_dir)
+            templater = cached_templater(template, recipe.base_dir)  # checks the template before any row
 
-        def rendered(batches):
-            for batch in batches:
-                yield templater.apply(batch) if templater is not None else batch
+        def rendered(mask, upto=None):
+            """(rows, their JSON Lines) part by part, templated on the executor."""
+            tasks, _ = render_tasks(store, mask, upto, template, recipe.base_dir, jsonl)
+            yield from self.executor.map(render_part, tasks, n=len(tasks))
 
         finished = None
         if self.finish is not None:
             finished = self.finish(lambda: rows_of(store, store.alive))
             rows_in += finished.rows_from_outside
-            main_rows = finished.rows
+            main_rows = ((templater.apply(b) if templater is not None else b, None) for b in finished.rows)
         else:
-            main_rows = rows_of(store, store.alive)
+            main_rows = rendered(store.alive)
         schema = _with_template(output_schema(store), templater)
         labels = {run.index: run.spec.label for run in runs}
         drop_folders = {run.index: run.folder for run in runs if not run.makes_layer and run.rows_out < run.rows_in}
         fp = recipe.fingerprint()
         with replace_run_folder(self.out_dir, recipe) as (tmp, carried):
             data = DataWriter(tmp, "data", recipe.outputs.formats, fp)
-            for batch in rendered(main_rows):
-                data.write(batch)
+            for batch, lines in main_rows:
+                data.write(batch, lines)
             files = data.close(schema)
             if baseline_mask is not None:
                 base = DataWriter(tmp, "baseline_random", recipe.outputs.formats, fp + "-baseline")
-                for batch in rendered(rows_of(store, baseline_mask, upto=selectors[-1].index)):
-                    base.write(batch)
+                for batch, lines in rendered(baseline_mask, selectors[-1].index):
+                    base.write(batch, lines)
                 files += base.close(_with_template(output_schema(store, selectors[-1].index), templater))
             self.timings["template_and_write_s"] = round(time.perf_counter() - t, 3)
             fault_point("write")
             dropped = write_rejects(tmp / "rejects.jsonl", store, labels, drop_folders,
-                                    loading.skipped_entries(loaded["folder"]), finished.dropped if finished else [])
+                                    loading.skipped_entries(loaded["folder"]), finished.dropped if finished else [],
+                                    self.executor)
             files.append("rejects.jsonl")
             repeats = finished.repeats if finished else 0
             Ledger.check_identity(rows_in, data.rows - repeats, dropped)

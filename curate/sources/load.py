@@ -70,6 +70,7 @@ class SourceReader:
         self.skipped: list[Skipped] = []
         self.inputs: list[dict] = []
         self.adapter: str = src.format
+        self._adapter = None
         self.rows_read = 0
 
     def __iter__(self) -> Iterator[dict]:
@@ -82,35 +83,46 @@ class SourceReader:
             records = _local_records(src, where, self)
         else:
             records = _hub_records(src, where, self)
-        adapter = None
         rows = 0
         for loc, record in records:
             if src.limit and rows + len(self.skipped) >= src.limit:
                 break
-            if adapter is None:  # the first record decides `auto`
-                cls = get_adapter(src.format, f"{where}.format") if src.format != "auto" else detect_adapter(
-                    set(record) if isinstance(record, dict) else set(), f"{where} ({loc.shown})"
-                )
-                adapter = cls(cls.Options.model_validate(src.options))
-                self.adapter = adapter.name
-            try:
-                if not isinstance(record, dict):
-                    raise RowError(f"expected a JSON object, got {type(record).__name__}")
-                messages, meta = adapter.convert(record)
-                check_messages(messages)
-                meta["source_row"] = loc.stable
-                row = make_row(self.name, messages, meta)
-            except RowError as e:
-                self.skip(loc, f"{adapter.name}: {e}", _raw_text(record), f"{e} (format {adapter.name})")
-                continue
-            except UnicodeEncodeError as e:  # a lone surrogate ("\\ud800" in JSON) is not valid Unicode text
-                bad = e.object[e.start:e.end].encode("utf-8", "surrogatepass").hex()
-                self.skip(loc, f"{adapter.name}: invalid Unicode (a lone surrogate, 0x{bad}) in the record",
-                          _raw_text(record).encode("utf-8", "replace").decode("utf-8"))
-                continue
-            rows += 1
-            yield row
+            row = self.convert(loc, record)
+            if row is not None:
+                rows += 1
+                yield row
         self.rows_read = rows + len(self.skipped)
+        self.check_some(rows)
+
+    def convert(self, loc: "Location", record) -> dict | None:
+        """The canonical row of one record, or None (then it is in `skipped`). The first record decides the
+        format when it is `auto`."""
+        if self._adapter is None:
+            src = self.src
+            cls = get_adapter(src.format, f"{self.where}.format") if src.format != "auto" else detect_adapter(
+                set(record) if isinstance(record, dict) else set(), f"{self.where} ({loc.shown})"
+            )
+            self._adapter = cls(cls.Options.model_validate(src.options))
+            self.adapter = self._adapter.name
+        adapter = self._adapter
+        try:
+            if not isinstance(record, dict):
+                raise RowError(f"expected a JSON object, got {type(record).__name__}")
+            messages, meta = adapter.convert(record)
+            check_messages(messages)
+            meta["source_row"] = loc.stable
+            return make_row(self.name, messages, meta)
+        except RowError as e:
+            self.skip(loc, f"{adapter.name}: {e}", _raw_text(record), f"{e} (format {adapter.name})")
+        except UnicodeEncodeError as e:  # a lone surrogate ("\\ud800" in JSON) is not valid Unicode text
+            bad = e.object[e.start:e.end].encode("utf-8", "surrogatepass").hex()
+            self.skip(loc, f"{adapter.name}: invalid Unicode (a lone surrogate, 0x{bad}) in the record",
+                      _raw_text(record).encode("utf-8", "replace").decode("utf-8"))
+        return None
+
+    def check_some(self, rows: int) -> None:
+        """A source that gave no row at all is an error (naming empty files)."""
+        where = self.where
         if not rows:
             detail = f" ({len(self.skipped)} rows skipped as malformed)" if self.skipped else ""
             empty = [i["path"] for i in self.inputs if i.get("bytes") == 0]
@@ -246,9 +258,16 @@ def _local_records(src, where, reader: SourceReader) -> Iterator[tuple[Location,
             raise CurateError(f"could not read the file: {type(e).__name__}: {e}", path) from None
 
 
-def _jsonl_records(f: _File, reader: SourceReader):
+def _jsonl_records(f: _File, reader: SourceReader, start: int = 0, end: int | None = None, first_line: int = 1):
+    """Records of a JSON Lines file (or of its lines that start in the byte range [start, end))."""
     with open_binary(f.path) as stream:
-        for n, raw in enumerate(stream, start=1):  # binary lines end at b"\n" only
+        if start:
+            stream.seek(start)
+        position = start
+        for n, raw in enumerate(stream, start=first_line):  # binary lines end at b"\n" only
+            if end is not None and position >= end:
+                break
+            position += len(raw)
             if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
@@ -395,6 +414,51 @@ def _hub_records(src, where, reader: SourceReader):
     for i, record in enumerate(ds):
         loc = f"{src.hub}[{src.split}] row {i + 1}"
         yield Location(loc, loc), record
+
+
+# -- JSON Lines in chunks: the engine reads one big file on every core ----------------------------------
+
+CHUNK_BYTES = 32 << 20
+
+
+def jsonl_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> list[tuple[int, int, int]]:
+    """(start, end, first line number) of byte ranges of a JSON Lines file, each starting at a line."""
+    size = os.path.getsize(path)
+    bounds, line = [], 1
+    with open(path, "rb") as f:
+        start = 0
+        while start < size:
+            f.seek(min(start + chunk_bytes, size))
+            f.readline()  # to the end of the line the cut falls in
+            end = min(f.tell(), size) if start + chunk_bytes < size else size
+            bounds.append((start, end, line))
+            f.seek(start)
+            remaining, counted = end - start, 0
+            while remaining:
+                block = f.read(min(remaining, 1 << 24))
+                counted += block.count(b"\n")
+                remaining -= len(block)
+            line += counted
+            start = end
+    return bounds
+
+
+def read_chunk(name: str, src, base_dir: str, path: str, start: int, end: int, first_line: int,
+               adapter: str) -> tuple[list[dict], list[Skipped]]:
+    """The canonical rows of the lines of `path` that start in [start, end) (the adapter already decided)."""
+    reader = SourceReader(name, src.model_copy(update={"format": adapter}), base_dir)
+    f = _File(path, reader.base_dir)
+    rows = [row for loc, record in _jsonl_records(f, reader, start, end, first_line)
+            if (row := reader.convert(loc, record)) is not None]
+    return rows, reader.skipped
+
+
+def first_record(name: str, src, base_dir: str, path: str):
+    """The first record of a JSON Lines file (None if it has none), to decide `format: auto`."""
+    reader = SourceReader(name, src, base_dir)
+    for loc, record in _jsonl_records(_File(path, reader.base_dir), reader):
+        return loc, record
+    return None
 
 
 def _memory_records(src, reader: SourceReader):

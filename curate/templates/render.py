@@ -350,7 +350,8 @@ def _plain(messages) -> list[dict]:
 
 
 @lru_cache(maxsize=8)
-def _cached(spec_json: str, base_dir: str) -> Templater:
+def cached_templater(spec_json: str, base_dir: str) -> Templater:
+    """One Templater per spec and folder in a process (a tokenizer is loaded once)."""
     return Templater(TemplateSpec.model_validate_json(spec_json), base_dir=base_dir)
 
 
@@ -361,5 +362,5 @@ def render(messages, fmt: TemplateSpec | dict | str | Templater | None = None, *
     cached by spec, so a tokenizer is loaded once; for many rows use `Templater(...).apply(ds)`.
     """
     if not isinstance(fmt, Templater):
-        fmt = _cached(_coerce(fmt, "template").model_dump_json(), str(base_dir))
+        fmt = cached_templater(_coerce(fmt, "template").model_dump_json(), str(base_dir))
     return fmt.render(messages, row=row)

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from curate.progress import track
 from curate.registry import register
-from curate.rows import ROLES
+from curate.rows import ROLES, mentions
 from curate.steps.base import Regex, StepParams, Transform, as_table, values
 
 
@@ -29,6 +29,7 @@ DEFAULT_BOILERPLATE = [
     _AI + r",\s*",
 ]
 
+AI_HINTS = ("as an ai", "as a ai", "language model", "artificial intelligence")  # casefolded
 _MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
 _URL = r"(?:https?://|www\.)[^\s<>\[\]()\"']*[^\s<>\[\]()\"'.,;:!?]"
 _BARE_URL = re.compile(rf"[ \t]*(?:\(\s*{_URL}\s*\)|<{_URL}>|{_URL})")
@@ -89,6 +90,8 @@ class Clean(Transform):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         self._boilerplate = [re.compile(p, re.IGNORECASE) for p in params.boilerplate]
+        # every default pattern needs one of these words: a turn without any skips the regexes
+        self._hints = AI_HINTS if params.boilerplate == DEFAULT_BOILERPLATE else None
 
     def transform(self, batch: pa.Table) -> dict[str, list]:
         batch = as_table(batch)  # a datasets.Dataset works too
@@ -114,20 +117,28 @@ class Clean(Transform):
 
     def _rewrite_prose(self, text: str) -> str:
         stripped = text
-        for pattern in self._boilerplate:
-            stripped = _delete(pattern, stripped)
+        if self._hints is None or mentions(text, self._hints):
+            for pattern in self._boilerplate:
+                stripped = _delete(pattern, stripped)
         if stripped != text and len(stripped.split()) >= self.params.min_words_left:
             text = stripped
         # the `in` checks skip the slower regexes on the many turns that cannot match
-        if self.params.strip_links and ("](" in text or "http" in text or "www." in text):
-            text = _BARE_URL.sub("", _MD_LINK.sub(r"\1", text))
-        if self.params.drop_article_refs and "this" in text.lower():
-            text = _ARTICLE_REF.sub("", text)
+        if self.params.strip_links:
+            if "](" in text:  # what a markdown link needs
+                text = _MD_LINK.sub(r"\1", text)
+            if "http" in text or "www." in text:  # what a bare URL needs
+                text = _BARE_URL.sub("", text)
+        if self.params.drop_article_refs:
+            low = text.lower()
+            if "this" in low and ("article" in low or "wiki" in low):  # what an article reference needs
+                text = _ARTICLE_REF.sub("", text)
         return text
 
 
 def _outside_code(text: str, fn) -> str:
     """Apply `fn` to the parts of `text` that are not code."""
+    if "`" not in text and "~~~" not in text:  # no code at all: the common case, without the regex
+        return fn(text)
     parts, last = [], 0
     for m in _CODE.finditer(text):
         parts += [fn(text[last : m.start()]), m.group(0)]
@@ -162,7 +173,9 @@ def _tidy_whitespace(text: str) -> str:
         if in_code:
             out.append(line)
             continue
-        line = _INNER_SPACE.sub(" ", line.rstrip())
+        line = line.rstrip()
+        if "  " in line or "\t" in line:  # the only lines _INNER_SPACE can change
+            line = _INNER_SPACE.sub(" ", line)
         blank_run = blank_run + 1 if not line else 0
         if blank_run <= 1:
             out.append(line)

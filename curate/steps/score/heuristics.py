@@ -33,6 +33,13 @@ DEFAULT_BOILERPLATE = [
     rf"\b(?:feel free|don{_APOS}t hesitate) to (?:ask|reach out)\b",
     r"\blet me know if you (?:have|need) any (?:other|more|further) (?:questions|help)\b",
 ]
+# Words one of which every default pattern needs (casefolded): a response without any of them cannot match, and
+# checking that is ~20x cheaper than the regex (tests/test_score_heuristics.py checks the claim on real rows).
+REFUSAL_HINTS = ("sorry", "cannot", "can't", "can’t", "unable", "won't", "won’t", "will not", "not able", "apologi",
+                 "language model", "must")
+BOILERPLATE_HINTS = ("as an ai", "as a ai", "language model", "artificial intelligence", "don't have", "don’t have", "cut",
+                     "my last", "helps", "feel free", "hesitate", "let me know")
+
 COLUMNS = [
     "prompt_chars", "prompt_words", "response_chars", "response_words", "turns",
     "response_prompt_ratio", "response_prompt_ratio_why", "rep_ngram_ratio", "rep_ngram_ratio_why",
@@ -71,8 +78,10 @@ class Heuristics(Scorer):
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
-        self._refusal = _any_of(params.refusal_patterns)
-        self._boilerplate = _any_of(params.boilerplate_patterns)
+        self._refusal = _any_of(params.refusal_patterns,
+                                REFUSAL_HINTS if params.refusal_patterns == DEFAULT_REFUSALS else None)
+        self._boilerplate = _any_of(params.boilerplate_patterns,
+                                    BOILERPLATE_HINTS if params.boilerplate_patterns == DEFAULT_BOILERPLATE else None)
 
     def score(self, batch: pa.Table) -> dict[str, list]:
         batch = as_table(batch)  # a datasets.Dataset works too
@@ -96,8 +105,9 @@ class Heuristics(Scorer):
                 cols[name].append(value)
                 cols[f"{name}_why"].append(why)
 
-            cols["refusal"].append(1.0 if self._refusal(response) else 0.0)
-            cols["boilerplate"].append(1.0 if self._boilerplate(response) else 0.0)
+            folded = response.casefold()  # once, for both tests' hint words
+            cols["refusal"].append(1.0 if self._refusal(response, folded) else 0.0)
+            cols["boilerplate"].append(1.0 if self._boilerplate(response, folded) else 0.0)
         return cols
 
     def adds(self) -> list[str]:
@@ -105,7 +115,7 @@ class Heuristics(Scorer):
 
     def _repetition(self, text: str) -> float:
         n = self.params.ngram
-        words = _WORD.findall(text.lower())
+        words = _words(text.lower())
         grams = Counter(zip(*(words[i:] for i in range(n))))  # the word n-grams, in order
         total = sum(grams.values())
         if not total:
@@ -117,19 +127,41 @@ def _empty_reason(messages: list[dict]) -> str:
     return "empty response" if any(m["role"] == "assistant" for m in messages) else "no assistant turn"
 
 
+# ASCII text takes a faster road to the same counts as the regexes (checked in tests/test_score_heuristics.py):
+# `\w` is [A-Za-z0-9_] there and `\s` the characters str.isspace() accepts.
+_ASCII_WORD_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+_TO_SPACE = {c: " " for c in range(128) if chr(c) not in _ASCII_WORD_CHARS}
+_NOT_SYMBOL = {c: None for c in range(128) if chr(c).isalnum() or chr(c).isspace()}
+
+
+def _words(lowered: str) -> list[str]:
+    r"""`\w+` runs of a lower-cased text."""
+    return lowered.translate(_TO_SPACE).split() if lowered.isascii() else _WORD.findall(lowered)
+
+
 def _nonalnum(text: str) -> float:
-    return len(_SYMBOL.findall(text)) / len(text)
+    symbols = len(text.translate(_NOT_SYMBOL)) if text.isascii() else len(_SYMBOL.findall(text))
+    return symbols / len(text)
 
 
-def _any_of(patterns: list[str]):
-    """A case-insensitive test for "any pattern matches"; one joined regex is ~3x faster than a loop."""
+def _any_of(patterns: list[str], hints: tuple[str, ...] | None = None):
+    """A case-insensitive test for "any pattern matches"; one joined regex is ~3x faster than a loop. With
+    `hints` (words one of which every pattern needs), texts without any of them skip the regex."""
     compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
     if not compiled:
-        return lambda text: False
+        return lambda text, folded=None: False
+    test = lambda text: any(c.search(text) for c in compiled)  # noqa: E731
     if not any(c.groups for c in compiled):  # joining would renumber groups and break backreferences
         try:
             joined = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-            return lambda text: joined.search(text) is not None
+            test = lambda text: joined.search(text) is not None  # noqa: E731
         except re.error:  # e.g. a pattern with a leading global flag like (?s)
             pass
-    return lambda text: any(c.search(text) for c in compiled)
+
+    def matches(text: str, folded: str | None = None) -> bool:
+        """`folded`: text.casefold(), when the caller has it already."""
+        if hints is not None and not any(h in (folded if folded is not None else text.casefold()) for h in hints):
+            return False
+        return test(text)
+
+    return matches

@@ -10,10 +10,10 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from curate.errors import did_you_mean
-from curate.progress import track
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Scorer, StepParams, as_table, values
+from curate.steps.score.langid_batch import classify_many
 
 
 @lru_cache(maxsize=1)
@@ -75,16 +75,10 @@ class Language(Scorer):
         p = self.params
         identifier = _identifier()
         identifier.set_languages(p.languages)  # None resets a restriction left by another step
-        langs, confidences, whys = [], [], []
-        for messages in track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: identifying languages"):
-            text = text_of(messages, p.key)
-            if not text.strip():
-                langs.append("")
-                confidences.append(math.nan)
-                whys.append(f"empty {p.key}")
-                continue
-            lang, confidence = identifier.classify(text[: p.max_chars] if p.max_chars else text)
-            langs.append(lang)
-            confidences.append(float(confidence))
-            whys.append(None)
+        texts = [text_of(m, p.key) for m in values(batch, "messages")]
+        todo = [i for i, t in enumerate(texts) if t.strip()]
+        found = classify_many(identifier, [texts[i][: p.max_chars] if p.max_chars else texts[i] for i in todo])
+        langs, confidences, whys = [""] * len(texts), [math.nan] * len(texts), [f"empty {p.key}"] * len(texts)
+        for i, (lang, confidence) in zip(todo, found):
+            langs[i], confidences[i], whys[i] = lang, float(confidence), None
         return {"lang": langs, "lang_why": whys, "lang_confidence": confidences, "lang_confidence_why": list(whys)}
