@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from curate.errors import CurateError, did_you_mean
-from curate.io import json_ready, read_jsonl
-from curate.runfolder import load_manifest
+from curate.io import json_ready, row_for_json
+from curate.runfolder import load_manifest, read_rejects, read_rows
 
 
 HIDDEN = ("id", "source", "messages", "meta", "text", "assistant_spans", "raw")
@@ -25,14 +25,11 @@ def select_rows(run_dir: Path, dropped: bool, step=None, reason=None, source=Non
         steps = ["load"] + [s["label"] for s in manifest["steps"]]
         if step and step not in steps:
             raise CurateError(f"no step {step!r} in this run{did_you_mean(step, steps)}; steps: {steps}", "--step")
-        rows = read_jsonl(Path(run_dir) / "rejects.jsonl")
+        rows = read_rejects(run_dir)
         rows = [r for r in rows if (not step or r["step"] == step) and (not reason or reason.lower() in r["reason"].lower())]
         key = lambda r: r["row"]  # noqa: E731 - the row sits inside the ledger entry
     else:
-        data = Path(run_dir) / "data.jsonl"
-        if not data.is_file():
-            raise CurateError("this run wrote no data.jsonl (add jsonl to outputs.formats)", str(run_dir))
-        rows = read_jsonl(data)
+        rows = [row_for_json(r) for r in read_rows(run_dir)]
         key = lambda r: r  # noqa: E731
     return [r for r in rows if (not source or key(r).get("source") == source) and (not row_id or key(r).get("id") == row_id)]
 

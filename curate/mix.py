@@ -308,17 +308,11 @@ def _rows_of(c: Component, recipe_dir: str, where: str, run_component) -> list[d
         run_dir = run_component(Path(c.recipe), c.overrides)
     else:
         run_dir = Path(c.run)
-    parquet, jsonl = run_dir / "data.parquet", run_dir / "data.jsonl"
-    if parquet.is_file():
-        import pyarrow.parquet as pq
+    from curate.runfolder import data_files, read_rows
 
-        rows = pq.read_table(parquet).to_pylist()
-    elif jsonl.is_file():
-        from curate.io import read_jsonl
-
-        rows = read_jsonl(jsonl)
-    else:
-        raise CurateError(f"{run_dir} has no data.parquet or data.jsonl (run its recipe first)", where)
+    if not data_files(run_dir):
+        raise CurateError(f"{run_dir} has no data.parquet, data.jsonl or data/ (run its recipe first)", where)
+    rows = read_rows(run_dir)
     keep = [k for k in (*CANONICAL, "n_tokens") if rows and k in rows[0]]
     out = []
     for r in rows:

@@ -182,3 +182,41 @@ def funnel_rows(manifest: dict) -> list[tuple[str, int, int, int, str]]:
         out.append(("mix", m["rows_in"], m["realised"]["rows"], m["dropped"],
                     f"{parts}" + (f"; {m['repeats']} repeated rows" if m["repeats"] else "")))
     return out
+
+
+def data_files(run_dir: Path, stem: str = "data") -> dict[str, Path]:
+    """The files a run wrote for `stem` (data, baseline_random), by format."""
+    run_dir = Path(run_dir)
+    found = {}
+    for fmt, path in (("parquet", run_dir / f"{stem}.parquet"), ("jsonl", run_dir / f"{stem}.jsonl"),
+                      ("arrow", run_dir / stem)):
+        if path.is_file() or (fmt == "arrow" and path.is_dir() and (path / "state.json").is_file()):
+            found[fmt] = path
+    return found
+
+
+def read_rows(run_dir: Path, stem: str = "data") -> list[dict]:
+    """The rows of a run folder's `stem` files, whichever format the run wrote (jsonl, parquet, Arrow)."""
+    from curate.io import read_jsonl
+
+    files = data_files(run_dir, stem)
+    if "jsonl" in files:
+        return read_jsonl(files["jsonl"])
+    if "parquet" in files:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(files["parquet"]).to_pylist()
+    if "arrow" in files:
+        from datasets import load_from_disk
+
+        return load_from_disk(str(files["arrow"])).to_list()
+    raise CurateError(f"the run wrote no {stem}.jsonl, {stem}.parquet or {stem}/ folder", str(run_dir))
+
+
+def read_rejects(run_dir: Path) -> list[dict]:
+    from curate.io import read_jsonl
+
+    path = Path(run_dir) / "rejects.jsonl"
+    if not path.is_file():
+        raise CurateError("rejects.jsonl is missing: the run folder is incomplete", str(run_dir))
+    return read_jsonl(path)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from curate.errors import CurateError
-from curate.io import read_jsonl, row_for_json
+from curate.io import row_for_json
+from curate.runfolder import data_files, load_manifest, read_rejects, read_rows  # noqa: F401 - data_files for the card
 
 CORE_COLUMNS = ("id", "source", "messages", "meta", "text", "assistant_spans", "raw")
 DEDUP_PREFIX = "dedup"
@@ -53,48 +54,18 @@ class Run:
 
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Read a run folder; a missing or newer-format manifest is a CurateError."""
-    from curate.runfolder import load_manifest
-
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
     for key in ("name", "sources", "steps", "load", "totals"):
         if key not in manifest:
             raise CurateError(f"manifest.json has no {key!r}: not a complete curate run", str(run_dir))
     kept = [row_for_json(r) for r in read_rows(run_dir, "data")]
-    rejects_path = run_dir / "rejects.jsonl"
-    if not rejects_path.is_file():
-        raise CurateError("rejects.jsonl is missing: the run folder is incomplete", str(run_dir))
-    rejects = read_jsonl(rejects_path)
+    rejects = read_rejects(run_dir)
     for e in rejects:
         if isinstance(e.get("row"), dict):
             e["row"] = row_for_json(e["row"])
     step_names = {s["label"]: s["name"] for s in manifest["steps"]}
     return Run(run_dir, manifest, kept, rejects, step_names)
-
-
-def data_files(run_dir: Path, stem: str) -> dict[str, Path]:
-    """The files a run wrote for `stem` (data, baseline_random), by format."""
-    found = {}
-    for fmt, path in (("parquet", run_dir / f"{stem}.parquet"), ("jsonl", run_dir / f"{stem}.jsonl"),
-                      ("arrow", run_dir / stem)):
-        if path.is_file() or (fmt == "arrow" and path.is_dir() and (path / "state.json").is_file()):
-            found[fmt] = path
-    return found
-
-
-def read_rows(run_dir: Path, stem: str) -> list[dict]:
-    files = data_files(run_dir, stem)
-    if "jsonl" in files:
-        return read_jsonl(files["jsonl"])
-    if "parquet" in files:
-        import pyarrow.parquet as pq
-
-        return pq.read_table(files["parquet"]).to_pylist()
-    if "arrow" in files:
-        from datasets import load_from_disk
-
-        return load_from_disk(str(files["arrow"])).to_list()
-    raise CurateError(f"the run wrote no {stem}.jsonl, {stem}.parquet or {stem}/ folder", str(run_dir))
 
 
 # -- row texts -------------------------------------------------------------------------------------
