@@ -201,10 +201,15 @@ def inspect(
     row_id: Annotated[Optional[str], typer.Option("--id", help="Only the row with this id.")] = None,
     n: Annotated[int, typer.Option("-n", help="How many rows to show.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON Lines on stdout (the count goes to stderr).")] = False,
+    changed: Annotated[bool, typer.Option("--changed", help="Show kept rows a transform (clean, task) changed: "
+                                          "each changed turn before and after.")] = False,
 ):
-    """Show kept or dropped rows with their scores and reasons."""
-    from curate.inspect import select_rows, show_rows
+    """Show kept or dropped rows with their scores and reasons, or what clean changed (--changed)."""
+    from curate.inspect import select_changes, select_rows, show_changes, show_rows
 
+    if changed:
+        show_changes(out, select_changes(run_dir, step=step, source=source, row_id=row_id), n, as_json, notes=err)
+        return
     rows = select_rows(run_dir, dropped=dropped or bool(step) or bool(reason), step=step, reason=reason,
                        source=source, row_id=row_id)
     show_rows(out, rows, n, as_json, notes=err)

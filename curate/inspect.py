@@ -34,6 +34,60 @@ def select_rows(run_dir: Path, dropped: bool, step=None, reason=None, source=Non
     return [r for r in rows if (not source or key(r).get("source") == source) and (not row_id or key(r).get("id") == row_id)]
 
 
+def select_changes(run_dir: Path, step=None, source=None, row_id=None) -> list[dict]:
+    """What transforms (clean, task) changed in the kept rows: one entry per row and step, with the
+    changed turns before and after."""
+    from curate.io import read_jsonl
+
+    path = Path(run_dir) / "changes.jsonl"
+    if not path.is_file():
+        load_manifest(run_dir)  # not a run folder at all: say that
+        raise CurateError("this run has no changes.jsonl (no transform step, a mix, or an older curate)", str(run_dir))
+    return [c for c in read_jsonl(path) if (not step or c["step"] == step) and (not source or c["source"] == source)
+            and (not row_id or c["id"] == row_id)]
+
+
+def show_changes(console: Console, changes: list[dict], n: int, as_json: bool, notes: Console | None = None) -> None:
+    header = f"{len(changes)} changed rows match; showing {min(n, len(changes))}"
+    if as_json:
+        show_rows(console, changes, n, True, notes)
+        return
+    console.print(header)
+    for c in changes[:n]:
+        body = "\n".join(f"[cyan]turn {t['index']} ({_clip(t['role'], 20)}){_what(t['before'], t['after'])}[/]\n"
+                         + _line_diff(t["before"], t["after"]) for t in c["turns"])
+        console.print(Panel(body or "(turns added or removed)", title=f"[bold]{_clip(c['id'], 80)}[/] changed by "
+                            f"{_clip(c['step'], 40)}, source={_clip(str(c['source']), 80)}", title_align="left"))
+
+
+def _what(before: str, after: str) -> str:
+    import unicodedata
+
+    if before.split() == after.split():
+        return ": spacing only"
+    if unicodedata.normalize("NFC", before).split() == after.split():
+        return ": Unicode normalisation (NFC), and spacing"
+    return ""
+
+
+def _line_diff(before: str, after: str, limit: int = 40) -> str:
+    """The lines that differ, - before and + after; spaces at a line's end show as · and tabs as →."""
+    import difflib
+
+    def shown(line: str) -> str:
+        body = line.rstrip(" \t")
+        tail = line[len(body):].replace(" ", "·").replace("\t", "→")
+        return _clip(body.replace("\t", "→"), 300) + tail
+
+    out = []
+    for line in difflib.ndiff(before.split("\n"), after.split("\n")):
+        if line[:2] == "- ":
+            out.append(f"[red]- {shown(line[2:])}[/]")
+        elif line[:2] == "+ ":
+            out.append(f"[green]+ {shown(line[2:])}[/]")
+    return "\n".join(out[:limit] + ([f"[dim]... {len(out) - limit} more lines[/]"] if len(out) > limit else []))
+
+
 def show_rows(console: Console, rows: list[dict], n: int, as_json: bool, notes: Console | None = None) -> None:
     """Rows as panels on `console`, or as JSON Lines (one object per line, nothing else) on stdout with the
     count on `notes` (stderr), so that `curate inspect --json ... | jq` reads clean JSON."""

@@ -48,6 +48,7 @@ class Source(Strict):
     format: str = "auto"  # adapter name; auto picks by the columns present
     options: dict[str, Any] = Field(default_factory=dict)  # the adapter's own options
     license: str | None = None  # SPDX-ish id; the data card takes the most restrictive
+    kind: Literal["text", "code"] = "text"  # code: `clean` keeps its assistant turns verbatim (but trailing spaces)
     on_error: Literal["fail", "skip"] = "fail"  # malformed lines or rows: stop, or skip and record
     limit: int | None = Field(default=None, ge=1)  # read only the first N rows
     # Python API only (Pipeline.run(data)): rows in memory, a datasets.Dataset, a pyarrow Table or a list of

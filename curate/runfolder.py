@@ -31,7 +31,7 @@ FORMAT_VERSION = 1
 MARKER = ".curate-run"
 MANIFEST = "manifest.json"
 # what `curate run` itself writes: never carried over from an earlier run (a dropped format must go)
-RUN_OWNED = re.compile(r"^(manifest\.json|rejects\.jsonl|(data|baseline_random)(\.jsonl|\.parquet)?)$")
+RUN_OWNED = re.compile(r"^(manifest\.json|rejects\.jsonl|changes\.jsonl|(data|baseline_random)(\.jsonl|\.parquet)?)$")
 
 
 def is_run_folder(folder: Path) -> bool:

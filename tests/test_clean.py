@@ -119,3 +119,95 @@ def test_a_turn_that_is_only_a_disclaimer_is_left_for_the_filters():
     answer = "As an AI language model, I don't have opinions, but many people enjoy long walks in the park."
     assert step.clean_turn("assistant", answer) == "Many people enjoy long walks in the park."
     assert build(Clean, min_words_left=0).clean_turn("assistant", refusal) == "I'm sorry, but"
+
+
+# -- code is never changed ------------------------------------------------------------------------------
+
+
+def test_code_inside_prose_keeps_every_character():
+    fmt = "print('{:<{}}  {:<{}}'.format(a, 10, b, 10))"
+    text = (f"Use this:\n{fmt}\nIt aligns  the columns.\n"
+            "In JavaScript, call fetch('https://api.example.com/v1/items') and read `res.json()  ` after.\n"
+            "See https://example.com/docs  for more, or the [guide](https://example.com/guide).")
+    out = clean(text, strip_links=True)
+    assert fmt in out.split("\n")  # a line of code keeps its inner spacing
+    assert "It aligns the columns." in out  # prose does not
+    assert "fetch('https://api.example.com/v1/items')" in out  # a URL in quotes stays
+    assert "`res.json()  `" in out  # inline code keeps its spaces
+    assert "See for more, or the guide." in out  # prose links go, a markdown link keeps its text
+
+
+def test_a_turn_that_is_code_loses_only_trailing_whitespace():
+    program = "def pad(s):\n    return  '{:>10}'.format(s)   \n\n\n\nx  =  pad('a')  \n"
+    assert clean(program, strip_links=True) == "def pad(s):\n    return  '{:>10}'.format(s)\n\n\n\nx  =  pad('a')"
+    html = "<a href=\"https://example.com\">link</a>\n<p>Two  spaces</p>"
+    assert clean(html, strip_links=True) == html
+    kinds = set()
+    build(Clean).clean_turn("assistant", "SELECT  a\nFROM  t;  ", kinds)
+    assert kinds == {"code", "whitespace"}
+
+
+def test_nfc_never_touches_code():
+    text = "Caf\u0065\u0301 menu: `name = 'cafe\u0301'`"
+    assert clean(text) == "Caf\u00e9 menu: `name = 'cafe\u0301'`"
+
+
+def test_a_code_source_keeps_its_answers_verbatim():
+    step = build(Clean, strip_links=True)
+    step.ctx.source_kinds = {"code": "code", "chat": "text"}
+    answer = "Sure  thing, see https://example.com  now"  # prose, but from a code source
+    ds = pairs_dataset([("Q  one", answer), ("Q  two", answer)], source=["code", "chat"])
+    out = apply_step(step, ds)
+    assert [m["content"] for m in out["messages"][0]] == ["Q one", answer]  # the prompt is still cleaned
+    assert [m["content"] for m in out["messages"][1]] == ["Q two", "Sure thing, see now"]
+    assert step.ctx.counts["rows_with_code_turns"] == 1
+
+
+def test_the_program_text_of_every_real_code_row_survives(shared_data):
+    """Code Alpaca: with the lima_style settings, every line of code (and every URL in quotes) of every
+    answer comes out as it went in, but for trailing spaces; with `kind: code` every answer does."""
+    import json
+    import re
+
+    from curate.steps.clean.code import looks_like_code
+
+    rows = json.loads((shared_data / "code_alpaca_2k.json").read_text())
+    step = build(Clean, strip_links=True, drop_article_refs=True)
+    quoted = re.compile(r"""['"`](?:https?://|www\.)[^'"`\s]+""")
+    changed = 0
+    for r in rows:
+        before = r["output"]
+        after = step.clean_turn("assistant", before)
+        kept = {line.strip() for line in after.split("\n")}
+        for line in before.split("\n"):
+            if looks_like_code(line):
+                assert line.strip() in kept, (line, after)
+        assert quoted.findall(before) == quoted.findall(after)
+        assert step.clean_turn("assistant", before, code_source=True) == \
+            "\n".join(line.rstrip() for line in before.split("\n")).strip("\n").rstrip()
+        changed += after.split() != before.split()
+    assert changed == 0  # beyond spacing, nothing of a code answer changes
+
+
+def test_the_manifest_counts_changes_by_kind_and_inspect_shows_them(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    rows = [{"instruction": "Say  hi", "output": "Hi  there. As an AI language model, I do not have feelings, but I am glad you wrote today!"},
+            {"instruction": "Code?", "output": "x  =  1\ny  =  2"},
+            {"instruction": "Link?", "output": "Read https://example.com today, it is good."}]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "r.yaml").write_text("name: c\nsources:\n  s: {path: d.jsonl, license: mit}\n"
+                                     "steps:\n  - clean: {strip_links: true}\noutputs: {dir: out}\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", "r.yaml"]).exit_code == 0
+    notes = json.loads((tmp_path / "out" / "manifest.json").read_text())["steps"][0]["notes"]
+    assert notes["changed_by"] == {"whitespace": 1, "boilerplate": 1, "links": 1}
+    assert notes["rows_with_code_turns"] == 1 and notes["rows_changed"] == 2
+    res = runner.invoke(app, ["inspect", "out", "--changed", "--json"])
+    changes = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert [c["turns"][-1]["after"] for c in changes] == ["Hi there. I am glad you wrote today!", "Read today, it is good."]

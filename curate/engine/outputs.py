@@ -174,6 +174,40 @@ def rows_of(store: RowStore, mask: np.ndarray, upto: int | None = None) -> Itera
 
 
 @dataclass
+class ChangeTask:
+    """The kept rows of one part that transforms (clean, task) changed: before and after each of them."""
+
+    before: list[PartSpec]  # per transform step: the part as its step saw it (kept rows, messages)
+    after: list[PartSpec]  # ... and as it left it
+    labels: list[str]
+
+
+def change_part(task: ChangeTask) -> str:
+    lines = []
+    for label, before, after in zip(task.labels, task.before, task.after):
+        old = before.read(["id", "source", "messages"]).to_pylist()
+        new = after.read(["messages"]).column("messages").to_pylist()
+        for row, messages in zip(old, new):
+            turns = [{"index": i, "role": b["role"], "before": b["content"], "after": a["content"]}
+                     for i, (b, a) in enumerate(zip(row["messages"], messages)) if b != a]
+            if turns or len(row["messages"]) != len(messages):
+                lines.append(dumps({"step": label, "id": row["id"], "source": row["source"], "turns": turns}) + "\n")
+    return "".join(lines)
+
+
+def change_tasks(store: RowStore, transforms: list[tuple[int, str]]) -> list[ChangeTask]:
+    """One task per part with kept rows, covering every transform step `(index, label)` that wrote there."""
+    tasks = []
+    for i in range(store.n_parts):
+        if not store.alive[store.part_rows(i)].any():
+            continue
+        steps = [(s, label) for s, label in transforms]
+        tasks.append(ChangeTask([store.spec(i, upto=s) for s, _ in steps],
+                                [store.spec(i, upto=s + 1) for s, _ in steps], [label for _, label in steps]))
+    return tasks
+
+
+@dataclass
 class RejectTask:
     """The dropped rows of one part: each with the drop (step label, reason, duplicate_of, detail) and the
     columns it had when its step dropped it."""

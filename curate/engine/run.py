@@ -28,7 +28,8 @@ from curate.atomic import work_folder
 from curate.cache import StepCache, code_token
 from curate.engine import load as loading
 from curate.engine.executor import LocalExecutor
-from curate.engine.outputs import DataWriter, output_schema, render_part, render_tasks, rows_of, write_rejects
+from curate.engine.outputs import (DataWriter, change_part, change_tasks, output_schema, render_part, render_tasks,
+                                   rows_of, write_rejects)
 from curate.engine.passes import StepRun, Storage, apply_result, global_step, read_result, row_pass
 from curate.engine.store import ROW, RowStore
 from curate.engine.worker import StepSpec
@@ -200,7 +201,10 @@ class _Run:
             seed = _step_seed(recipe.seed, i, label)
             key = _hash([key, name, params.model_dump(mode="json"), seed, cls.cache_token(params, recipe.base_dir),
                          code_token(cls)])
-            spec = StepSpec(i, name, params.model_dump_json(), label, f"steps[{i}].{name}", seed, recipe.base_dir, key)
+            kinds = tuple(sorted((n, s.kind) for n, s in recipe.sources.items()))
+            key = _hash([key, kinds]) if any(k != "text" for _, k in kinds) else key
+            spec = StepSpec(i, name, params.model_dump_json(), label, f"steps[{i}].{name}", seed, recipe.base_dir, key,
+                            kinds)
             runs.append(StepRun(spec, spec.build(), key))
         return runs
 
@@ -337,6 +341,13 @@ class _Run:
                                     loading.skipped_entries(loaded["folder"]), finished.dropped if finished else [],
                                     self.executor)
             files.append("rejects.jsonl")
+            transforms = [(run.index, run.spec.label) for run in runs if run.step.role == "transform"]
+            if transforms and finished is None:  # before and after, for the kept rows transforms changed
+                tasks = change_tasks(store, transforms)
+                with open(tmp / "changes.jsonl", "w", encoding="utf-8", newline="\n") as f:
+                    for text in self.executor.map(change_part, tasks, n=len(tasks)):
+                        f.write(text)
+                files.append("changes.jsonl")
             repeats = finished.repeats if finished else 0
             Ledger.check_identity(rows_in, data.rows - repeats, dropped)
             if data.rows == 0:

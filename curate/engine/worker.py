@@ -32,6 +32,7 @@ class StepSpec:
     seed: int
     recipe_dir: str
     key: str = ""  # its cache key: what it reads (files, code) is part of it, so an edited file makes a new step
+    source_kinds: tuple = ()  # (source name, kind) of the recipe's sources
 
     def build(self) -> Step:
         step = _BUILT.get(self)
@@ -39,7 +40,7 @@ class StepSpec:
             from curate.registry import get_step
 
             cls = get_step(self.name)
-            ctx = StepContext(self.label, self.where, self.seed, self.recipe_dir)
+            ctx = StepContext(self.label, self.where, self.seed, self.recipe_dir, source_kinds=dict(self.source_kinds))
             step = _BUILT[self] = cls(cls.Params.model_validate_json(self.params_json), ctx)
         return step
 

@@ -69,6 +69,7 @@ class StepContext:
     seed: int  # the recipe seed, already mixed with the step position
     recipe_dir: str = "."  # for parameters that name files relative to the recipe
     notes: dict = field(default_factory=dict)  # facts the step reports into the manifest (e.g. coverage)
+    source_kinds: dict = field(default_factory=dict)  # source name -> its `kind` (text, code)
     counts: dict = field(default_factory=dict)  # counts summed over batches (rows changed, unscored rows)
 
     def rng(self) -> np.random.Generator:

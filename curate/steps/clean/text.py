@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from curate.progress import track
 from curate.registry import register
 from curate.rows import ROLES, mentions
+from curate.steps.clean.code import code_share, looks_like_code
 from curate.steps.base import Regex, StepParams, Transform, as_table, values
 
 
@@ -30,7 +31,8 @@ DEFAULT_BOILERPLATE = [
 ]
 
 AI_HINTS = ("as an ai", "as a ai", "language model", "artificial intelligence")  # casefolded
-_MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
+# [text](target): the target a scheme (https:, mailto:), a path or an anchor, never a regex's (?:...)
+_MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\((?:[A-Za-z][\w+.-]*:|/|\.|#|www\.)[^)\s]*(?:\s+\"[^\"]*\")?\)")
 _URL = r"(?:https?://|www\.)[^\s<>\[\]()\"']*[^\s<>\[\]()\"'.,;:!?]"
 _BARE_URL = re.compile(rf"[ \t]*(?:\(\s*{_URL}\s*\)|<{_URL}>|{_URL})")
 _ARTICLE_REF = re.compile(
@@ -46,13 +48,16 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?\n])\s*$")
 
 @register
 class Clean(Transform):
-    """Rewrite the text of each turn; rows are never dropped and other columns are untouched.
+    """Rewrite the text of each turn; rows are never dropped and other columns are untouched. Code is never
+    changed: fenced blocks and `inline` spans stay as they are, a line that looks like code keeps its inner
+    spacing, and a turn that is code (its share of code-looking lines is at least `code_threshold`, or an
+    assistant turn of a source marked `kind: code`) only loses trailing whitespace.
 
     Params:
-    - `nfc` (true): Unicode NFC normalisation.
-    - `whitespace` (true): CRLF to LF, strip each turn, collapse runs of spaces/tabs inside a line to
-      one space, drop trailing spaces, keep at most one blank line in a row. Leading indentation and
-      fenced code blocks are kept as they are.
+    - `nfc` (true): Unicode NFC normalisation (of prose; never inside code).
+    - `whitespace` (true): CRLF to LF, strip each turn, collapse runs of spaces/tabs inside a line of prose
+      to one space, drop trailing spaces, keep at most one blank line in a row. Leading indentation,
+      fenced code blocks, inline code and lines that look like code keep their spacing.
     - `boilerplate` (AI-disclaimer phrases): regexes, matched case-insensitively, deleted from
       assistant turns. The defaults remove "As an AI language model, I don't ..." up to the end of
       the sentence (or up to ", but"), and a bare "As an AI language model, " lead-in.
@@ -60,12 +65,18 @@ class Clean(Transform):
       remain; a turn that is nothing but a disclaimer ("I'm sorry, but as an AI language model I
       cannot help") is left whole, so the refusal scorer and filters see it and drop the row, instead
       of keeping a fragment like "I'm sorry, but".
-    - `strip_links` (false): in assistant turns, `[text](url)` becomes `text` and bare URLs are removed.
+    - `strip_links` (false): in assistant turns, `[text](url)` becomes `text` and bare URLs in prose are
+      removed; a URL in quotes (`fetch('https://...')`, `href="..."`) or on a line of code stays.
     - `drop_article_refs` (false): in assistant turns, delete sentences that mention "this article"
       or "this wikiHow" (as LIMA did for wikiHow answers).
+    - `code_threshold` (0.5): a turn whose share of code-looking lines is at least this is code (1.0 or more:
+      only sources marked `kind: code` are).
     - `roles` (all): which roles to clean. Boilerplate, links and article references only ever
       apply to assistant turns.
-    Boilerplate, links and article references are never touched inside code (fenced or `inline`).
+
+    The manifest counts the rows changed (`rows_changed`), the rows each kind of change touched
+    (`changed_by`: nfc, whitespace, boilerplate, links, article_refs) and the rows with a turn kept as code
+    (`rows_with_code_turns`); `curate inspect RUN --changed` shows a row before and after.
     """
 
     name = "clean"
@@ -77,6 +88,7 @@ class Clean(Transform):
         min_words_left: int = Field(default=4, ge=0)
         strip_links: bool = False
         drop_article_refs: bool = False
+        code_threshold: float = Field(default=0.5, gt=0.0)
         roles: list[str] = list(ROLES)
 
         @field_validator("roles")
@@ -93,46 +105,99 @@ class Clean(Transform):
         # every default pattern needs one of these words: a turn without any skips the regexes
         self._hints = AI_HINTS if params.boilerplate == DEFAULT_BOILERPLATE else None
 
+    def reads(self) -> dict[str, str]:
+        return {"source": "source"}
+
     def transform(self, batch: pa.Table) -> dict[str, list]:
         batch = as_table(batch)  # a datasets.Dataset works too
-        out, changed = [], 0
-        for messages in track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: cleaning"):
-            new = [{**m, "content": self.clean_turn(m["role"], m["content"])} for m in messages]
-            changed += new != messages
+        code_sources = {name for name, kind in self.ctx.source_kinds.items() if kind == "code"}
+        sources = values(batch, "source") if code_sources else [None] * batch.num_rows
+        out = []
+        for messages, source in zip(track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: cleaning"),
+                                    sources):
+            kinds: set[str] = set()
+            new = [{**m, "content": self.clean_turn(m["role"], m["content"], kinds, source in code_sources)}
+                   for m in messages]
+            for kind in sorted(kinds - {"code"}):
+                self.ctx.count(kind, 1, group="changed_by")
+            if "code" in kinds:
+                self.ctx.count("rows_with_code_turns")
+            self.ctx.count("rows_changed", int(new != messages))
             out.append(new)
-        self.ctx.count("rows_changed", changed)
         return {"messages": out}
 
-    def clean_turn(self, role: str, text: str) -> str:
+    def clean_turn(self, role: str, text: str, kinds: set | None = None, code_source: bool = False) -> str:
+        """The cleaned turn; `kinds` collects what changed it (and "code" for a turn kept as code)."""
         p = self.params
+        kinds = set() if kinds is None else kinds
         if role not in p.roles:
             return text
+        if (code_source and role == "assistant") or code_share(text) >= p.code_threshold:
+            kinds.add("code")
+            return _trailing_whitespace(text, kinds) if p.whitespace else text
         if p.nfc:
-            text = unicodedata.normalize("NFC", text)
+            text = _changed(text, _outside_code(text, _nfc), "nfc", kinds)
         if role == "assistant":
-            text = _outside_code(text, self._rewrite_prose)
+            text = _outside_code(text, lambda part: self._rewrite_prose(part, kinds))
         if p.whitespace:
-            text = _tidy_whitespace(text)
+            text = _changed(text, _tidy_whitespace(text), "whitespace", kinds)
         return text
 
-    def _rewrite_prose(self, text: str) -> str:
+    def _rewrite_prose(self, text: str, kinds: set) -> str:
         stripped = text
         if self._hints is None or mentions(text, self._hints):
             for pattern in self._boilerplate:
                 stripped = _delete(pattern, stripped)
         if stripped != text and len(stripped.split()) >= self.params.min_words_left:
-            text = stripped
+            text = _changed(text, stripped, "boilerplate", kinds)
         # the `in` checks skip the slower regexes on the many turns that cannot match
         if self.params.strip_links:
-            if "](" in text:  # what a markdown link needs
-                text = _MD_LINK.sub(r"\1", text)
-            if "http" in text or "www." in text:  # what a bare URL needs
-                text = _BARE_URL.sub("", text)
+            new = _MD_LINK.sub(_prose_link, text) if "](" in text else text  # what a markdown link needs
+            if "http" in new or "www." in new:  # what a bare URL needs
+                new = _BARE_URL.sub(_prose_url, new)
+            text = _changed(text, new, "links", kinds)
         if self.params.drop_article_refs:
             low = text.lower()
             if "this" in low and ("article" in low or "wiki" in low):  # what an article reference needs
-                text = _ARTICLE_REF.sub("", text)
+                text = _changed(text, _ARTICLE_REF.sub("", text), "article_refs", kinds)
         return text
+
+
+def _changed(old: str, new: str, kind: str, kinds: set) -> str:
+    if new != old:
+        kinds.add(kind)
+    return new
+
+
+def _nfc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
+def _line_of(m: re.Match) -> str:
+    text = m.string
+    end = text.find("\n", m.end())
+    return text[text.rfind("\n", 0, m.start()) + 1: end if end >= 0 else len(text)]
+
+
+def _prose_url(m: re.Match) -> str:
+    """Remove a bare URL from prose; keep one in quotes or on a line of code."""
+    text = m.string
+    url_at = m.start() + len(m.group(0)) - len(m.group(0).lstrip(" \t"))
+    before = text[url_at - 1] if url_at > 0 else ""
+    return m.group(0) if before in "'\"`=" or looks_like_code(_line_of(m)) else ""
+
+
+def _prose_link(m: re.Match) -> str:
+    """A markdown link in prose becomes its text; one on a line of code stays."""
+    return m.group(0) if looks_like_code(_line_of(m)) else m.group(1)
+
+
+def _trailing_whitespace(text: str, kinds: set) -> str:
+    """Code: trailing spaces of each line and blank lines around the turn go; nothing else."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    while lines and not lines[0]:
+        lines.pop(0)
+    return _changed(text, "\n".join(lines).rstrip(), "whitespace", kinds)
 
 
 def _outside_code(text: str, fn) -> str:
@@ -161,7 +226,8 @@ def _delete(pattern: re.Pattern, text: str) -> str:
 
 
 def _tidy_whitespace(text: str) -> str:
-    """Collapse spaces and blank lines outside fenced code, keeping each line's indentation."""
+    """Collapse spaces and blank lines outside code (fenced blocks, inline spans, code-looking lines),
+    keeping each line's indentation."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     out, in_code, blank_run = [], False, 0
     for line in lines:
@@ -174,8 +240,8 @@ def _tidy_whitespace(text: str) -> str:
             out.append(line)
             continue
         line = line.rstrip()
-        if "  " in line or "\t" in line:  # the only lines _INNER_SPACE can change
-            line = _INNER_SPACE.sub(" ", line)
+        if ("  " in line or "\t" in line) and not looks_like_code(line):  # the lines _INNER_SPACE may change
+            line = _collapse_outside_spans(line)
         blank_run = blank_run + 1 if not line else 0
         if blank_run <= 1:
             out.append(line)
@@ -186,3 +252,12 @@ def _tidy_whitespace(text: str) -> str:
     if out and not any(line[:1] in (" ", "\t") for line in out[1:]):
         out[0] = out[0].lstrip()
     return "\n".join(out).rstrip()
+
+
+def _collapse_outside_spans(line: str) -> str:
+    """Inner runs of blanks become one space, except inside `inline code`."""
+    if "`" not in line:
+        return _INNER_SPACE.sub(" ", line)
+    parts = re.split(r"(`[^`]+`)", line)
+    return "".join(p if p.startswith("`") and p.endswith("`") and len(p) > 1 else _INNER_SPACE.sub(" ", p)
+                   for p in parts)

@@ -1,0 +1,59 @@
+"""Is this line code? Is this turn code? What `clean` asks before it changes a character.
+
+A line looks like code when it has the shape of a program line in a common language: it opens with a
+keyword (def, return, for, public, #include, SELECT, ...), closes with `;`, `{` or `}`, opens with a closing
+bracket or a markup tag, assigns (`x = ...`, `x += ...`), calls or declares (`name(...)` at the end), or holds
+an operator prose does not use (`=>`, `->`, `::`, `++`, `&&`, `||`, `==`, `!=`), or is more symbols than
+words (a regex, a path). A turn is code when at least `threshold` of its non-blank lines look like code.
+"""
+
+from __future__ import annotations
+
+import re
+
+_KEYWORDS = "|".join(re.escape(k) for k in (
+    "def class import from return if elif else for foreach while do try except catch finally with async await "
+    "yield lambda function var let const new public private protected static void int long float double char "
+    "bool boolean string auto struct enum interface package namespace using func fn impl match switch case "
+    "break continue throw raise assert print println printf echo console.log System.out std:: end begin "
+    "SELECT INSERT UPDATE DELETE CREATE DROP ALTER WHERE JOIN GROUP ORDER HAVING LIMIT VALUES #include #define #! "
+    # commands (prose starts with a capital, a shell line with the command)
+    "curl wget git pip pip3 npm npx yarn python python3 node java javac gcc g++ go cargo docker kubectl sudo apt "
+    "apt-get brew cd ls mkdir rm cp mv cat chmod export ssh scp $"
+).split())
+_CODE_LINE = re.compile(
+    rf"""
+      ^\s*(?:{_KEYWORDS})(?:\b|(?=[\s(:{{]))   # a keyword opens the line (Python's 'from' too, prose's rarely)
+    | [;{{}}]\s*$                              # closes a statement or a block
+    | ^\s*[}}\])]                              # opens with a closing bracket
+    | ^\s*</?[A-Za-z!][^>]*>                   # markup: <div ...>, </p>, <!DOCTYPE ...>
+    | ^\s*[A-Za-z_$][\w.$\[\]'"]*\s*(?:[-+*/%&|^]|<<|>>)?=[^=]   # an assignment
+    | ^\s*[A-Za-z_$][\w.$]*\s*\(.*\)\s*[;:{{]?\s*$              # a call or a declaration, alone on its line
+    | ^\s*["']?[A-Za-z_$][\w$]*["']?\s*:\s*\S.*,\s*$            # a key: value, of an object literal
+    | =>|->|::|\+\+|&&|\|\||==|!=|</|/>     # operators prose does not use
+    """,
+    re.VERBOSE,
+)
+
+
+_SYMBOL = re.compile(r"[^\w\s]")
+_LINK = re.compile(r"(?:https?://|www\.)\S+|\]\(")  # URLs and markdown links: symbols, but prose's
+
+
+def looks_like_code(line: str) -> bool:
+    """A line of a program (or a regex, a path: a line of symbols more than words, URLs aside)."""
+    stripped = line.strip()
+    if not stripped:
+        return False
+    if _CODE_LINE.search(line) is not None:
+        return True
+    rest = _LINK.sub(" ", stripped) if ("http" in stripped or "www." in stripped or "](" in stripped) else stripped
+    return len(rest) >= 12 and len(_SYMBOL.findall(rest)) > 0.35 * len(rest)
+
+
+def code_share(text: str) -> float:
+    """The share of non-blank lines of `text` that look like code (0 for a blank text)."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        return 0.0
+    return sum(1 for line in lines if looks_like_code(line)) / len(lines)
