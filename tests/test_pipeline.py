@@ -179,7 +179,7 @@ def test_a_rerun_keeps_later_results_only_while_the_data_is_unchanged(workdir):
     assert not (workdir / "out" / ".compare.x1.tmp").exists()
     # a format the recipe no longer asks for is not carried over as if it were a result
     result = run(overrides=["outputs.formats=[jsonl]", "outputs.random_baseline=false"])
-    assert sorted(p.name for p in (workdir / "out").iterdir()) == [".curate-run", "compare", "data.jsonl", "manifest.json",
+    assert sorted(p.name for p in (workdir / "out").iterdir()) == [".curate-run", "changes.jsonl", "compare", "data.jsonl", "manifest.json",
                                                                      "rejects.jsonl", "report.html"]
     result = run(overrides=["seed=4"])  # another random selection: training results would be stale
     assert result.carried == {"kept": [], "removed": ["compare", "report.html"]}
