@@ -23,11 +23,12 @@ from curate.rows import TEXT_KEYS, text_of
 
 class TextSet(Source):
     """A source spec, plus: `name` (how reports name it; default the file's stem or the hub id),
-    `key` (the text of each row: prompt, response, conversation, first_user; default prompt) and
-    `field` (read this field of each record as the text instead: for files that hold only prompts)."""
+    `key` (the text of each row: prompt, response, conversation, first_user; default `auto`: the question
+    of a multiple-choice or QA row, else the prompt) and `field` (read this field of each record as the text
+    instead: for files that hold only prompts)."""
 
     name: str | None = None
-    key: Literal[tuple(TEXT_KEYS)] = "prompt"
+    key: Literal[("auto", *TEXT_KEYS)] = "auto"
     field: str | None = Field(None, min_length=1)
 
     def display_name(self) -> str:
@@ -45,6 +46,7 @@ class Texts:
     texts: list[str]
     locations: list[str]  # file:line, "file record N" or "hub[split] row N"
     ids: list[str | None]  # the record's own id field when it has one (ARC: "Mercury_7220990")
+    answers: list[str | None]  # a multiple-choice row's correct option, a QA row's final answer, else None
 
 
 def load_texts(spec: TextSet, where: str, recipe_dir: str = ".") -> Texts:
@@ -70,16 +72,19 @@ def load_texts(spec: TextSet, where: str, recipe_dir: str = ".") -> Texts:
         msg = str(e).replace(f"sources.{name}", where)
         raise CurateError(msg + hint) from None
     key = "prompt" if spec.field else spec.key
-    texts, locations, ids = [], [], []
+    texts, locations, ids, answers = [], [], [], []
     import json
 
     for row in loaded.rows:
         meta = json.loads(row["meta"])
-        texts.append(text_of(row["messages"], key))
+        question = meta.get("question") if key == "auto" else None
+        texts.append(question if isinstance(question, str) else text_of(row["messages"], "prompt" if key == "auto" else key))
         locations.append(meta.get("source_row", ""))
         rid = meta.get("id", meta.get("question_id", meta.get("idx")))
         ids.append(None if rid is None else str(rid))
-    return Texts(name, texts, locations, ids)
+        answer = meta.get("answer_text", meta.get("final_answer"))
+        answers.append(str(answer) if answer is not None else None)
+    return Texts(name, texts, locations, ids, answers)
 
 
 def fingerprint(spec: TextSet, recipe_dir: str = ".") -> dict:

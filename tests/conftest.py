@@ -19,7 +19,7 @@ def lima_style_overrides(data: Path) -> list[str]:
          for i, name in enumerate(evals)]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the checkout: skipped when absent, but never under CI=true."""
     if not SHARED_DATA.is_dir():

@@ -393,12 +393,13 @@ def test_compare_metrics_and_plots_from_curate_compare(small_run, tmp_path):
 
 def test_decontamination_drops_are_counted_with_examples(tmp_path, monkeypatch):
     make_data(tmp_path)
-    # an "eval set" whose two texts (shorter than 13 words, so matched whole) appear in two rows
+    # an "eval set" whose two texts (shorter than min_ngram 13 words, so matched whole and exactly: the rows are
+    # templated, and near-copies with one number changed would count too) appear in two rows
     (tmp_path / "eval.jsonl").write_text(json.dumps({"question": "Topic 7 is about thing 7; it matters because of reason 49."}) + "\n"
                                          + json.dumps({"question": "What is the boiling point number 3?"}) + "\n")
     recipe = textwrap.dedent(RECIPE).replace("  - dedup.exact: {key: conversation}\n", (
         "  - dedup.exact: {key: conversation}\n"
-        "  - decontaminate: {eval_sets: [{path: eval.jsonl, field: question, name: tiny_eval}], min_ngram: 7}\n"
+        "  - decontaminate: {eval_sets: [{path: eval.jsonl, field: question, name: tiny_eval}], min_ngram: 13}\n"
     )).replace("rows: 20", "rows: 15")
     (tmp_path / "r.yaml").write_text(recipe)
     monkeypatch.chdir(tmp_path)

@@ -16,7 +16,8 @@ from curate.errors import CurateError
 from curate.registry import get_step
 from curate.steps.dedup.minhash import MinHashDedup
 from curate.steps.dedup.semantic import SemanticDedup
-from curate.steps.filter.decontaminate import Decontaminate, NgramIndex, words
+from curate.steps.filter.decontaminate import Decontaminate, words
+from curate.steps.filter.overlap import OverlapIndex
 from curate.steps.score.embed import Embed
 from curate.steps.select.cluster_balanced import ClusterBalanced
 from curate.steps.select.diverse import Diverse
@@ -254,23 +255,30 @@ def test_coverage_helper():
 # -- decontaminate: n-grams ------------------------------------------------------------------------------
 
 
-def test_ngram_index_matches_normalised_words_and_whole_short_texts():
-    index = NgramIndex(13, 8)
-    long_q = "Which of these is the best example of a physical change when water is heated slowly"
-    index.add(words(long_q), "long")
-    index.add(words("What gas do plants absorb from the air?"), "short")  # 8 words: matched whole
-    index.add(words("Define osmosis."), "tiny")  # too short to check
-    assert index.too_short == 1
+def test_the_overlap_index_matches_items_of_every_length():
+    index = OverlapIndex(13, 8, 4)
+    long_q = "Which of these is the best example of a physical change when water is heated slowly"  # 17 words
+    assert index.add(words(long_q), "long") == "ngram+near"
+    assert index.add(words("What gas do plants absorb from the air?"), "middle") == "near"  # 8 words
+    assert index.add(words("Define osmosis in biology."), "short") == "whole"  # 4 words
+    assert index.add(words("Define osmosis."), "tiny") == "uncheckable"
     rows = [
-        words("Q: WHICH of these is the best example of a physical-change when water is heated?"),  # 13 of them
+        words("Q: WHICH of these is the best example of a physical-change when water is heated?"),  # 16 words of it
         words("Tell me: what gas do plants absorb from the air? Thanks"),
-        words("which of these is the best example of a chemical change when water is heated"),  # one word differs
+        words("which of these is the best example of a chemical change when water is heated slowly"),  # one differs
         words("Define osmosis."),
+        words("Define osmosis in biology."),
+        words("Our class notes say: define osmosis in biology, then give two examples from the kitchen."),
+        words("What gas do plants take from the air?"),  # one word changed in an 8-word item
     ]
     hits = index.find(rows)
-    assert hits[0][0] == "long" and len(hits[0][1]) == 13
-    assert hits[1] == ("short", tuple(words("What gas do plants absorb from the air?")))
-    assert hits[2] is None and hits[3] is None
+    assert hits[0].item == "long" and hits[0].check == "ngram" and len(hits[0].words) == 13
+    assert hits[1].item == "middle" and hits[1].words == words("What gas do plants absorb from the air?")
+    assert hits[2].item == "long" and hits[2].check == "near" and hits[2].differs == 1
+    assert hits[3] is None  # too short to check
+    assert hits[4].item == "short" and hits[4].check == "whole"
+    assert hits[5] is None  # a short item inside a longer text is a common phrase, not a copy
+    assert hits[6].item == "middle" and hits[6].differs == 1
 
 
 def _arc_validation(shared_data):
@@ -309,7 +317,7 @@ def test_decontaminate_catches_planted_overlaps_with_real_eval_sets(shared_data,
     out = step.decide(ds)
     assert dropped(out) == [1, 2, 3, 4]
     arc_drop = out[1]
-    assert arc_drop.reason == "contaminated: 13-gram shared with arc_easy_val"
+    assert arc_drop.reason == "contaminated: 13-gram shared with arc_easy_val"  # a 13-word span of a longer item
     assert arc_drop.detail["eval_set"] == "arc_easy_val" and arc_drop.detail["eval_id"] == long_arc["id"]
     assert arc_drop.detail["field"] == "prompt" and arc_drop.detail["eval_row"].endswith(
         f"record {arc.index(long_arc) + 1}")
@@ -519,7 +527,7 @@ def test_empty_inputs():
     assert step.decide(no_vectors) == [None, None, None] and step.ctx.notes["rows_without_vector"] == 3
     with pytest.raises(CurateError, match="budget of 1 rows is larger than the 0 rows available"):
         build(KCenter, rows=1).select(no_vectors)
-    index = NgramIndex(13, 8)
+    index = OverlapIndex(13, 8, 4)
     assert index.find([[], words("a b c")]) == [None, None]
 
 

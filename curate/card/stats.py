@@ -392,6 +392,8 @@ def contamination(run: Run, n_examples: int = 3) -> list[dict] | None:
         by_set = Counter((e.get("detail") or {}).get("eval_set", "?") for e in entries)
         out.append({"step": label, "dropped": len(entries), "eval_sets": notes[label].get("eval_sets") or {},
                     "by_check": notes[label].get("dropped_by_check") or {},
+                    "items_by_check": notes[label].get("by_check") or {},  # how each eval set's items were looked for
+                    "too_short": notes[label].get("too_short"),
                     "by_eval_set": dict(sorted(by_set.items(), key=lambda kv: (-kv[1], kv[0]))),
                     "by_reason": dict(Counter(e["reason"] for e in entries).most_common()),
                     "examples": [dict(_brief(e["row"]), reason=e["reason"], detail=e.get("detail") or {})

@@ -705,6 +705,17 @@ def _statistics(c) -> str:
                        if d["by_eval_set"] else "") + ".", ""]
             if d["by_check"]:
                 out += ["By check: " + ", ".join(f"{cell(k)} {fmt(v)}" for k, v in d["by_check"].items()) + ".", ""]
+            if d["items_by_check"]:
+                kinds = ["ngram", "ngram+near", "near", "whole", "uncheckable"]
+                out += ["How the eval items were looked for (by their length in words: any 13 of them; or the whole "
+                        "item with one word allowed to differ; or the whole item, exactly; or not at all when too "
+                        "short to tell a copy from a coincidence):", "",
+                        table(["eval set", *kinds], [[code(n), *[c.get(k, 0) for k in kinds]]
+                                                    for n, c in d["items_by_check"].items()],
+                              ["l"] + ["r"] * len(kinds)), ""]
+                if d["too_short"]:
+                    out += [f"**{d['too_short']:,} eval items were too short to check** (see `uncheckable`): a row "
+                            "may hold one of them unseen.", ""]
             if d["examples"]:
                 rows = []
                 for e in d["examples"]:
