@@ -134,6 +134,10 @@ def print_funnel(manifest: dict) -> None:
         out.print(f"rows in {t['rows_in']} = out {t['rows_out']} - repeated {t['repeats']} + dropped {t['dropped']}")
     else:
         out.print(f"rows in {t['rows_in']} = out {t['rows_out']} + dropped {t['dropped']}")
+    from curate.runfolder import alarms
+
+    for message in alarms(manifest):
+        err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
     if manifest.get("random_baseline"):
         b = manifest["random_baseline"]
         out.print(f"matched random baseline: {b['rows']} rows from the {b['pool_rows']}-row pool of {b['selector']}")

@@ -168,6 +168,17 @@ def load_manifest(run_dir: Path) -> dict:
     return manifest
 
 
+def alarms(manifest: dict) -> list[str]:
+    """What a step flagged as too much: a deduplicator that dropped most of a source's rows."""
+    out = []
+    for s in manifest.get("steps", []):
+        for source, a in sorted(((s.get("notes") or {}).get("alarm") or {}).items()):
+            out.append(f"{s['label']} dropped {a['share']:.0%} of the rows of source {source!r} ({a['dropped']:,} of "
+                       f"{a['rows']:,}): templated rows or a loose threshold? `curate inspect RUN --step {s['label']}` "
+                       "shows them")
+    return out
+
+
 def funnel_rows(manifest: dict) -> list[tuple[str, int, int, int, str]]:
     """(step, rows in, rows out, dropped, top reasons) for the funnel table and the data card."""
     read = manifest["load"]["rows_read"]

@@ -182,7 +182,7 @@ def test_minhash_finds_a_planted_near_duplicate_and_keeps_distinct_rows():
     drop = d[6]
     assert drop.reason == "near duplicate (minhash jaccard>=0.8)"
     assert drop.duplicate_of == ds[2]["id"]
-    assert set(drop.detail) == {"jaccard", "nearest_jaccard", "kept_index", "cluster", "cluster_size"}
+    assert set(drop.detail) == {"jaccard", "kept_index", "cluster", "cluster_size"}
     assert drop.detail["kept_index"] == 2 and drop.detail["cluster_size"] == 2 and drop.detail["cluster"] == 0
     assert 0.8 <= drop.detail["jaccard"] <= 1.0
     json.dumps(drop.detail)  # the ledger can write it
@@ -226,20 +226,45 @@ def test_minhash_is_deterministic_and_seeded():
     assert a == b
 
 
-def test_minhash_clusters_chain_and_keep_policy():
+def test_minhash_star_clusters_never_chain_and_components_do():
     a = paragraph(1, 120)
     b = one_word_changed(a, at=30)
-    c = one_word_changed(b, at=90)
+    c = one_word_changed(b, at=90)  # two words from a: below 0.9 with a, above with b
     other = paragraph(2, 120)
     ds = pairs_dataset([(a, "x"), (other, "y"), (b, "x" * 50), (c, "x")])
-    d = build(MinHashDedup, threshold=0.75, num_perm=256).decide(ds)
-    assert dropped(d) == [2, 3]
-    assert {d[2].duplicate_of, d[3].duplicate_of} == {ds[0]["id"]}
-    assert d[2].detail["cluster_size"] == 3
-    assert all(d[i].detail["nearest_jaccard"] >= 0.75 for i in (2, 3))
-    # keep: longest keeps b (the longest conversation); a and c point at it
-    d = build(MinHashDedup, threshold=0.75, num_perm=256, keep="longest").decide(ds)
-    assert dropped(d) == [0, 3] and d[0].duplicate_of == ds[2]["id"]
+    d = build(MinHashDedup, threshold=0.9, num_perm=256).decide(ds)
+    assert dropped(d) == [2]  # b is within 0.9 of a; c is not (a~b, b~c, but a and c are less alike)
+    assert d[2].duplicate_of == ds[0]["id"] and d[2].detail["jaccard"] >= 0.9
+    # keep: longest keeps b (the longest conversation): a and c are each within 0.9 of it
+    d = build(MinHashDedup, threshold=0.9, num_perm=256, keep="longest").decide(ds)
+    assert dropped(d) == [0, 3] and {d[0].duplicate_of, d[3].duplicate_of} == {ds[2]["id"]}
+    # components: the old chain, c goes for a too
+    d = build(MinHashDedup, threshold=0.9, num_perm=256, cluster="components").decide(ds)
+    assert dropped(d) == [2, 3] and d[3].duplicate_of == ds[0]["id"] and d[3].detail["cluster_size"] == 3
+
+
+def test_minhash_verifies_pairs_by_exact_jaccard():
+    from curate.steps.dedup.minhash import exact_jaccard
+
+    texts = [paragraph(3, 100), one_word_changed(paragraph(3, 100), 50), paragraph(4, 100)]
+    j = exact_jaccard(lambda idx: [texts[i] for i in idx], np.array([0, 0]), np.array([1, 2]), 5, "word")
+    # one changed word removes the 5 shingles that hold it (of 96) from each side: 91 / 101
+    assert j[0] == pytest.approx(91 / 101) and j[1] < 0.05
+    step = build(MinHashDedup, threshold=0.8)
+    step.decide(pairs_dataset([(t, "") for t in texts]))
+    assert step.ctx.notes["verified_pairs"] == 1 and step.ctx.notes["candidate_pairs"] >= 1
+
+
+def test_a_dedup_that_drops_most_of_a_source_raises_an_alarm():
+    base = paragraph(7, 100)
+    rows = [(one_word_changed(base, i), "r") for i in range(10, 60, 5)] + [(paragraph(8 + i), "r") for i in range(5)]
+    ds = pairs_dataset(rows, source=["templated"] * 10 + ["varied"] * 5)
+    step = build(MinHashDedup, threshold=0.8)
+    d = step.decide(ds)
+    assert sum(x is not None for x in d[:10]) >= 6 and not any(d[10:])
+    alarm = step.ctx.notes["alarm"]
+    assert list(alarm) == ["templated"] and alarm["templated"]["share"] > 0.5
+    assert step.ctx.notes["largest_clusters"][0] >= 2
 
 
 def test_minhash_keep_highest_with_nan():
@@ -249,7 +274,9 @@ def test_minhash_keep_highest_with_nan():
         extra_columns={"score": [float("nan"), 0.1, 0.3]},
     )
     d = build(MinHashDedup, keep="highest", score_column="score").decide(ds)
-    assert dropped(d) == [0, 1] and d[0].detail["kept_index"] == 2
+    # row 2 (score 0.3) is kept; the base (one word from it, NaN score) goes; row 1 is two words from row 2
+    assert dropped(d)[0] == 0 and d[0].detail["kept_index"] == 2
+    assert all(d[i].detail["jaccard"] >= 0.8 for i in dropped(d))
     with pytest.raises(CurateError, match="'quality'"):
         build(MinHashDedup, keep="highest", score_column="quality").decide(ds)
 

@@ -693,6 +693,10 @@ def _statistics(c) -> str:
                     _pairs_table(d["examples"]), ""]
     else:
         out += ["No deduplication step ran.", ""]
+    from curate.runfolder import alarms
+
+    for message in alarms(run.manifest):
+        out += [f"> **Warning.** {prose(message.replace('RUN', 'the run folder'))}", ""]
     out += ["### Contamination", ""]
     cont = S.contamination(run, spec.examples)
     if cont is None:

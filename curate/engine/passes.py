@@ -239,6 +239,7 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
         keep[chosen] = True
         drops = [(int(r), drop.reason, None, None) for r in rows[~keep]]
     elif step.role == "filter":
+        step.ctx.fetch = lambda idx, columns: fetch_rows(store, run.index, rows[np.asarray(idx, dtype=np.int64)], columns)
         aligned = None
         if keys is not None:
             key_rows, found = keys
@@ -272,6 +273,19 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
         store.drop(np.asarray([d[0] for d in drops], dtype=np.int64), run.index)
     run.rows_out = int(store.alive.sum())
     return chosen
+
+
+def fetch_rows(store: RowStore, upto: int, row_ids: np.ndarray, columns: list[str]) -> pa.Table:
+    """`columns` of the rows `row_ids` (as the step before `upto` left them), in the order asked."""
+    mask = np.zeros(store.n_rows, dtype=bool)
+    mask[row_ids] = True
+    parts = [store.view(i, upto=upto, mask=mask, columns=columns) for i in range(store.n_parts)
+             if mask[store.part_rows(i)].any()]
+    if not parts:
+        return pa.table({c: pa.array([]) for c in columns})
+    table = pa.concat_tables(parts)  # in _row order
+    at = np.searchsorted(table.column(ROW).to_numpy(), row_ids)
+    return table.take(pa.array(at)).select(columns)
 
 
 def _detail_json(d: Drop) -> str | None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Iterable, Literal
+from typing import Annotated, Any, Callable, ClassVar, Iterable, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -70,6 +70,8 @@ class StepContext:
     recipe_dir: str = "."  # for parameters that name files relative to the recipe
     notes: dict = field(default_factory=dict)  # facts the step reports into the manifest (e.g. coverage)
     source_kinds: dict = field(default_factory=dict)  # source name -> its `kind` (text, code)
+    # a global step's access to columns of some of its rows (positions in its table), set by the engine
+    fetch: Callable[[np.ndarray, list[str]], pa.Table] | None = field(default=None, repr=False)
     counts: dict = field(default_factory=dict)  # counts summed over batches (rows changed, unscored rows)
 
     def rng(self) -> np.random.Generator:

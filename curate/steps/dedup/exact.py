@@ -88,4 +88,6 @@ class ExactDedup(KeepFilter):
             for i in dropped:
                 out[i] = Drop(reason, ids[kept], {"kept_index": kept, "group_size": len(dropped) + 1})
         self.ctx.notes["duplicate_groups"] = len(dup_groups)
+        self.note_clusters(decided)
+        self.check_alarm(table, out)
         return out

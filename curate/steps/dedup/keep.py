@@ -8,15 +8,16 @@ last). Ties always go to the earliest row, so the choice is deterministic.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from curate.errors import CurateError, did_you_mean
-from curate.steps.base import GlobalFilter, StepParams, as_table, numbers
+from curate.steps.base import GlobalFilter, StepParams, as_table, numbers, values
 
 KeepRule = Literal["first", "longest", "highest"]
 
@@ -26,6 +27,7 @@ class KeepPolicy(StepParams):
 
     keep: KeepRule = "first"
     score_column: str | None = None
+    alarm_share: float = Field(0.5, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _score_column_for_highest(self):
@@ -94,10 +96,52 @@ def score_values(table: pa.Table, column: str, where: str | None) -> np.ndarray:
 
 class KeepFilter(GlobalFilter):
     """A deduplicator: `keep` decides which row of a group stays, from the rows' lengths (a key computed
-    row-locally) or a score column (read)."""
+    row-locally) or a score column (read). It reports its largest clusters, and raises an alarm (a note,
+    a warning in the funnel and the card) when it drops more than `alarm_share` of any source's rows."""
 
     def reads(self) -> dict[str, str]:
-        return {"score_column": self.params.score_column} if self.params.keep == "highest" else {}
+        out = {"source": "source"}
+        return {**out, "score_column": self.params.score_column} if self.params.keep == "highest" else out
+
+    def priority(self, table: pa.Table, keys: dict) -> np.ndarray:
+        """Each row's rank under the keep policy (0 is kept first); ties go to the earlier row."""
+        n = table.num_rows
+        policy = self.params
+        if policy.keep == "longest":
+            order = np.lexsort((np.arange(n), -np.asarray(keys["length"], dtype=np.float64)))
+        elif policy.keep == "highest":
+            scores = score_values(table, policy.score_column, self.ctx.where)
+            missing = np.isnan(scores)
+            order = np.lexsort((np.arange(n), -np.where(missing, -np.inf, scores), missing))
+        else:
+            return np.arange(n)
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        return rank
+
+    def fetch(self, table: pa.Table, indices: np.ndarray, columns: list[str]) -> pa.Table:
+        """Columns of some rows: from the run's store when the engine runs the step (`ctx.fetch`), else from
+        `table` itself."""
+        if self.ctx.fetch is not None:
+            return self.ctx.fetch(indices, columns)
+        return table.take(pa.array(indices, pa.int64())).select(columns)
+
+    def note_clusters(self, decided: list[tuple[int, list]], table: pa.Table | None = None) -> None:
+        sizes = sorted((len(dropped) + 1 for _, dropped in decided), reverse=True)
+        self.ctx.notes.update({"clusters": len(decided), "largest_clusters": sizes[:5]})
+
+    def check_alarm(self, table: pa.Table, decisions: list) -> None:
+        """Note (and so warn) when the step drops more than alarm_share of a source's rows."""
+        if "source" not in table.column_names:
+            return
+        total, dropped = Counter(), Counter()
+        for source, d in zip(values(table, "source"), decisions):
+            total[source] += 1
+            dropped[source] += d is not None
+        alarm = {s: {"dropped": dropped[s], "rows": total[s], "share": round(dropped[s] / total[s], 4)}
+                 for s in sorted(total) if dropped[s] > self.params.alarm_share * total[s]}
+        if alarm:
+            self.ctx.notes["alarm"] = alarm
 
     def resolve(self, groups: Sequence[Sequence[int]], table: pa.Table, keys: dict) -> list[tuple[int, list[int]]]:
         """`choose_kept` with the lengths or scores the policy needs. The score column is checked even

@@ -7,6 +7,7 @@ estimated Jaccard -> connected components -> one kept row per component by the k
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
@@ -35,6 +36,8 @@ class MinHashParams(KeepPolicy):
     bands: int | None = Field(None, ge=1)
     rows: int | None = Field(None, ge=1)
     seed: int | None = None
+    verify: Literal["exact", "estimate"] = "exact"
+    cluster: Literal["star", "components"] = "star"
 
     @model_validator(mode="after")
     def _banding(self):
@@ -57,7 +60,14 @@ class MinHashDedup(KeepFilter):
       an empty text gets no signature and is never a duplicate (empties are a filter's job).
     - `num_perm` (default 128): signature length; the Jaccard estimate's error is about
       sqrt(J(1-J)/num_perm), i.e. +-0.035 at J=0.8 with 128.
-    - `threshold` (default 0.8): rows whose estimated Jaccard similarity is >= threshold are linked.
+    - `threshold` (default 0.8): rows whose Jaccard similarity is >= threshold are linked.
+    - `verify` ("exact"): LSH proposes pairs whose estimated similarity is near the threshold, and the exact
+      Jaccard of their shingle sets decides; "estimate" links on the signature estimate alone (faster, and
+      off by about +-0.035 at 0.8 with 128 permutations).
+    - `cluster` ("star"): rows are walked best first (the keep policy's order); a row not yet placed is kept
+      and every unplaced row linked to it is dropped as its duplicate, so every dropped row is within the
+      threshold of the row it names. "components" drops all but one row of each connected component
+      (A~B and B~C drop C even when A and C are unlike: on templated data a chain can swallow thousands).
     - `bands` / `rows` (default: derived): LSH banding. When not given, datasketch's rule (the
       bands x rows <= num_perm minimising the weighted false-positive and false-negative areas
       around the threshold) with the weights 0.1 / 0.9 instead of 0.5 / 0.5: LSH only proposes
@@ -67,12 +77,11 @@ class MinHashDedup(KeepFilter):
     - `seed` (default: the step's seed from the recipe): the MinHash permutation seed.
     - `keep` (default "first") / `score_column`: which row of a cluster stays (see dedup.exact).
 
-    Linked rows form clusters (connected components, so A~B and B~C put A and C together even when
-    A and C are less similar). One row per cluster stays. Each dropped row gets
-    `Drop(reason="near duplicate (minhash jaccard>=0.8)", duplicate_of=<kept row id>, detail=...)`
-    with detail `jaccard` (estimated similarity to the kept row; below the threshold only for a chained
-    cluster), `nearest_jaccard` (its best verified link, always >= threshold), `kept_index`,
-    `cluster` (0-based, numbered by each cluster's first row) and `cluster_size`.
+    Each dropped row gets `Drop(reason="near duplicate (minhash jaccard>=0.8)", duplicate_of=<kept row id>,
+    detail=...)` with detail `jaccard` (its similarity to the kept row with star clusters, to its best link
+    with components), `kept_index`, `cluster` (0-based, in the order clusters were formed) and
+    `cluster_size`. Notes: the pairs proposed and verified, the clusters, the largest ones, and an `alarm`
+    when the step dropped more than `alarm_share` of a source's rows (see dedup.exact).
 
     Deterministic: the same rows, params and seed give the same drops.
     """
@@ -99,36 +108,103 @@ class MinHashDedup(KeepFilter):
         n = table.num_rows
         sig, has_text = keys["sig"].reshape(n, p.num_perm), keys["has_text"].astype(bool)
         bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
-        a, b, sim = similar_pairs(sig, has_text, bands, rows, p.threshold)
-        root = components(n, a, b)
-
-        linked = np.unique(np.concatenate([a, b]))
-        # clusters numbered by their first row: root is the smallest index of each component
-        order = linked[np.lexsort((linked, root[linked]))]
-        groups = np.split(order, np.flatnonzero(np.diff(root[order])) + 1) if len(order) else []
-        decided = self.resolve(groups, table, keys)
-
-        nearest = np.zeros(n)
-        np.maximum.at(nearest, a, sim)
-        np.maximum.at(nearest, b, sim)
+        if p.verify == "exact":  # candidates a little below the threshold, then the shingle sets decide
+            margin = 3 * math.sqrt(p.threshold * (1 - p.threshold) / p.num_perm) + 1 / p.num_perm
+            a, b, estimate = similar_pairs(sig, has_text, bands, rows, max(p.threshold - margin, 0.0))
+            jaccard = exact_jaccard(self._texts(table), a, b, p.ngram, p.shingle)
+            ok = jaccard >= p.threshold - 1e-12
+            notes = {"candidate_pairs": len(a), "verified_pairs": int(ok.sum())}
+            a, b, sim = a[ok], b[ok], jaccard[ok]
+        else:
+            a, b, sim = similar_pairs(sig, has_text, bands, rows, p.threshold)
+            notes = {"linked_pairs": len(a)}
+        priority = self.priority(table, keys)
+        if p.cluster == "star":
+            decided = star_clusters(a, b, sim, priority)
+        else:
+            decided = component_clusters(n, a, b, sim, priority)
         ids = values(table, "id")
         out: list[Drop | None] = [None] * n
         reason = f"near duplicate (minhash jaccard>={p.threshold:g})"
         for cluster, (kept, dropped) in enumerate(decided):
-            to_kept = (sig[dropped] == sig[kept]).mean(axis=1) if dropped else []
-            for i, j in zip(dropped, to_kept):
-                detail = {
-                    "jaccard": round(float(j), 4),
-                    "nearest_jaccard": round(float(nearest[i]), 4),
-                    "kept_index": kept,
-                    "cluster": cluster,
-                    "cluster_size": len(dropped) + 1,
-                }
+            for i, j in dropped:
+                detail = {"jaccard": round(float(j), 4), "kept_index": kept, "cluster": cluster,
+                          "cluster_size": len(dropped) + 1}
                 out[i] = Drop(reason, ids[kept], detail)
-        self.ctx.notes.update(
-            {"clusters": len(decided), "lsh_bands": bands, "lsh_rows": rows, "linked_pairs": len(a)}
-        )
+        self.note_clusters(decided)
+        self.ctx.notes.update({"lsh_bands": bands, "lsh_rows": rows, "verify": p.verify, "cluster": p.cluster, **notes})
+        self.check_alarm(table, out)
         return out
+
+    def _texts(self, table: pa.Table):
+        """texts(indices): the compared text of those rows (fetched from the run's store by the engine)."""
+        key = self.params.key
+
+        def texts(indices: np.ndarray) -> list[str]:
+            rows = self.fetch(table, indices, ["messages"])
+            return [text_of(m, key) for m in rows.column("messages").to_pylist()]
+
+        return texts
+
+
+def exact_jaccard(texts, a: np.ndarray, b: np.ndarray, ngram: int, shingle: str, chunk: int = 20_000) -> np.ndarray:
+    """The Jaccard similarity of the shingle sets of each pair (a[k], b[k]); `texts(indices)` gives the texts.
+    Shingle sets are built chunk by chunk for the rows in pairs only (32-bit shingle hashes)."""
+    members = np.unique(np.concatenate([a, b]))
+    sets: dict[int, np.ndarray] = {}
+    for lo in range(0, len(members), chunk):
+        idx = members[lo:lo + chunk]
+        flat, offsets = shingle_hashes(texts(idx), ngram, shingle)
+        small = (flat & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        for k, i in enumerate(idx.tolist()):
+            sets[i] = np.unique(small[offsets[k]:offsets[k + 1]])
+    out = np.empty(len(a))
+    for k, (i, j) in enumerate(zip(a.tolist(), b.tolist())):
+        x, y = sets[i], sets[j]
+        inter = np.intersect1d(x, y, assume_unique=True).size
+        union = x.size + y.size - inter
+        out[k] = inter / union if union else 1.0
+    return out
+
+
+def star_clusters(a: np.ndarray, b: np.ndarray, sim: np.ndarray, priority: np.ndarray) -> list[tuple[int, list]]:
+    """Rows walked best-first (by `priority`, the keep policy's rank): a row not yet placed keeps itself
+    and takes every unplaced row it is linked to as its duplicate. So a dropped row is always within the
+    threshold of the row it is dropped for: no chains (A~B and B~C never drops C for A)."""
+    if not len(a):
+        return []
+    neighbours: dict[int, list[tuple[int, float]]] = {}
+    for i, j, s in zip(a.tolist(), b.tolist(), sim.tolist()):
+        neighbours.setdefault(i, []).append((j, s))
+        neighbours.setdefault(j, []).append((i, s))
+    placed: set[int] = set()
+    out = []
+    for i in sorted(neighbours, key=lambda r: priority[r]):
+        if i in placed:
+            continue
+        placed.add(i)
+        dropped = sorted((j, s) for j, s in neighbours[i] if j not in placed)
+        placed.update(j for j, _ in dropped)
+        if dropped:
+            out.append((i, dropped))
+    return out
+
+
+def component_clusters(n: int, a: np.ndarray, b: np.ndarray, sim: np.ndarray, priority: np.ndarray):
+    """Connected components (A~B and B~C put A and C together), one kept row each (the best by `priority`);
+    a dropped row's similarity is to its best link."""
+    root = components(n, a, b)
+    linked = np.unique(np.concatenate([a, b]))
+    nearest = np.zeros(n)
+    np.maximum.at(nearest, a, sim)
+    np.maximum.at(nearest, b, sim)
+    order = linked[np.lexsort((linked, root[linked]))]
+    groups = np.split(order, np.flatnonzero(np.diff(root[order])) + 1) if len(order) else []
+    out = []
+    for group in groups:
+        kept = int(min(group, key=lambda r: priority[r]))
+        out.append((kept, [(int(r), float(nearest[r])) for r in group if r != kept]))
+    return out
 
 
 # -- shingle hashing ---------------------------------------------------------------------------------

@@ -123,6 +123,7 @@ class SemanticDedup(KeepFilter):
             "similar_pairs": len(a), "duplicates": len(dup_of), "threshold": round(1.0 - p.eps, 6),
             "rows_without_vector": int(n - len(rows)),
         })
+        self.check_alarm(table, out)
         return out
 
     def _order(self, table: pa.Table, keys: dict, members: np.ndarray) -> list[int]:
