@@ -69,13 +69,6 @@ def text_of(messages: list[dict], key: str) -> str:
     return TEXT_KEYS[key](messages)
 
 
-def mentions(text: str, words: tuple[str, ...]) -> bool:
-    """Does `text` contain one of `words` (given casefolded), ignoring case? A cheap test that lets a step
-    skip regexes that need one of those words."""
-    folded = text.casefold()
-    return any(w in folded for w in words)
-
-
 def make_row(source: str, messages: list[dict], meta: dict) -> dict:
     meta_json = json.dumps(meta, ensure_ascii=False, sort_keys=True)
     meta_json.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate, as row_id does for the messages

@@ -10,8 +10,9 @@ from pydantic import Field, field_validator
 
 from curate.progress import track
 from curate.registry import register
-from curate.rows import ROLES, mentions
+from curate.rows import ROLES
 from curate.steps.clean.code import code_share, looks_like_code
+from curate.steps.hints import any_allows, needs_any
 from curate.steps.base import Regex, StepParams, Transform, as_table, values
 
 
@@ -30,7 +31,6 @@ DEFAULT_BOILERPLATE = [
     _AI + r",\s*",
 ]
 
-AI_HINTS = ("as an ai", "as a ai", "language model", "artificial intelligence")  # casefolded
 # [text](target): the target a scheme (https:, mailto:), a path or an anchor, never a regex's (?:...)
 _MD_LINK = re.compile(r"!?\[([^\]\n]*)\]\((?:[A-Za-z][\w+.-]*:|/|\.|#|www\.)[^)\s]*(?:\s+\"[^\"]*\")?\)")
 _URL = r"(?:https?://|www\.)[^\s<>\[\]()\"']*[^\s<>\[\]()\"'.,;:!?]"
@@ -102,8 +102,8 @@ class Clean(Transform):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         self._boilerplate = [re.compile(p, re.IGNORECASE) for p in params.boilerplate]
-        # every default pattern needs one of these words: a turn without any skips the regexes
-        self._hints = AI_HINTS if params.boilerplate == DEFAULT_BOILERPLATE else None
+        # the words every match needs: a turn without them skips the regexes
+        self._hints = needs_any(params.boilerplate, re.IGNORECASE)
 
     def reads(self) -> dict[str, str]:
         return {"source": "source"}
@@ -145,7 +145,7 @@ class Clean(Transform):
 
     def _rewrite_prose(self, text: str, kinds: set) -> str:
         stripped = text
-        if self._hints is None or mentions(text, self._hints):
+        if any_allows(self._hints, text):
             for pattern in self._boilerplate:
                 stripped = _delete(pattern, stripped)
         if stripped != text and len(stripped.split()) >= self.params.min_words_left:

@@ -12,6 +12,7 @@ from curate.progress import track
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Drop, Filter, Regex, StepParams, as_table, values
+from curate.steps.hints import needs
 
 
 @register
@@ -36,6 +37,7 @@ class Pattern(Filter):
         super().__init__(params, ctx)
         flags = re.IGNORECASE if params.ignore_case else 0
         self._compiled = [re.compile(p, flags) for p in params.patterns]
+        self._needs = [needs(p, flags) for p in params.patterns]  # what a match needs: most texts skip the regex
 
     def decide(self, batch: pa.Table) -> list[Drop | None]:
         batch = as_table(batch)  # a datasets.Dataset works too
@@ -44,7 +46,10 @@ class Pattern(Filter):
         for messages in track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: matching"):
             text = text_of(messages, key)
             drop = None
-            for pattern in self._compiled:
+            folded = text.casefold() if self.params.ignore_case else None
+            for pattern, need in zip(self._compiled, self._needs):
+                if need is not None and not need.allows(text, folded):
+                    continue
                 m = pattern.search(text)
                 if m:
                     drop = Drop(reason=f"{key} matches /{pattern.pattern}/", detail={"matched": m.group(0)[:200]})

@@ -13,6 +13,7 @@ from curate.progress import track
 from curate.registry import register
 from curate.rows import prompt_text, response_text
 from curate.steps.base import Regex, Scorer, StepParams, as_table, values
+from curate.steps.hints import any_allows, needs_any
 
 _APOS = "['’]"
 DEFAULT_REFUSALS = [
@@ -33,13 +34,6 @@ DEFAULT_BOILERPLATE = [
     rf"\b(?:feel free|don{_APOS}t hesitate) to (?:ask|reach out)\b",
     r"\blet me know if you (?:have|need) any (?:other|more|further) (?:questions|help)\b",
 ]
-# Words one of which every default pattern needs (casefolded): a response without any of them cannot match, and
-# checking that is ~20x cheaper than the regex (tests/test_score_heuristics.py checks the claim on real rows).
-REFUSAL_HINTS = ("sorry", "cannot", "can't", "can’t", "unable", "won't", "won’t", "will not", "not able", "apologi",
-                 "language model", "must")
-BOILERPLATE_HINTS = ("as an ai", "as a ai", "language model", "artificial intelligence", "don't have", "don’t have", "cut",
-                     "my last", "helps", "feel free", "hesitate", "let me know")
-
 COLUMNS = [
     "prompt_chars", "prompt_words", "response_chars", "response_words", "turns",
     "response_prompt_ratio", "response_prompt_ratio_why", "rep_ngram_ratio", "rep_ngram_ratio_why",
@@ -78,10 +72,8 @@ class Heuristics(Scorer):
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
-        self._refusal = _any_of(params.refusal_patterns,
-                                REFUSAL_HINTS if params.refusal_patterns == DEFAULT_REFUSALS else None)
-        self._boilerplate = _any_of(params.boilerplate_patterns,
-                                    BOILERPLATE_HINTS if params.boilerplate_patterns == DEFAULT_BOILERPLATE else None)
+        self._refusal = _any_of(params.refusal_patterns)
+        self._boilerplate = _any_of(params.boilerplate_patterns)
 
     def score(self, batch: pa.Table) -> dict[str, list]:
         batch = as_table(batch)  # a datasets.Dataset works too
@@ -144,9 +136,9 @@ def _nonalnum(text: str) -> float:
     return symbols / len(text)
 
 
-def _any_of(patterns: list[str], hints: tuple[str, ...] | None = None):
-    """A case-insensitive test for "any pattern matches"; one joined regex is ~3x faster than a loop. With
-    `hints` (words one of which every pattern needs), texts without any of them skip the regex."""
+def _any_of(patterns: list[str], use_hints: bool = True):
+    """A case-insensitive test for "any pattern matches"; one joined regex is ~3x faster than a loop. A text
+    without the words every match needs (curate.steps.hints) skips the regex."""
     compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
     if not compiled:
         return lambda text, folded=None: False
@@ -158,10 +150,10 @@ def _any_of(patterns: list[str], hints: tuple[str, ...] | None = None):
         except re.error:  # e.g. a pattern with a leading global flag like (?s)
             pass
 
+    hints = needs_any(patterns, re.IGNORECASE) if use_hints else None
+
     def matches(text: str, folded: str | None = None) -> bool:
         """`folded`: text.casefold(), when the caller has it already."""
-        if hints is not None and not any(h in (folded if folded is not None else text.casefold()) for h in hints):
-            return False
-        return test(text)
+        return any_allows(hints, text, folded) and test(text)
 
     return matches

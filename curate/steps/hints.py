@@ -1,0 +1,122 @@
+"""Words a regex cannot match without: a cheap test that lets a step skip the regex on most texts.
+
+`needs(pattern, flags)` reads the regex's parse tree (Python's own `re` parser) and collects what every match
+must contain: each run of literal characters in the top-level sequence, and for an alternation the first
+run of every branch (one of them must be there). A text without any of one requirement's strings cannot
+match, so `Needs.allows(text)` can say no without running the regex; it never says no to a text the regex
+matches (tests/test_score_heuristics.py compares the two on real rows). Runs shorter than 3 characters are
+ignored (2 inside an alternation): they would let almost every text through anyway.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+try:  # Python 3.11+
+    from re import _parser as sre_parse
+    from re._constants import BRANCH, IN, LITERAL, MAX_REPEAT, MIN_REPEAT, SUBPATTERN
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse  # type: ignore
+    from sre_constants import BRANCH, IN, LITERAL, MAX_REPEAT, MIN_REPEAT, SUBPATTERN  # type: ignore
+
+MIN_RUN = 3
+
+
+@dataclass(frozen=True)
+class Needs:
+    """All of `requirements` must hold for a match; each is a set of strings one of which must occur."""
+
+    requirements: tuple[frozenset[str], ...]
+    ignore_case: bool
+
+    def allows(self, text: str, folded: str | None = None) -> bool:
+        """False only when the regex cannot match `text`. `folded`: text.casefold(), if already made."""
+        if self.ignore_case:
+            text = folded if folded is not None else text.casefold()
+        return all(any(s in text for s in req) for req in self.requirements)
+
+
+def needs(pattern: str, flags: int = 0) -> Needs | None:
+    """What every match of `pattern` contains, or None when nothing useful is certain."""
+    try:
+        parsed = sre_parse.parse(pattern, flags)
+    except re.error:
+        return None
+    ignore_case = bool((flags | parsed.state.flags) & re.IGNORECASE)
+    reqs = _requirements(list(parsed), ignore_case)
+    if not reqs:
+        return None
+    return Needs(tuple(reqs), ignore_case)
+
+
+def _requirements(seq: list, fold: bool) -> list[frozenset[str]]:
+    """Requirements of a sequence of parse items: each literal run, and what nested required parts need."""
+    out: list[frozenset[str]] = []
+    run: list[str] = []
+
+    def close():
+        if len(run) >= MIN_RUN:
+            text = "".join(run)
+            out.append(frozenset([text.casefold() if fold else text]))
+        run.clear()
+
+    for op, av in seq:
+        if op == LITERAL:
+            run.append(chr(av))
+            continue
+        close()
+        if op == SUBPATTERN:
+            out += _requirements(list(av[-1]), fold)
+        elif op in (MAX_REPEAT, MIN_REPEAT) and av[0] >= 1:
+            out += _requirements(list(av[2]), fold)
+        elif op == BRANCH:
+            choices = []
+            for branch in av[1]:
+                first = _first_run(list(branch), fold)
+                if first is None:  # a branch with no literal: the alternation requires nothing certain
+                    choices = []
+                    break
+                choices.append(first)
+            if choices:
+                out.append(frozenset(choices))
+        elif op == IN:
+            pass  # a character class: one of several characters, no run
+    close()
+    return out
+
+
+def _first_run(seq: list, fold: bool) -> str | None:
+    """A literal run every match of `seq` contains (its longest; 2 characters will do inside an alternation,
+    where the other branches' words narrow it down too)."""
+    best, run = "", []
+    for op, av in seq + [(None, None)]:
+        if op == LITERAL:
+            run.append(chr(av))
+            continue
+        if len(run) > len(best):
+            best = "".join(run)
+        run = []
+        if op == SUBPATTERN or (op in (MAX_REPEAT, MIN_REPEAT) and av[0] >= 1):
+            inner = _first_run(list(av[-1] if op == SUBPATTERN else av[2]), fold)
+            if inner and len(inner) > len(best):
+                best = inner
+    if len(best) < 2:
+        return None
+    return best.casefold() if fold else best
+
+
+def any_allows(hints: list[Needs] | None, text: str, folded: str | None = None) -> bool:
+    """Could any of the patterns behind `hints` (from needs_any) match `text`? True when there are no hints."""
+    if hints is None:
+        return True
+    if folded is None and any(h.ignore_case for h in hints):
+        folded = text.casefold()
+    return any(h.allows(text, folded) for h in hints)
+
+
+def needs_any(patterns: list[str], flags: int = 0) -> list[Needs] | None:
+    """For "any of these patterns matches": each pattern's needs, or None if one of them has none (then
+    every text has to go through the regexes)."""
+    out = [needs(p, flags) for p in patterns]
+    return None if any(n is None for n in out) else out
