@@ -15,7 +15,10 @@ import multiprocessing
 import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator, TypeVar
+
+from curate.errors import CurateError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,19 +54,24 @@ class LocalExecutor:
             return
         pool = self._get_pool()
         window: deque = deque()
-        for task in tasks:
-            window.append(pool.submit(fn, task))
-            if len(window) >= 2 * self.workers:
+        try:
+            for task in tasks:
+                window.append(pool.submit(fn, task))
+                if len(window) >= 2 * self.workers:
+                    yield window.popleft().result()
+            while window:
                 yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
+        except BrokenProcessPool:
+            self._pool = None
+            raise CurateError("a worker process died (killed by the system: out of memory?); run again with fewer "
+                              "workers (--workers) or smaller parts (executor.part_rows)") from None
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if ctx.get_start_method() == "forkserver":
-                ctx.set_forkserver_preload(["curate.engine.worker", "curate.registry"])
+                ctx.set_forkserver_preload(["curate.engine.forkserver_guard", "curate.engine.worker", "curate.registry"])
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker)
         return self._pool
 
@@ -78,3 +86,20 @@ def _init_worker() -> None:
     # use every core.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """On Linux, a worker is killed when its parent goes (a run killed by SIGKILL must not leave workers
+    behind): prctl(PR_SET_PDEATHSIG, SIGKILL)."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

@@ -91,3 +91,53 @@ def test_without_the_atomic_exchange_a_kill_between_the_renames_is_undone_by_the
     assert proc.returncode == 0, proc.stderr
     assert same_run(out, clean_runs["v2"])
     assert leftovers(ws) == []
+
+
+def _descendants(pid: int) -> set[int]:
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def test_a_killed_run_leaves_no_worker_processes(tmp_path):
+    """Worker processes die with the run (PR_SET_PDEATHSIG): killing curate does not strand them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws = workspace(tmp_path / "ws")
+    proc = subprocess.Popen([sys.executable, "-m", "curate.cli", "run", "r.yaml", "--workers", "2", "--no-cache",
+                             "--set", "executor.part_rows=5"], cwd=ws, env={**os.environ, "CURATE_PAUSE": "step:30"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    for _ in range(100):  # until the pool has started and its workers sleep in their first part
+        time.sleep(0.2)
+        workers = _descendants(proc.pid)
+        if len(workers) >= 4:  # the resource tracker, the fork server and two workers
+            break
+    time.sleep(1)  # the workers are in their first part now, paused there
+    workers = _descendants(proc.pid)
+    assert len(workers) >= 4
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for _ in range(50):
+        alive = {p for p in workers if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]}
+        if not alive:
+            break
+        time.sleep(0.2)
+    assert not alive, [open(f"/proc/{p}/cmdline").read().replace("\0", " ")[:100] for p in alive]
