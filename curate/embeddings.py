@@ -392,3 +392,51 @@ def embed_texts(texts: Sequence[str], model: str = DEFAULT_MODEL, *, batch_size:
                 normalize: bool = True, recipe_dir: str = ".", where: str | None = None) -> np.ndarray:
     """float32 vectors (len(texts) x dim), normalised, NaN rows for blank texts; see `Embedder`."""
     return Embedder(model, batch_size, cache_dir, device, normalize, recipe_dir, where).encode(texts)
+
+
+# -- static embeddings (model2vec), for candidate generation ----------------------------------------------
+
+STATIC_DIR = ".curate/models"
+
+
+def static_model_path(reference: str, fast_model: str | None = None, recipe_dir: str = ".", where: str | None = None,
+                      cache_root: str | os.PathLike = STATIC_DIR) -> Path:
+    """A model2vec static model: `fast_model` (a local folder), else one distilled from the `reference`
+    sentence-transformer (once: about 2 minutes on 2 cores; cached under `cache_root` by the reference's
+    fingerprint). Needs the `model2vec` package (`pip install 'curate[embed]'`)."""
+    if fast_model is not None:
+        local = Path(recipe_dir) / fast_model if not os.path.isabs(fast_model) else Path(fast_model)
+        if local.is_dir():
+            return local
+        raise CurateError(f"no model2vec model folder {fast_model!r}", where)
+    ref = resolve_model(reference, recipe_dir, where)
+    target = Path(cache_root) / f"model2vec-{ref.fingerprint[:16]}"
+    if (target / "config.json").is_file():
+        return target
+    try:
+        from model2vec.distill import distill
+    except ImportError:
+        raise CurateError("the fast mode needs model2vec: pip install 'curate[embed]'", where) from None
+    from curate.atomic import path_lock, staged_folder
+
+    with path_lock(target, wait=True, what="this model"):  # one distillation, however many runs wait for it
+        if not (target / "config.json").is_file():
+            model = distill(model_name=str(ref.path), pca_dims=256)
+            with staged_folder(target) as tmp:
+                model.save_pretrained(str(tmp))
+    return target
+
+
+_STATIC: dict[str, object] = {}
+
+
+def static_encode(path: Path, texts: list[str]) -> np.ndarray:
+    """float32, L2-normalised static vectors (zero rows for blank texts); the model is loaded once per process."""
+    key = str(path)
+    if key not in _STATIC:
+        from model2vec import StaticModel
+
+        _STATIC[key] = StaticModel.from_pretrained(key)
+    vectors = np.asarray(_STATIC[key].encode(texts, show_progress_bar=False), dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.where(norms > 0, vectors / np.maximum(norms, 1e-12), 0.0).astype(np.float32)

@@ -542,3 +542,53 @@ def test_cache_token_follows_the_eval_files(tmp_path):
     assert Decontaminate.cache_token(params, str(tmp_path)) != before
     targets = Target.Params(rows=1, targets=[{"path": "e.jsonl", "field": "q"}])
     assert Target.cache_token(targets, str(tmp_path))[0]["sha256"]
+
+
+# -- dedup.semantic, fast mode: a static model proposes, MiniLM decides -----------------------------------
+
+
+@pytest.fixture
+def tiny_static_model(tmp_path):
+    """A model2vec static model over a word-level vocabulary, with random (seeded) word vectors: enough to
+    propose every pair of texts that share most words."""
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    words_ = sorted({w for p in FAST_POOL for w in p[0].lower().replace("?", " ").replace(".", " ").split()})
+    vocab = {"[UNK]": 0, "[PAD]": 1, **{w: i + 2 for i, w in enumerate(words_)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    vectors = np.random.default_rng(0).normal(size=(len(vocab), 32)).astype(np.float32)
+    StaticModel(vectors, tok, normalize=True).save_pretrained(str(tmp_path / "m2v"))
+    return str(tmp_path / "m2v")
+
+
+FAST_POOL = [
+    ("Write a short poem about the sea at night.", "a"),
+    ("Write a short poem about the sea at night please.", "b"),  # a paraphrase of row 0
+    ("Explain how photosynthesis works in green plants.", "c"),
+    ("Explain how photosynthesis works in plants.", "d"),  # a paraphrase of row 2
+    ("List three famous painters from Spain.", "e"),
+    ("What is the capital city of Australia?", "f"),
+    ("Give me a recipe for tomato soup.", "g"),
+    ("How many legs does a spider have?", "h"),
+]
+
+
+def test_fast_semantic_dedup_embeds_only_candidates_and_agrees_with_full_mode(tiny_static_model, minilm, embed_cache):
+    ds = pairs_dataset(FAST_POOL)
+    fast = build(SemanticDedup, mode="fast", fast_model=tiny_static_model, candidate_threshold=0.6,
+                 cache_dir=embed_cache)
+    out = fast.decide(ds)
+    full = build(SemanticDedup).decide(embedded(ds, embed_cache))
+    assert dropped(out) == dropped(full) == [1, 3]
+    assert out[1].duplicate_of == ds[0]["id"] and out[1].detail["similarity"] > 0.9
+    notes = fast.ctx.notes
+    assert notes["mode"] == "fast" and notes["rows_embedded"] < len(FAST_POOL)  # MiniLM saw the candidates only
+    assert notes["candidate_pairs"] >= 2
+
+
+def test_fast_mode_checks_its_model():
+    with pytest.raises(CurateError, match="no model2vec model folder"):
+        SemanticDedup.cache_token(SemanticDedup.Params(mode="fast", fast_model="missing/m2v"), ".")

@@ -18,6 +18,8 @@ from pydantic import Field
 from curate.registry import register
 from curate.steps.base import Drop, as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, _rank_score, conversation_lengths, score_values
+from curate.embeddings import DEFAULT_MODEL, Embedder, static_model_path
+from curate.rows import text_of
 from curate.vectors import BLOCK, auto_clusters, embedding_matrix, kmeans
 
 ROWS_PER_CLUSTER = 10_000  # the automatic k: about this many rows per cluster
@@ -30,6 +32,14 @@ class SemanticParams(KeepPolicy):
     probes: int = Field(2, ge=1)
     backend: Literal["sklearn", "faiss"] = "sklearn"
     seed: int | None = None
+    mode: Literal["full", "fast"] = "full"
+    key: Literal["prompt", "response", "conversation", "first_user"] = "prompt"
+    model: str = DEFAULT_MODEL
+    fast_model: str | None = None
+    candidate_threshold: float = Field(0.8, gt=0.0, lt=1.0)
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str | None = None
+    cache_dir: str | None = ".curate/embeddings"
 
 
 @register
@@ -57,6 +67,14 @@ class SemanticDedup(KeepFilter):
     - `backend` ("sklearn"): k-means by scikit-learn, or "faiss" (spherical k-means; needs faiss).
     - `seed` (default: the step's seed): the k-means seed.
     - `keep` (default "first") / `score_column`: which row of a group stays (see dedup.exact).
+    - `mode` ("full"): "fast" needs no `embed` step. A static model (model2vec, distilled from `model` once
+      and cached in .curate/models, or `fast_model`: a model2vec folder) embeds every row's `key` text
+      (prompt by default) about a hundred times faster than MiniLM; pairs it finds above
+      `candidate_threshold` (0.8) are candidates only: their rows are embedded with `model` (MiniLM by
+      default; `batch_size`, `device`, `cache_dir` as in `embed`) and that model decides, with `eps` as in
+      full mode. The static model alone agrees poorly with MiniLM on which pairs are duplicates, so it never
+      decides; bench/README.md shows the recall of MiniLM's pairs and the rows MiniLM embeds at several
+      candidate thresholds.
 
     Rows without a vector (an empty text) are never duplicates. Each dropped row gets
     `Drop(reason="semantic duplicate (cosine>0.9)", duplicate_of=<kept row id>, detail=...)` with
@@ -69,21 +87,47 @@ class SemanticDedup(KeepFilter):
     name = "dedup.semantic"
     Params = SemanticParams
 
+    @classmethod
+    def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
+        """Fast mode: the reference model's files and the static model's (distilled here, in the main
+        process, once, before any worker needs it)."""
+        if params.mode != "fast":
+            return None
+        from curate.embeddings import model_fingerprint, resolve_model, static_model_path
+
+        static = static_model_path(params.model, params.fast_model, recipe_dir, "dedup.semantic.fast_model")
+        return f"{resolve_model(params.model, recipe_dir).fingerprint}:{model_fingerprint(str(static))}"
+
     def reads(self) -> dict[str, str]:
+        if self.params.mode == "fast":
+            return super().reads()
         return {"column": self.params.column, **super().reads()}
 
     def needs_keys(self) -> bool:
-        return self.params.keep == "longest"
+        return self.params.mode == "fast" or self.params.keep == "longest"
 
     def keys(self, batch: pa.Table) -> dict[str, np.ndarray]:
-        return {"length": conversation_lengths(values(batch, "messages"))}
+        messages = values(batch, "messages")
+        out = {"length": conversation_lengths(messages)}
+        if self.params.mode == "fast":  # static vectors (float16: half the memory, plenty for candidates)
+            from curate.embeddings import static_encode
+
+            p = self.params
+            path = static_model_path(p.model, p.fast_model, self.ctx.recipe_dir, f"{self.ctx.where}.fast_model")
+            texts = [text_of(m, p.key) for m in messages]
+            out["static"] = static_encode(path, texts).astype(np.float16)
+            out["has_text"] = np.fromiter((bool(t.strip()) for t in texts), dtype=bool, count=len(texts))
+        return out
 
     def decide(self, table: pa.Table, keys: dict | None = None) -> list[Drop | None]:
         p: SemanticParams = self.params
         table = as_table(table)
         keys = self.own_keys(table, keys) if self.needs_keys() else {}
         n = table.num_rows
-        X, ok = embedding_matrix(table, p.column, f"{self.ctx.where}.column")
+        if p.mode == "fast":
+            X, ok = keys["static"].astype(np.float32), keys["has_text"].astype(bool)
+        else:
+            X, ok = embedding_matrix(table, p.column, f"{self.ctx.where}.column")
         rows = np.flatnonzero(ok)
         k = min(p.clusters or auto_clusters(len(rows), ROWS_PER_CLUSTER), max(len(rows), 1))
         seed = self.ctx.seed if p.seed is None else p.seed
@@ -92,7 +136,10 @@ class SemanticDedup(KeepFilter):
             centroids = kmeans(X[rows], k, seed, p.backend)[1]
             assign[rows] = nearest_clusters(X[rows], centroids, p.probes)
         labels = assign[:, 0]
-        a, b, sim = similar_pairs(X, assign, 1.0 - p.eps)
+        if p.mode == "fast":
+            a, b, sim = self._decided_by_reference(table, *similar_pairs(X, assign, p.candidate_threshold)[:2])
+        else:
+            a, b, sim = similar_pairs(X, assign, 1.0 - p.eps)
 
         # Walk rows in the keep policy's order; a row with a kept neighbour is that neighbour's duplicate.
         order = self._order(table, keys, np.unique(np.concatenate([a, b])))
@@ -125,6 +172,25 @@ class SemanticDedup(KeepFilter):
         })
         self.check_alarm(table, out)
         return out
+
+    def _decided_by_reference(self, table: pa.Table, a: np.ndarray, b: np.ndarray):
+        """The candidate pairs (a, b) the reference model finds similar: only their rows are embedded."""
+        p = self.params
+        members = np.unique(np.concatenate([a, b]))
+        texts = [text_of(m, p.key) for m in self.fetch(table, members, ["messages"]).column("messages").to_pylist()]
+        embedder = Embedder(p.model, p.batch_size, p.cache_dir, p.device, recipe_dir=self.ctx.recipe_dir,
+                            where=f"{self.ctx.where}.model")
+        R = np.nan_to_num(embedder.encode(texts))
+        at = {int(r): k for k, r in enumerate(members)}
+        sim = np.fromiter((float(R[at[i]] @ R[at[j]]) for i, j in zip(a.tolist(), b.tolist())), dtype=np.float64,
+                          count=len(a))
+        linked = sim > 1.0 - p.eps
+        self.ctx.notes.update({"mode": "fast", "candidate_pairs": len(a), "rows_embedded": len(members),
+                               "candidate_threshold": p.candidate_threshold})
+        return a[linked], b[linked], sim[linked]
+
+    def parallel(self) -> bool:
+        return True  # keys (static vectors) are cheap; the reference model runs in the main process
 
     def _order(self, table: pa.Table, keys: dict, members: np.ndarray) -> list[int]:
         """The rows that have a similar pair, the row the keep policy prefers first."""
