@@ -45,14 +45,17 @@ def load_pool(data: Path) -> list[tuple[str, list[dict]]]:
             records = [{"instruction": r["instruction"], **r["instances"][0]} for r in records]
         else:
             records = json.loads(path.read_text(encoding="utf-8"))
-        for r in records:
-            messages = []
-            for q, a in r.get("history") or []:
-                messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
-            prompt = r["instruction"] + ("\n\n" + r["input"] if r.get("input") else "")
-            messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": r["output"]}]
-            rows.append((path.stem, messages))
+        rows += [(path.stem, alpaca_messages(r)) for r in records]
     return rows
+
+
+def alpaca_messages(r: dict) -> list[dict]:
+    """An alpaca record (instruction, input, output, optional history) as chat messages."""
+    messages = []
+    for q, a in r.get("history") or []:
+        messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    prompt = r["instruction"] + ("\n\n" + r["input"] if r.get("input") else "")
+    return messages + [{"role": "user", "content": prompt}, {"role": "assistant", "content": r["output"]}]
 
 
 def shingles(text: str) -> list[str]:

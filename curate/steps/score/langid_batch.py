@@ -1,18 +1,20 @@
-"""py3langid's `classify` for many texts at once, with the same model and the same arithmetic.
+"""py3langid's `classify` for many texts at once, with the same model.
 
-py3langid walks its byte automaton one byte per Python step (`visit_counts`), which made `score.language`
-the slowest step of the lima_style pipeline (39% of a 73k-row run). Here a group of texts of similar length
-walks the automaton together, one numpy step per byte position; the features each text visits, their
-counts in first-visit order, the naive-Bayes scores, the length-scaled softmax and the alias folding are then
-exactly py3langid's, so the results are identical (tests/test_score_language_tokens.py compares them on the
-real pool). bench/bench_language.py measures the speed-up.
+py3langid walks its byte automaton one byte per Python step (`visit_counts`) and scores each text with its
+own gather-and-multiply, which made `score.language` the slowest step of the lima_style pipeline (39% of a
+73k-row run). Here a group of texts of similar length walks the automaton together, one numpy step per byte
+position; the features each text visits and their counts are py3langid's, and a group is scored with one
+sparse product (log1p(counts) x the model's feature table), then py3langid's length-scaled softmax and
+alias folding, for the whole group at once. The labels are py3langid's; a confidence can differ from
+py3langid's in the last bits of its float32 (the sums run in another order), never by more than 1e-4
+(tests/test_score_language_tokens.py compares them on the real pool). bench/bench_language.py measures it.
 """
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
+from scipy import sparse
 
 GROUP = 256  # texts walked together: sorted by length, so padding stays small
 
@@ -45,40 +47,47 @@ def classify_many(identifier, texts: list[str]) -> list[tuple[str, float]]:
             state = nextmove[rowbase[state] + data[:, pos]]
             features[:, pos] = output[state]
         features[np.arange(features.shape[1])[None, :] >= lengths[idx][:, None]] = -1  # past each text's end
-        # each text's features and counts in first-visit order (py3langid's Counter order), for the group at once
+        # each text's features and counts, as one sparse matrix for the group
         row, pos = np.nonzero(features >= 0)
         n_features = len(identifier.nb_ptc)
-        unique, first, counts = np.unique(row * n_features + features[row, pos], return_index=True, return_counts=True)
-        owner = unique // n_features
-        visit = np.lexsort((first, owner))
-        feature, counts, owner = (unique % n_features)[visit], counts[visit].astype(np.float32), owner[visit]
-        cut = np.searchsorted(owner, np.arange(len(idx) + 1))
-        for r, i in enumerate(idx):
-            a, b = cut[r], cut[r + 1]
-            out[i] = _classify(identifier, feature[a:b], counts[a:b], int(lengths[i]))
+        unique, counts = np.unique(row * n_features + features[row, pos], return_counts=True)
+        found = sparse.csr_matrix((np.log1p(counts.astype(np.float32)), (unique // n_features, unique % n_features)),
+                                  shape=(len(idx), n_features))
+        for i, result in zip(idx.tolist(), _decide(identifier, found, lengths[idx])):
+            out[i] = result
     return out
 
 
-def _classify(identifier, idx: np.ndarray, counts: np.ndarray, n_bytes: int) -> tuple[str, float]:
-    """py3langid's _decide + classify from the features a text visited (first-visit order) and their counts."""
-    if len(idx):
-        scores = np.log1p(counts) @ identifier.nb_ptc[idx] + identifier.nb_pc
-    else:
-        fill = 0.0 if identifier._norm_probs else float(np.finfo(np.float32).min)
-        scores = np.full(len(identifier.nb_classes), fill, dtype=np.float32)
+def _float_table(identifier) -> np.ndarray:
+    """The model's feature table as float32 (it is stored as float16), once per table (set_languages makes
+    a new one)."""
+    cached = getattr(_float_table, "cache", None)
+    if cached is None or cached[0] is not identifier.nb_ptc:
+        cached = (identifier.nb_ptc, np.asarray(identifier.nb_ptc, dtype=np.float32))
+        _float_table.cache = cached
+    return cached[1]
+
+
+def _decide(identifier, found, n_bytes: np.ndarray) -> list[tuple[str, float]]:
+    """py3langid's _decide + classify for a group: naive-Bayes scores, softmax scaled by the text length,
+    alias folding, the best label."""
+    scores = np.asarray(found @ _float_table(identifier), dtype=np.float32) + identifier.nb_pc
+    empty = np.diff(found.indptr) == 0  # no features: py3langid's fill instead of the prior
+    if empty.any():
+        scores[empty] = 0.0 if identifier._norm_probs else np.finfo(np.float32).min
     if identifier._norm_probs:
-        scores *= 1.0 / math.sqrt(n_bytes or 1)
-        np.exp(scores - scores.max(), out=scores)
-        scores /= scores.sum()
+        scores *= (1.0 / np.sqrt(np.maximum(n_bytes, 1))).astype(np.float32)[:, None]
+        np.exp(scores - scores.max(axis=1, keepdims=True), out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
     for i, j in identifier._alias_pairs:
         if identifier._norm_probs:
-            scores[i] += scores[j]
-            scores[j] = 0.0
+            scores[:, i] += scores[:, j]
+            scores[:, j] = 0.0
         else:
-            scores[i] = max(scores[i], scores[j])
-            scores[j] = float(np.finfo(np.float32).min)
-    best = int(scores.argmax())
-    confidence = float(scores[best])
-    if identifier.min_confidence is not None and confidence < identifier.min_confidence:
-        return "und", confidence
-    return identifier.nb_classes[best], confidence
+            scores[:, i] = np.maximum(scores[:, i], scores[:, j])
+            scores[:, j] = np.finfo(np.float32).min
+    best = scores.argmax(axis=1)
+    confidence = scores[np.arange(len(best)), best].tolist()
+    labels = [identifier.nb_classes[b] for b in best.tolist()]
+    low = identifier.min_confidence
+    return [("und" if low is not None and c < low else label, c) for label, c in zip(labels, confidence)]
