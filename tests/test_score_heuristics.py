@@ -132,6 +132,7 @@ def test_the_word_hints_never_change_a_result_on_real_rows(shared_data):
     from curate.recipe import Source
     from curate.sources.load import load_source
     from curate.steps.clean.text import Clean
+    from curate.steps.hints import Gate
 
     rows = []
     for name in ("alpaca_gpt4_en_demo_999.json", "cherry_alpaca_5_percent.json", "code_alpaca_2k.json", "lima_train.json"):
@@ -140,13 +141,13 @@ def test_the_word_hints_never_change_a_result_on_real_rows(shared_data):
                ("Hey", "I hope this helps! Feel free to ask. As of my last update, my knowledge cut-off is 2021.")]
     ds = pairs_dataset(planted + [(r["messages"][0]["content"], r["messages"][-1]["content"]) for r in rows])
     fast, slow = build(Heuristics), build(Heuristics)
-    slow._refusal = _any_of(DEFAULT_REFUSALS, use_hints=False)
-    slow._boilerplate = _any_of(DEFAULT_BOILERPLATE, use_hints=False)
+    slow._refusal = _any_of(DEFAULT_REFUSALS, gated=False)
+    slow._boilerplate = _any_of(DEFAULT_BOILERPLATE, gated=False)
     a, b = fast.score(ds), slow.score(ds)
     assert a["refusal"] == b["refusal"] and a["boilerplate"] == b["boilerplate"]
     assert sum(a["refusal"]) >= 2 and sum(a["boilerplate"]) >= 2  # the rows that match still match
     fast_clean, slow_clean = build(Clean), build(Clean)
-    slow_clean._hints = None
+    slow_clean._gate = Gate(slow_clean.params.boilerplate, enabled=False)
     texts = [m["content"] for r in rows for m in r["messages"]] + [p[1] for p in planted]
     assert [fast_clean.clean_turn("assistant", t) for t in texts] == [slow_clean.clean_turn("assistant", t) for t in texts]
     from curate.steps.filter.pattern import Pattern
@@ -154,7 +155,7 @@ def test_the_word_hints_never_change_a_result_on_real_rows(shared_data):
     patterns = [r"\bas an ai language model\b", r"\bI (?:don't|do not) have (?:personal )?(?:opinions|feelings)\b",
                 r"(?i)sorry", r"[0-9]{4}-[0-9]{2}", r"\bfoo(?:bar)?baz"]
     fast_pattern, slow_pattern = build(Pattern, patterns=patterns), build(Pattern, patterns=patterns)
-    slow_pattern._needs = [None] * len(patterns)
+    slow_pattern._gate = Gate(patterns, enabled=False)
     assert [d and d.reason for d in fast_pattern.decide(ds)] == [d and d.reason for d in slow_pattern.decide(ds)]
 
 

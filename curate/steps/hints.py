@@ -3,8 +3,8 @@
 `needs(pattern, flags)` reads the regex's parse tree (Python's own `re` parser) and collects what every match
 must contain: each run of literal characters in the top-level sequence, and for an alternation the first
 run of every branch (one of them must be there). A text without any of one requirement's strings cannot
-match, so `Needs.allows(text)` can say no without running the regex; it never says no to a text the regex
-matches (tests/test_score_heuristics.py compares the two on real rows). Runs shorter than 3 characters are
+match, so `Needs.allows(text)` can say no without running the regex (`Gate` does it for a list of patterns at once); it never says no to
+a text the regex matches (tests/test_score_heuristics.py compares the two on real rows). Runs shorter than 3 characters are
 ignored (2 inside an alternation): they would let almost every text through anyway.
 """
 
@@ -106,17 +106,31 @@ def _first_run(seq: list, fold: bool) -> str | None:
     return best.casefold() if fold else best
 
 
-def any_allows(hints: list[Needs] | None, text: str, folded: str | None = None) -> bool:
-    """Could any of the patterns behind `hints` (from needs_any) match `text`? True when there are no hints."""
-    if hints is None:
-        return True
-    if folded is None and any(h.ignore_case for h in hints):
-        folded = text.casefold()
-    return any(h.allows(text, folded) for h in hints)
+class Gate:
+    """Which of several regexes could match a text. Each pattern has an anchor: the one of its requirements
+    whose strings are longest (rarest); the anchors of all the patterns are looked for with one `in` test
+    each, and only a pattern whose anchor is there has its other requirements checked. A pattern with no
+    certain needs is always a candidate. `enabled=False` makes every pattern a candidate (to compare)."""
 
+    def __init__(self, patterns: list[str], flags: int = 0, enabled: bool = True):
+        self.needs = [needs(p, flags) if enabled else None for p in patterns]
+        self._anchored: dict[tuple[bool, str], list[int]] = {}  # (ignore_case, anchor string) -> patterns
+        for k, n in enumerate(self.needs):
+            if n is not None:
+                anchor = max(n.requirements, key=lambda req: min(map(len, req)))
+                for string in sorted(anchor):
+                    self._anchored.setdefault((n.ignore_case, string), []).append(k)
+        self._folded = tuple(sorted({s for case, s in self._anchored if case}))
+        self._plain = tuple(sorted({s for case, s in self._anchored if not case}))
+        self._always = [k for k, n in enumerate(self.needs) if n is None]
 
-def needs_any(patterns: list[str], flags: int = 0) -> list[Needs] | None:
-    """For "any of these patterns matches": each pattern's needs, or None if one of them has none (then
-    every text has to go through the regexes)."""
-    out = [needs(p, flags) for p in patterns]
-    return None if any(n is None for n in out) else out
+    def candidates(self, text: str, folded: str | None = None) -> list[int]:
+        """Indices of the patterns that could match `text`, in order. `folded`: text.casefold(), if made."""
+        if self._folded and folded is None:
+            folded = text.casefold()
+        touched = {k for s in self._folded if s in folded for k in self._anchored[(True, s)]}
+        touched.update(k for s in self._plain if s in text for k in self._anchored[(False, s)])
+        if not touched:
+            return self._always
+        found = [k for k in sorted(touched) if self.needs[k].allows(text, folded)]
+        return sorted(found + self._always) if self._always else found

@@ -21,19 +21,18 @@ _KEYWORDS = "|".join(re.escape(k) for k in (
     "curl wget git pip pip3 npm npx yarn python python3 node java javac gcc g++ go cargo docker kubectl sudo apt "
     "apt-get brew cd ls mkdir rm cp mv cat chmod export ssh scp $"
 ).split())
-_CODE_LINE = re.compile(
+_CODE_START = re.compile(  # matched at the start of the line only: one try, not one per position
     rf"""
-      ^\s*(?:{_KEYWORDS})(?:\b|(?=[\s(:{{]))   # a keyword opens the line (Python's 'from' too, prose's rarely)
-    | [;{{}}]\s*$                              # closes a statement or a block
-    | ^\s*[}}\])]                              # opens with a closing bracket
-    | ^\s*</?[A-Za-z!][^>]*>                   # markup: <div ...>, </p>, <!DOCTYPE ...>
-    | ^\s*[A-Za-z_$][\w.$\[\]'"]*\s*(?:[-+*/%&|^]|<<|>>)?=[^=]   # an assignment
-    | ^\s*[A-Za-z_$][\w.$]*\s*\(.*\)\s*[;:{{]?\s*$              # a call or a declaration, alone on its line
-    | ^\s*["']?[A-Za-z_$][\w$]*["']?\s*:\s*\S.*,\s*$            # a key: value, of an object literal
-    | =>|->|::|\+\+|&&|\|\||==|!=|</|/>     # operators prose does not use
+      \s*(?:{_KEYWORDS})(?:\b|(?=[\s(:{{]))   # a keyword opens the line (Python's 'from' too, prose's rarely)
+    | \s*[}}\])]                              # opens with a closing bracket
+    | \s*</?[A-Za-z!][^>]*>                   # markup: <div ...>, </p>, <!DOCTYPE ...>
+    | \s*[A-Za-z_$][\w.$\[\]'"]*\s*(?:[-+*/%&|^]|<<|>>)?=[^=]   # an assignment
+    | \s*[A-Za-z_$][\w.$]*\s*\(.*\)\s*[;:{{]?\s*$              # a call or a declaration, alone on its line
+    | \s*["']?[A-Za-z_$][\w$]*["']?\s*:\s*\S.*,\s*$            # a key: value, of an object literal
     """,
     re.VERBOSE,
 )
+_OPERATORS = ("=>", "->", "::", "++", "&&", "||", "==", "!=", "</", "/>")  # operators prose does not use
 
 
 _SYMBOL = re.compile(r"[^\w\s]")
@@ -45,8 +44,8 @@ def looks_like_code(line: str) -> bool:
     stripped = line.strip()
     if not stripped:
         return False
-    if _CODE_LINE.search(line) is not None:
-        return True
+    if stripped[-1] in ";{}" or _CODE_START.match(line) is not None or any(op in line for op in _OPERATORS):
+        return True  # closes a statement or a block; opens like code; an operator
     rest = _LINK.sub(" ", stripped) if ("http" in stripped or "www." in stripped or "](" in stripped) else stripped
     return len(rest) >= 12 and len(_SYMBOL.findall(rest)) > 0.35 * len(rest)
 

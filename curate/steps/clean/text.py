@@ -12,7 +12,7 @@ from curate.progress import track
 from curate.registry import register
 from curate.rows import ROLES
 from curate.steps.clean.code import code_share, looks_like_code
-from curate.steps.hints import any_allows, needs_any
+from curate.steps.hints import Gate
 from curate.steps.base import Regex, StepParams, Transform, as_table, values
 
 
@@ -103,7 +103,7 @@ class Clean(Transform):
         super().__init__(params, ctx)
         self._boilerplate = [re.compile(p, re.IGNORECASE) for p in params.boilerplate]
         # the words every match needs: a turn without them skips the regexes
-        self._hints = needs_any(params.boilerplate, re.IGNORECASE)
+        self._gate = Gate(params.boilerplate, re.IGNORECASE)
 
     def reads(self) -> dict[str, str]:
         return {"source": "source"}
@@ -145,7 +145,7 @@ class Clean(Transform):
 
     def _rewrite_prose(self, text: str, kinds: set) -> str:
         stripped = text
-        if any_allows(self._hints, text):
+        if self._gate.candidates(text):  # deleting one match can make another: then all of them run
             for pattern in self._boilerplate:
                 stripped = _delete(pattern, stripped)
         if stripped != text and len(stripped.split()) >= self.params.min_words_left:

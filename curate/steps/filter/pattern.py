@@ -12,7 +12,7 @@ from curate.progress import track
 from curate.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Drop, Filter, Regex, StepParams, as_table, values
-from curate.steps.hints import needs
+from curate.steps.hints import Gate
 
 
 @register
@@ -37,7 +37,7 @@ class Pattern(Filter):
         super().__init__(params, ctx)
         flags = re.IGNORECASE if params.ignore_case else 0
         self._compiled = [re.compile(p, flags) for p in params.patterns]
-        self._needs = [needs(p, flags) for p in params.patterns]  # what a match needs: most texts skip the regex
+        self._gate = Gate(params.patterns, flags)  # what a match needs: most texts skip the regexes
 
     def decide(self, batch: pa.Table) -> list[Drop | None]:
         batch = as_table(batch)  # a datasets.Dataset works too
@@ -47,9 +47,8 @@ class Pattern(Filter):
             text = text_of(messages, key)
             drop = None
             folded = text.casefold() if self.params.ignore_case else None
-            for pattern, need in zip(self._compiled, self._needs):
-                if need is not None and not need.allows(text, folded):
-                    continue
+            for k in self._gate.candidates(text, folded):
+                pattern = self._compiled[k]
                 m = pattern.search(text)
                 if m:
                     drop = Drop(reason=f"{key} matches /{pattern.pattern}/", detail={"matched": m.group(0)[:200]})

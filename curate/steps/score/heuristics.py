@@ -13,7 +13,7 @@ from curate.progress import track
 from curate.registry import register
 from curate.rows import prompt_text, response_text
 from curate.steps.base import Regex, Scorer, StepParams, as_table, values
-from curate.steps.hints import any_allows, needs_any
+from curate.steps.hints import Gate
 
 _APOS = "['’]"
 DEFAULT_REFUSALS = [
@@ -136,24 +136,14 @@ def _nonalnum(text: str) -> float:
     return symbols / len(text)
 
 
-def _any_of(patterns: list[str], use_hints: bool = True):
-    """A case-insensitive test for "any pattern matches"; one joined regex is ~3x faster than a loop. A text
-    without the words every match needs (curate.steps.hints) skips the regex."""
+def _any_of(patterns: list[str], gated: bool = True):
+    """A case-insensitive test for "any pattern matches". Only the patterns whose needed words the text
+    holds (curate.steps.hints.Gate) run their regex: most texts run none."""
     compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
-    if not compiled:
-        return lambda text, folded=None: False
-    test = lambda text: any(c.search(text) for c in compiled)  # noqa: E731
-    if not any(c.groups for c in compiled):  # joining would renumber groups and break backreferences
-        try:
-            joined = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-            test = lambda text: joined.search(text) is not None  # noqa: E731
-        except re.error:  # e.g. a pattern with a leading global flag like (?s)
-            pass
-
-    hints = needs_any(patterns, re.IGNORECASE) if use_hints else None
+    gate = Gate(patterns, re.IGNORECASE, enabled=gated)
 
     def matches(text: str, folded: str | None = None) -> bool:
         """`folded`: text.casefold(), when the caller has it already."""
-        return any_allows(hints, text, folded) and test(text)
+        return any(compiled[k].search(text) for k in gate.candidates(text, folded))
 
     return matches
