@@ -182,12 +182,14 @@ class HarnessEntry:
         from lm_eval import simple_evaluate
         from lm_eval.models.huggingface import HFLM
 
+        # a tokenizer without a chat template (a base model) gets the plain prompts, and the results say so
+        chat = bool(self.task.chat_template and getattr(tokenizer, "chat_template", None))
         with _quiet():
             lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
             results = simple_evaluate(
                 lm, tasks=self.specs(), task_manager=self.manager(), limit=self.task.limit,
                 samples=self.sample_indices(), num_fewshot=self.task.num_fewshot,
-                apply_chat_template=self.task.chat_template, log_samples=True, bootstrap_iters=0,
+                apply_chat_template=chat, log_samples=True, bootstrap_iters=0,
                 gen_kwargs={"max_gen_toks": max_new_tokens} if max_new_tokens else None,
                 random_seed=self.seed, numpy_random_seed=self.seed, torch_random_seed=self.seed,
                 fewshot_random_seed=self.seed)
@@ -195,7 +197,9 @@ class HarnessEntry:
         out = {"metrics": {}, "items": {}, "n": {}, "lm_eval": {
             "version": getattr(lm_eval, "__version__", None), "tasks": list(self.task.tasks),
             "n-shot": results.get("n-shot"), "n-samples": results.get("n-samples"),
-            "chat_template": self.task.chat_template}}
+            "chat_template": chat}}
+        if self.task.chat_template and not chat:
+            out["note"] = "the tokenizer has no chat template: the prompts went to the model as they are"
         for metric, info in self.metrics().items():
             ids, values = [], []
             for leaf in info["leaves"]:
