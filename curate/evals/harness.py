@@ -104,7 +104,11 @@ class HarnessEntry:
             except CurateError:
                 raise
             except Exception as e:  # noqa: BLE001 - lm-eval and datasets raise many kinds for a bad task or file
-                raise CurateError(f"lm-eval could not load {self.task.tasks}: {type(e).__name__}: {e}", self.where) from None
+                hub = [t for t in self.task.tasks if t not in shipped_tasks() and not t.endswith((".yaml", ".yml"))]
+                hint = (f" (lm-eval's own tasks {hub} load their data from the Hub: they need network; offline, use "
+                        f"curate's shipped tasks {sorted(shipped_tasks())} or a task YAML over local files)") if hub else ""
+                raise CurateError(f"lm-eval could not load {self.task.tasks}: {type(e).__name__}: {e}{hint}",
+                                  self.where) from None
         return self._loaded
 
     def leaves(self) -> dict:
