@@ -83,6 +83,10 @@ def test_lm_eval_and_curates_scorer_give_the_same_accuracy_on_the_same_items(tmp
     assert len(a["items"]["h.acc"]["ids"]) == 3 and a["items"] == b["items"]
     first = Suite(EvalSpec.model_validate({"tasks": {"h": {"kind": "lm_eval", "limit": 2, "tasks": [str(tmp_path / "letters.yaml")]}}}))
     assert first.run(model, tokenizer)["items"]["h.acc"]["ids"] == ["letters:0", "letters:1"]
+    # a tokenizer without a chat template (a base model): the plain prompts, and the results say so
+    tokenizer.chat_template = None
+    plain = first.run(model, tokenizer)["tasks"]["h"]
+    assert plain["lm_eval"]["chat_template"] is False and "no chat template" in plain["note"]
 
 
 def test_shipped_tasks_read_the_local_arc_mmlu_and_gsm8k(tmp_path, lm_dir, shared_data):
