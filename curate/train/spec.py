@@ -51,7 +51,7 @@ class LoraSpec(_Strict):
 
 
 class TrainSpec(_Strict):
-    """How `curate train` fine-tunes: LoRA SFT with transformers' Trainer, loss on assistant tokens only.
+    """How `curate train` fine-tunes: LoRA SFT with TRL's SFTTrainer, loss on assistant tokens only.
 
     - `model`: a `curate.models.ModelSpec` or just its name (hub id, folder or .gguf file).
     - `lora`: LoraSpec.
@@ -67,7 +67,7 @@ class TrainSpec(_Strict):
     - `warmup_ratio` (null: 0.03 for cosine, 0.3 for onecycle, 0 for constant): share of the steps.
     - `reshuffle` (true): a new row order every epoch; false keeps one seeded order for every epoch (the
       setting under which repeated epochs show the memorisation staircase).
-    - `packing` (auto: on with CUDA): padding-free batches: the rows of a micro-batch are concatenated into one
+    - `packing` (auto: on with CUDA): TRL's padding-free batches: the rows of a micro-batch are concatenated into one
       sequence whose position ids restart at every row, so attention never crosses rows and no pad token is
       computed.
     - `bf16` (auto: on with CUDA when supported), `attention` (auto: sdpa), `gradient_checkpointing` (false).
