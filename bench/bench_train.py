@@ -229,6 +229,8 @@ def part_speed(a, run_dir: Path) -> dict:
         settings["before TRL: curate's packing collator (bins of <= max_length)"] = (a.before, dict(packing=True))
     settings["TRL: padded batches"] = (str(ROOT), dict(packing=False))
     settings["TRL: padding-free (packing: true)"] = (str(ROOT), dict(packing=True))
+    if not on_cuda:  # the CUDA default: TRL's fused LM head for the loss
+        settings["TRL: padded batches, fused_loss: true"] = (str(ROOT), dict(packing=False, fused_loss=True))
     results = {k: [] for k in settings}
     for rep in range(a.repeats):
         for k, (name, (tree, extra)) in enumerate(settings.items()):

@@ -208,9 +208,21 @@ def test_reshuffle_on_draws_a_new_order_each_epoch_and_packing_trains(lm_dir, tm
     assert len(res.order) == 3 and all(sorted(o) == list(range(8)) for o in res.order)
     assert len({tuple(o) for o in res.order}) > 1
     assert res.summary["packing"] is True and res.model is not None and not hasattr(res.model, "peft_config")
-    assert res.summary["libraries"]["trl"]  # trained through TRL's SFTTrainer
+    assert res.summary["libraries"]["trl"] and res.summary["fused_loss"] is False  # TRL, the model's own loss on CPU
     lrs = [r["learning_rate"] for r in res.log if r["kind"] == "train"]
     assert all(math.isclose(x, 3e-3) for x in lrs)
+
+
+def test_fused_and_plain_loss_train_alike(lm_dir, tmp_path):
+    """TRL's fused LM head (the CUDA default) and the model's own cross-entropy give the same training losses."""
+    from curate.train.trainer import train
+
+    logs = []
+    for fused in (True, False):
+        res = train(toy_rows(8), spec(lm_dir, max_steps=3, fused_loss=fused), tmp_path / f"run-{fused}")
+        assert res.summary["fused_loss"] is fused
+        logs.append([r["loss"] for r in res.log if r["kind"] == "train"])
+    assert logs[0] == pytest.approx(logs[1], rel=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft reading transformers

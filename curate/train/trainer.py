@@ -112,6 +112,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
         random.Random(spec.seed).shuffle(train_set)
 
     packing = on_cuda if spec.packing == "auto" else bool(spec.packing)
+    fused = on_cuda if spec.fused_loss == "auto" else bool(spec.fused_loss)
     bf16 = (on_cuda and torch.cuda.is_bf16_supported()) if spec.bf16 == "auto" else bool(spec.bf16)
     fp16 = on_cuda and not bf16 and next(model.parameters()).dtype == torch.float16
     attention = _set_attention(model, spec.attention, on_cuda)
@@ -123,7 +124,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
 
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as tmp:
-        trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, steps_per_epoch,
+        trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch,
                                    total_steps, eval_every, bf16, fp16, device, progress, record_order)
         trainer.train()
         if val_set and (not logger.log or logger.last_eval_step != trainer.state.global_step):
@@ -155,6 +156,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
         summary = _summary(spec, source, base_info, device, packing, bf16, attention, stats, val_stats,
                            [r.get("id") for r in train_rows], [r.get("id") for r in val], steps_per_epoch, trainer,
                            logger, log, staircase, started)
+        summary["fused_loss"] = fused
         _write_log(tmp / "loss.csv", log)
         from curate.train.plots import loss_plot
 
@@ -252,9 +254,10 @@ def _callback_class():
     return LossLogCallback
 
 
-def _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, steps_per_epoch, total_steps, eval_every,
-             bf16, fp16, device, progress, record_order):
+def _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch, total_steps,
+             eval_every, bf16, fp16, device, progress, record_order):
     from datasets import Dataset
+    from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTConfig, SFTTrainer
 
@@ -277,6 +280,14 @@ def _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, steps_per
             sink.tokens += batch_tokens(inputs)
             sink.label_tokens += int((inputs["labels"] != -100).sum())
             return super().training_step(model, inputs, num_items_in_batch)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if fused:  # TRL's fused LM head
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            # the model's own loss over the full logits (faster on a CPU); the same inputs, the same scaling
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
 
         def _send_telemetry(self):  # curate runs offline and reports nothing anywhere
             return None
