@@ -1,25 +1,28 @@
-"""Fine-tuning on curated data, reduced for a CPU: SmolLM2-135M-Instruct with LoRA.
+"""Fine-tuning on curated data, reduced for a CPU: SmolLM2-135M-Instruct with LoRA, trained through TRL.
 
-  compare    `curate compare` on recipes/lima_style.yaml (the local copies): the curated selection vs a random
-             subset of the same pool with the same size vs a larger slice of the pool, 1 seed, 1 epoch, short rows;
-             every model (and the base model) on ARC-Easy validation and MMLU validation (letter log-likelihood),
-             GSM8K (exact match and ROUGE-L/BLEU of the worked solution, a handful of rows), and the loss on rows of
-             the pool that no run trains on.
+  compare    `curate compare` on recipes/lima_style.yaml (the local copies): the curated selection against the five
+             matched baselines (random rows, random tokens, source-balanced, the pool, the pool for the subset's
+             steps), 2 seeds, 1 epoch, short rows; every model (and the base model) evaluated by lm-evaluation-harness
+             on ARC-Easy and MMLU validation (curate's shipped local tasks) and by the loss on pool rows no run
+             trains on; per-arm means and the paired per-item comparisons with the subset.
   ablate     `curate ablate recipes/science_mix.yaml --train`, reduced: three general:science ratios of a 96-row
              mix, 1 epoch each, then ARC-Easy validation (the domain; the mix trains on ARC-Easy train) against
              MMLU validation (general): domain gain, general retention and the Pareto front.
   staircase  one small run with the cyclic schedule (one LR cycle per epoch) and reshuffle off over 3 epochs,
              with a high learning rate: the setting under which a model memorises what it saw once; prints the
              staircase report and writes the loss plot.
-  speed      training tokens/s, this library's CUDA setting (packing) against the library defaults (padded
-             batches, fp32), on random pool rows (baseline_random), the same rows and steps, runs interleaved A B A B so that load from
-             other work on a shared machine hits both alike. On a GPU it also prints the share of the bf16 peak
+  speed      training tokens/s on the same random pool rows and steps: TRL padded and TRL padding-free (this tree)
+             and, with `--before DIR` (a checkout of the trainer before TRL, e.g. `git archive 1f6ec5c | tar -x -C
+             DIR`), curate's own padded and packing collators; every run in a fresh process, interleaved A B C D
+             so that load from other work hits all alike. On a GPU it also prints the share of the bf16 peak
              (6 x params x tokens/s).
 
-On a GPU, `--full` runs the issue's full sizes (split the parts over several calls: compare alone is ~10 minutes).
+`--full` runs the issue's full sizes (a GPU job): compare with the recipe's own settings (all six arms, 3 seeds,
+3 epochs, every ARC-Easy and MMLU validation question through lm-eval, 200 held-out pool rows).
 
 Usage:
-  python bench/bench_train.py [compare ablate staircase speed] [--full] [--rows 32] [--full-rows 64] [--mc 40] [--threads 1]
+  python bench/bench_train.py [compare ablate staircase speed] [--full] [--rows 16] [--full-rows 48] [--mc 30]
+                              [--threads 1] [--before DIR]
 Runs runs/lima_style first (the README's command) when missing. Results: bench/.cache/train/*.json; the figures
 are copied to bench/train_*.png. The model is the packaged offline copy when the hub is unreachable.
 """
@@ -79,16 +82,21 @@ def ensure_lima():
 
 
 def eval_paths(*tasks: str) -> list[str]:
-    """The evals' local copies (the presets name hub datasets)."""
+    """The local copies for curate's own scorer (the presets name hub datasets)."""
     paths = {"arc_easy": DATA / "arc_easy_validation.json", "mmlu": DATA / "mmlu" / "val" / "*.csv"}
     return [f"evals.tasks.{t}.source.path={paths[t]}" for t in tasks]
+
+
+def harness_data(*tasks: str) -> list[str]:
+    """lima_style's lm_eval tasks read the ../shared/data layout; point them at DATA (the GPU machine's copy)."""
+    return [f"evals.tasks.{t}.data_dir={DATA}" for t in tasks]
 
 
 def part_compare(a) -> dict:
     from curate.train.compare import compare
 
-    if a.full:  # the recipe's own settings: 3 seeds, 3 epochs, 1,000 vs 1,000 vs the pool, every question
-        sets = lima_overrides() + [f"train.model={MODEL}", f"compare.dir={OUT / 'compare'}"] + eval_paths("arc_easy", "mmlu")
+    if a.full:  # the recipe's own settings: 6 arms, 3 seeds, 3 epochs, every question, 200 held-out rows
+        sets = lima_overrides() + [f"train.model={MODEL}", f"compare.dir={OUT / 'compare'}"] + harness_data("arc", "mmlu")
         sets += [f"compare.{k}={v}" for k, v in (("pool", a.pool), ("seeds", a.seeds)) if v]
     else:
         sets = lima_overrides() + [
@@ -96,14 +104,9 @@ def part_compare(a) -> dict:
             "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.val_max_rows=16", "train.eval_every=4",
             "train.save_adapter=false",
             f"compare.dir={OUT / 'compare'}",  # beside the other bench results, not in runs/lima_style
-            f"compare.seeds={a.seeds or '[0]'}", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}", "compare.holdout_rows=32",
-            "evals.template=model", "evals.batch_size=8", "evals.max_length=256", "evals.max_new_tokens=64",
-            f"evals.tasks.arc_easy.n={a.mc}", "evals.tasks.arc_easy.role=general", f"evals.tasks.mmlu.n={a.mc}",
-            *eval_paths("arc_easy", "mmlu"),
-            f"evals.tasks.gsm8k.n={a.gen}", "evals.tasks.gsm8k.role=general",
-            f"evals.tasks.gsm8k.source.path={DATA / 'gsm8k_train.jsonl'}",
-            "evals.tasks.gsm8k_solution.kind=generation", f"evals.tasks.gsm8k_solution.n={a.gen}",
-            f"evals.tasks.gsm8k_solution.source.path={DATA / 'gsm8k_train.jsonl'}",
+            f"compare.seeds={a.seeds or '[0, 1]'}", f"compare.rows={a.rows}", f"compare.full_rows={a.full_rows}",
+            "compare.holdout_rows=32", "evals.batch_size=8", "evals.max_length=256",
+            f"evals.tasks.arc.n={a.mc}", f"evals.tasks.mmlu.n={a.mc}", *harness_data("arc", "mmlu"),
         ]
         sets += [f"compare.pool={a.pool}"] if a.pool else []
     t = time.perf_counter()
@@ -114,7 +117,8 @@ def part_compare(a) -> dict:
         shutil.copy(out / name, ROOT / "bench" / target.replace("train", FIGURES, 1))
     print((out / "results.md").read_text())
     return {"dir": str(out), "seconds": round(seconds, 1), "summary": res["summary"], "conditions": res["conditions"],
-            "base": res["base"]["metrics"], "runs": res["runs"]}
+            "base": res["base"]["metrics"], "paired": res["paired"], "runs": res["runs"],
+            "metrics": {m: {c: v["mean"] for c, v in e["by_condition"].items()} for m, e in res["metrics"].items()}}
 
 
 def part_ablate(a) -> dict:
@@ -188,37 +192,68 @@ def part_staircase(a, run_dir: Path) -> dict:
             "steps": res.summary["steps"], "steps_per_epoch": res.summary["steps_per_epoch"]}
 
 
+SPEED_RUN = """
+import json, sys
+tree, spec, rows_path, out = sys.argv[1:5]
+sys.path.insert(0, tree)
+import torch
+spec = json.loads(spec)
+torch.set_num_threads(spec.get("threads") or 1)
+from curate.train.spec import TrainSpec
+from curate.train.trainer import train
+rows = [json.loads(line) for line in open(rows_path, encoding="utf-8")]
+res = train(rows, TrainSpec.model_validate(spec), out)
+print("RESULT " + json.dumps({**res.summary["results"], "libraries": res.summary.get("libraries")}))
+"""
+
+
 def part_speed(a, run_dir: Path) -> dict:
+    """Training tokens/s of TRL (padded, padding-free) and, with --before, of curate's own trainer before TRL
+    (padded, packing), on the same rows and steps; each run in a fresh process, the settings interleaved."""
+    import subprocess
+
     import torch
 
     from curate.train.data import read_rows
-    from curate.train.spec import TrainSpec
-    from curate.train.trainer import train
 
     rows = read_rows(run_dir, "baseline_random")  # pool rows: lengths vary (the selection favours long answers)
     rows = [rows[i] for i in random.Random(1).sample(range(len(rows)), a.speed_rows)]
+    rows_path = OUT / "speed-rows.jsonl"
+    rows_path.write_text("".join(json.dumps({k: r[k] for k in ("id", "text", "assistant_spans")}) + "\n" for r in rows))
     on_cuda = torch.cuda.is_available()
-    common = dict(model=MODEL, max_steps=a.speed_steps, batch_size=8, max_length=1024 if a.full else 512, val_fraction=0.0,
-                  threads=a.threads, save_adapter=False, schedule="constant")
-    settings = {
-        "library defaults (padded batches, fp32)": dict(packing=False, bf16=False, model={"name": MODEL, "dtype": "float32"}),
-        "curate (packing" + (", bf16, sdpa)" if on_cuda else ", fp32 on CPU)"): dict(packing=True, bf16="auto"),
-    }
+    common = dict(model=MODEL, max_steps=a.speed_steps, batch_size=8, max_length=1024 if a.full else 512,
+                  val_fraction=0.0, threads=a.threads, save_adapter=False, schedule="constant", bf16="auto")
+    settings = {}
+    if a.before:
+        settings["before TRL: curate's padded collator"] = (a.before, dict(packing=False))
+        settings["before TRL: curate's packing collator (bins of <= max_length)"] = (a.before, dict(packing=True))
+    settings["TRL: padded batches"] = (str(ROOT), dict(packing=False))
+    settings["TRL: padding-free (packing: true)"] = (str(ROOT), dict(packing=True))
+    if not on_cuda:  # the CUDA default: TRL's fused LM head for the loss
+        settings["TRL: padded batches, fused_loss: true"] = (str(ROOT), dict(packing=False, fused_loss=True))
     results = {k: [] for k in settings}
     for rep in range(a.repeats):
-        for name, extra in settings.items():
-            spec = TrainSpec.model_validate({**common, **extra})
-            res = train(rows, spec, OUT / f"speed-{rep}-{list(settings).index(name)}")
-            r = res.summary["results"]
+        for k, (name, (tree, extra)) in enumerate(settings.items()):
+            folder = OUT / f"speed-{rep}-{k}"
+            shutil.rmtree(folder, ignore_errors=True)
+            proc = subprocess.run([sys.executable, "-c", SPEED_RUN, tree, json.dumps({**common, **extra}), str(rows_path),
+                                   str(folder)], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                raise SystemExit(f"speed run {name!r} failed:\n{proc.stderr[-3000:]}")
+            r = json.loads(line[7:])
             results[name].append({"tokens_per_second": r["tokens_per_second"], "tokens": r["tokens"],
-                                  "train_seconds": r["train_seconds"]})
+                                  "train_seconds": r["train_seconds"], "libraries": r.get("libraries")})
             log(f"speed {name} rep {rep}: {r['tokens_per_second']} tokens/s ({r['tokens']} tokens)")
-    out = {}
+    out = {"rows": len(rows), "mean_row_tokens": None, "settings": {}}
     for name, rs in results.items():
-        tps = [x["tokens_per_second"] for x in rs]
-        out[name] = {"tokens_per_second_median": statistics.median(tps), "runs": rs}
-    names = list(out)
-    out["speedup"] = round(out[names[1]]["tokens_per_second_median"] / out[names[0]]["tokens_per_second_median"], 3)
+        out["settings"][name] = {"tokens_per_second_median": statistics.median(x["tokens_per_second"] for x in rs),
+                                 "runs": rs}
+    names = list(out["settings"])
+    trl_best = max(out["settings"][n]["tokens_per_second_median"] for n in names if n.startswith("TRL"))
+    if a.before:
+        before_best = max(out["settings"][n]["tokens_per_second_median"] for n in names if n.startswith("before"))
+        out["trl_best_over_before_best"] = round(trl_best / before_best, 3)
     if on_cuda:
         from curate.models import load_causal_lm
 
@@ -228,7 +263,7 @@ def part_speed(a, run_dir: Path) -> dict:
         name = torch.cuda.get_device_name(0)
         flops = next((v for k, v in peak.items() if k in name), None)
         if flops:
-            out["share_of_bf16_peak"] = round(6 * params * out[names[1]]["tokens_per_second_median"] / flops, 5)
+            out["share_of_bf16_peak"] = round(6 * params * trl_best / flops, 5)
         out["device"] = name
     return out
 
@@ -237,10 +272,9 @@ def main():
     global MODEL, OUT, FIGURES
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("parts", nargs="*", default=["compare", "ablate", "staircase", "speed"])
-    p.add_argument("--rows", type=int, default=32, help="rows per subset / random run")
-    p.add_argument("--full-rows", type=int, default=64, help="rows of the pool slice for the full condition")
-    p.add_argument("--mc", type=int, default=40, help="ARC-Easy and MMLU questions each")
-    p.add_argument("--gen", type=int, default=6, help="GSM8K questions (exact match and ROUGE/BLEU)")
+    p.add_argument("--rows", type=int, default=16, help="rows of the subset arm (a seeded sample of the selection)")
+    p.add_argument("--full-rows", type=int, default=48, help="rows of the pool slice for the full arm")
+    p.add_argument("--mc", type=int, default=30, help="ARC-Easy and MMLU questions each (lm-eval, a seeded sample)")
     p.add_argument("--mix-rows", type=int, default=96, help="rows of each science_mix grid point (ablate)")
     p.add_argument("--ratios", nargs="+", default=["0:100", "30:70", "70:30"], help="general:science ratios (ablate)")
     p.add_argument("--grid-mc", type=int, default=200, help="ARC-Easy and MMLU questions each (ablate)")
@@ -250,16 +284,17 @@ def main():
     p.add_argument("--speed-rows", type=int, default=32)
     p.add_argument("--speed-steps", type=int, default=3)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--before", help="speed: a checkout of curate before TRL (git archive 1f6ec5c | tar -x -C DIR)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a machine shared with other work)")
     p.add_argument("--model", default=MODEL)
     p.add_argument("--pool", help="compare: use this saved pool (a run folder) instead of rebuilding it")
-    p.add_argument("--seeds", help="compare: the seeds, as YAML (default [0]; --full: the recipe's [0, 1, 2])")
+    p.add_argument("--seeds", help="compare: the seeds, as YAML (default [0, 1]; --full: the recipe's [0, 1, 2])")
     p.add_argument("--prepare-gpu", action="store_true",
                    help="write .carry/data/ (run folder, pool, eval files) for a run on the lent GPU machine, then stop")
     p.add_argument("--full", action="store_true",
-                   help="the issue's full sizes, a GPU job: compare and ablate with the recipes' own settings (3 epochs, "
-                        "every question; compare 3 seeds, the ablation grid 1), the staircase over 992 selected rows, "
-                        "speed over 512 rows and 30 steps")
+                   help="the issue's full sizes, a GPU job: compare and ablate with the recipes' own settings (3 "
+                        "epochs, every question; compare: all six arms, 3 seeds, lm-eval; the ablation grid 1 seed), "
+                        "the staircase over 992 selected rows, speed over 512 rows and 30 steps")
     a = p.parse_args()
     if a.full:
         a.stair_rows, a.stair_batch, a.speed_rows, a.speed_steps = 992, 8, 512, 30

@@ -1,5 +1,6 @@
-"""`curate compare` (subset vs random vs full over seeds, with confidence intervals) and `curate ablate
---train` (domain gain against general retention, the Pareto front), on a tiny random Llama built here."""
+"""`curate compare` (the subset against matched baselines over seeds: t-intervals per arm, paired per-item
+differences with bootstrap intervals) and `curate ablate --train` (domain gain against general retention, the
+Pareto front), on a tiny random Llama built here."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def _write_sources(tmp_path):
         for i in range(40):
             f.write(json.dumps({"instruction": f"tell me {i} things about the {WORDS[i % len(WORDS)]}",
                                 "output": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(2 + i % 9))}) + "\n")
+    with open(tmp_path / "short.jsonl", "w") as f:
+        for i in range(30):
+            f.write(json.dumps({"instruction": f"name one thing {i}", "output": f"{WORDS[i % len(WORDS)]} {i}"}) + "\n")
     with open(tmp_path / "domain.jsonl", "w") as f:
         for i in range(20):
             f.write(json.dumps({"instruction": f"count to {i % 5 + 1}", "output": " ".join(["one", "two", "three", "four", "five"][: i % 5 + 1])
@@ -72,32 +76,61 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
         seed: 3
         sources:
           general: {path: general.jsonl, license: cc-by-4.0}
+          short: {path: short.jsonl, license: cc-by-4.0}
         steps:
           - score.heuristics: {}
           - select.top_k: {by: response_words, rows: 8}
         outputs: {dir: runs/tiny}
-        compare: {seeds: [0, 1], holdout_rows: 5}
+        compare: {seeds: [0, 1], holdout_rows: 5, bootstrap: 500,
+                  conditions: [subset, random, random_tokens, random_balanced, full, full_steps]}
         """) + SECTIONS.format(lm=lm_dir))
-    out = compare("r.yaml", progress=lambda m: None)
+    out = compare("r.yaml", ["train.max_steps=null"], progress=lambda m: None)  # one epoch each
     assert out.resolve() == tmp_path / "runs" / "tiny" / "compare"
     for name in ("results.json", "results.md", "compare.png", "loss_curves.png", "pool/manifest.json",
                  "subset/seed0/train.json", "random/seed1/evals.json", "full/seed1/loss.png"):
         assert (out / name).exists(), name
     res = json.loads((out / "results.json").read_text())
-    assert res["kind"] == "compare" and res["seeds"] == [0, 1] and list(res["conditions"]) == ["subset", "random", "full"]
-    assert res["pool"]["rows"] == 40 and res["holdout"] == {"rows": 5, "role": "domain", "metric": "pool_heldout.loss"}
-    assert res["conditions"]["subset"]["rows"] == [8, 8] and res["conditions"]["random"]["rows"] == [8, 8]
-    assert res["conditions"]["full"]["rows"] == [35, 35]
+    arms = ["subset", "random", "random_tokens", "random_balanced", "full", "full_steps"]
+    assert res["kind"] == "compare" and res["seeds"] == [0, 1] and list(res["conditions"]) == arms
+    assert res["pool"]["rows"] == 70 and res["holdout"] == {"rows": 5, "role": "domain", "metric": "pool_heldout.loss"}
+    conds = res["conditions"]
+    assert conds["subset"]["rows"] == [8, 8] and conds["random"]["rows"] == [8, 8]
+    assert conds["full"]["rows"] == [65, 65] and conds["full_steps"]["rows"] == [65, 65]
+    # every arm reports rows, tokens and steps; full_steps trains for the subset's steps, full for its own
+    for c in arms:
+        assert all(isinstance(x, int) and x > 0 for k in ("rows", "tokens", "steps", "tokens_trained") for x in conds[c][k])
+    assert conds["full_steps"]["steps"] == conds["subset"]["steps"] == [2, 2] and conds["full"]["steps"] == [17, 17]
+    assert all(t < f for t, f in zip(conds["full_steps"]["tokens_trained"], conds["full"]["tokens_trained"]))
+    # the selection (longest answers) carries more tokens than as many random rows; random_tokens matches them
+    assert all(r < s for r, s in zip(conds["random"]["tokens"], conds["subset"]["tokens"]))
+    longest = max(len(t) for t in (tmp_path / "general.jsonl").read_text().splitlines())
+    assert all(abs(t - s) < longest for t, s in zip(conds["random_tokens"]["tokens"], conds["subset"]["tokens"]))
+    assert all(n > 8 for n in conds["random_tokens"]["rows"])
     assert set(res["metrics"]) == {"mc.accuracy", "mc.map@3", "pool_heldout.loss"}
     for e in res["metrics"].values():
         assert e["base"] is not None
-        for cond in ("subset", "random", "full"):
+        for cond in arms:
             s = e["by_condition"][cond]
             assert s["n"] == 2 and s["mean"] is not None and len(s["ci"]) == 2 and s["ci"][0] <= s["mean"] <= s["ci"][1]
             assert s["change_vs_base"]["mean"] is not None
-    for cond in ("subset", "random", "full"):
+    for cond in arms:
         assert res["summary"][cond]["domain_gain"]["n"] == 2  # pool_heldout.loss is the domain metric
-    assert len(res["runs"]) == 6 and {r["dir"] for r in res["runs"]} >= {"subset/seed0", "full/seed1"}
+    assert len(res["runs"]) == 12 and {r["dir"] for r in res["runs"]} >= {"subset/seed0", "full/seed1"}
+    # paired comparisons: every metric, every arm against the subset, over the same items and both seeds
+    assert set(res["paired"]) == set(res["metrics"])
+    for m, row in res["paired"].items():
+        assert list(row) == arms[1:]
+        for arm, p in row.items():
+            assert p["seeds"] == 2 and p["items"] == (5 if m == "pool_heldout.loss" else 4)
+            assert p["wins"] + p["ties"] + p["losses"] == p["pairs"] == 2 * p["items"]
+            assert p["ci"][0] <= p["advantage"] <= p["ci"][1]
+            assert (p["verdict"] == "no difference detected") == (p["ci"][0] <= 0 <= p["ci"][1])
+    # the paired estimate is the difference of the per-seed metrics, averaged over seeds (loss: arm - subset)
+    loss = res["metrics"]["pool_heldout.loss"]["by_condition"]
+    assert res["paired"]["pool_heldout.loss"]["random"]["advantage"] == pytest.approx(
+        loss["random"]["mean"] - loss["subset"]["mean"], abs=1e-5)
+    acc = res["metrics"]["mc.accuracy"]["by_condition"]
+    assert res["paired"]["mc.accuracy"]["full"]["advantage"] == pytest.approx(acc["subset"]["mean"] - acc["full"]["mean"], abs=1e-6)
     # the held-out rows are in no run's training data; the random draws differ between seeds
     from curate.train.data import read_rows
 
@@ -107,7 +140,7 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
     for r in res["runs"]:
         t = json.loads((out / r["dir"] / "train.json").read_text())
         trained[(r["cond"], r["seed"])] = set(t["data"]["train_ids"])
-        assert t["data"]["val_rows"] == 4 and t["steps"] == 2
+        assert t["data"]["val_rows"] == 4 and t["steps"] == r["steps"] and t["data"]["train"]["tokens"] == r["tokens"]
     held = set(pool_ids) - trained[("full", 0)]
     assert len(held) == 5 and not any(held & ids for ids in trained.values())
     assert trained[("random", 0)] != trained[("random", 1)]
@@ -115,6 +148,11 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
     assert trained[("subset", 0)] == selected
     md = (out / "results.md").read_text()
     assert "| mc.accuracy ↑ | general |" in md and "±" in md
+    p = res["paired"]["pool_heldout.loss"]["random_tokens"]
+    assert "Paired against the subset" in md and f"| pool_heldout.loss | random_tokens | 5 × 2 | " in md
+    assert f"{p['wins']} / {p['ties']} / {p['losses']}" in md
+    evals = json.loads((out / "random" / "seed0" / "evals.json").read_text())
+    assert len(evals["tuned"]["items"]["pool_heldout.loss"]["values"]) == 5
     # the data card reads what compare wrote: its metrics, conditions and summary, not the raw runs
     from curate.card.writer import write_card
 
@@ -122,7 +160,7 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
     section = card.split("### Compared with the random baseline", 1)[1].split("### Ablations", 1)[0]
     acc = res["metrics"]["mc.accuracy"]["by_condition"]["subset"]
     assert f"0.{str(acc['mean']).split('.')[1][:2]}" in section.split("| `mc.accuracy` |", 1)[1].split("\n", 1)[0]
-    assert "| `subset` | 8, 8 | the selection |" in section and "| `full` | 35, 35 |" in section
+    assert "| `subset` | 8, 8 | the selection |" in section and "| `full` | 65, 65 |" in section
     assert "| condition | domain gain | general retention | final train loss | staircase score |" in section
     assert "`pool_heldout.loss`: the loss on 5 pool rows" in section and "train_ids" not in section
     assert "![compare](compare-compare.png)" in section and (tmp_path / "card" / "compare-compare.png").is_file()
@@ -142,7 +180,7 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
     assert res2["base"]["cached"] is True and res2["base"]["metrics"] == res["base"]["metrics"]
     assert res2["metrics"]["mc.accuracy"]["by_condition"]["subset"]["ci"] is None
     assert res2["pool"]["built_by"] == "read from saved-pool" and not (again / "pool").exists()
-    assert res2["conditions"]["full"]["rows"] == [35] and res2["files"]["pool"] is None
+    assert res2["conditions"]["full"]["rows"] == [65] and res2["files"]["pool"] is None
     (tmp_path / "other.jsonl").write_text((tmp_path / "runs" / "tiny" / "data.jsonl").read_text().splitlines()[0] + "\n")
     with pytest.raises(CurateError, match="7 of the 8 selected rows are not in this pool"):
         compare("r.yaml", ["compare.seeds=[0]", "compare.conditions=[subset]", "compare.pool=other.jsonl"])
@@ -238,24 +276,82 @@ def test_ablate_train_checks_the_evals_before_building_the_grid(tmp_path, lm_dir
     assert "Traceback" not in result.output and not (tmp_path / "runs").exists()
 
 
-def test_random_condition_matches_the_selector_budget_in_rows_or_tokens():
-    from curate.train.compare import _condition_rows
+class _Chars:
+    """A stand-in token counter: one token per character of `text`."""
+
+    def __call__(self, rows):
+        return [len(r["text"]) for r in rows]
+
+    def total(self, rows):
+        return sum(self(rows))
+
+
+def test_arms_draw_matched_baselines_from_the_pool():
+    from curate.train.arms import arm_rows, subset_rows
     from curate.train.spec import CompareSpec
 
-    rest = [{"id": f"p{i}", "text": "x", "assistant_spans": [], "n_tokens": 10 + i} for i in range(50)]
-    subset = rest[:5]
-    rows, what = _condition_rows("random", 0, subset, rest, None, {"tokens": 100, "token_column": "n_tokens"},
-                                 CompareSpec())
-    assert 0 < sum(r["n_tokens"] for r in rows) <= 100 and "100 tokens" in what
-    a, _ = _condition_rows("random", 0, subset, rest, None, {"rows": 7}, CompareSpec())
-    b, _ = _condition_rows("random", 1, subset, rest, None, {"rows": 7}, CompareSpec())
-    assert len(a) == len(b) == 7 and a != b
-    assert _condition_rows("random", 0, subset, rest, None, {"rows": 7}, CompareSpec())[0] == a  # seeded
-    small, _ = _condition_rows("random", 0, subset, rest, None, {"rows": 7}, CompareSpec(rows=3))
-    sub, _ = _condition_rows("subset", 0, subset, rest, None, {"rows": 7}, CompareSpec(rows=3))
-    assert len(small) == len(sub) == 3
-    full, _ = _condition_rows("full", 0, subset, rest, None, {}, CompareSpec(full_rows=20))
-    assert len(full) == 20 and _condition_rows("full", 0, subset, rest, None, {}, CompareSpec())[0] == rest
+    rest = [{"id": f"p{i}", "source": "ab"[i % 3 == 0], "text": "x" * (5 + (i * 7) % 40), "assistant_spans": []}
+            for i in range(60)]
+    subset = sorted(rest, key=lambda r: -len(r["text"]))[:6]  # long rows, like a longest-first selection
+    spec = CompareSpec(conditions=["subset", "random", "random_tokens", "random_balanced", "full", "full_steps"])
+    chosen, _ = subset_rows(0, subset, spec)
+    assert chosen == subset
+    a, _ = arm_rows("random", 0, chosen, rest, None, spec, None)
+    b, _ = arm_rows("random", 1, chosen, rest, None, spec, None)
+    assert len(a) == len(b) == 6 and a != b and arm_rows("random", 0, chosen, rest, None, spec, None)[0] == a  # seeded
+    count = _Chars()
+    budget = count.total(chosen)
+    for seed in range(5):  # within one row of the subset's tokens, and more rows than the subset (shorter ones)
+        rows, what = arm_rows("random_tokens", seed, chosen, rest, None, spec, count)
+        assert abs(count.total(rows) - budget) <= max(count(rows)) and len(rows) > len(chosen) and f"{budget} tokens" in what
+    bal, _ = arm_rows("random_balanced", 0, chosen, rest, None, spec, None)
+    assert sorted(r["source"] for r in bal) == sorted(r["source"] for r in chosen) and bal != chosen
+    small = CompareSpec(rows=3, full_rows=20)
+    sub, _ = subset_rows(0, subset, small)
+    assert len(sub) == 3 and len(arm_rows("random", 0, sub, rest, None, small, None)[0]) == 3
+    assert len(arm_rows("full", 0, sub, rest, None, small, None)[0]) == 20
+    assert arm_rows("full_steps", 0, sub, rest, None, small, None)[0] == rest  # the whole pool, fewer steps
+    # budgets the pool cannot meet: a clear error naming the field
+    with pytest.raises(CurateError, match="compare.conditions: random_tokens needs"):
+        arm_rows("random_tokens", 0, chosen, rest[:3], None, spec, count)
+    with pytest.raises(CurateError, match="random_balanced needs .* rows of source 'b'"):
+        arm_rows("random_balanced", 0, chosen, [r for r in rest if r["source"] == "a"], None, spec, None)
+
+
+def test_compare_spec_names_bad_conditions():
+    from curate.train.spec import split_sections
+
+    with pytest.raises(CurateError, match="compare.conditions: .*unknown condition 'random_token'.*did you mean 'random_tokens'"):
+        split_sections({"compare": {"conditions": ["subset", "random_token"]}})
+    with pytest.raises(CurateError, match="must include subset"):
+        split_sections({"compare": {"conditions": ["random", "full"]}})
+
+
+def test_paired_bootstrap_finds_a_real_difference_and_not_a_null_one():
+    import random
+
+    from curate.train.stats import paired
+
+    rng = random.Random(0)
+    ids = [str(i) for i in range(200)]
+
+    def run(p):
+        return {"ids": ids, "values": [1.0 if rng.random() < p else 0.0 for _ in ids]}
+
+    better = paired([run(0.8), run(0.8)], [run(0.4), run(0.4)], seed="x")
+    assert better["verdict"] == "subset better" and better["ci"][0] > 0.2 and better["wins"] > better["losses"]
+    same = {"ids": ids, "values": [float(i % 2) for i in range(200)]}
+    flip = {"ids": ids, "values": [float((i // 2) % 2) for i in range(200)]}  # same accuracy, other items
+    null = paired([same, same], [flip, flip], seed="y")
+    assert null["advantage"] == 0 and null["verdict"] == "no difference detected" and null["ci"][0] < 0 < null["ci"][1]
+    assert null == paired([same, same], [flip, flip], seed="y")  # seeded: the same interval again
+    # a loss: lower is better, weighted by tokens; the estimate is the difference of the token-mean losses
+    s = {"ids": ["a", "b"], "values": [1.0, 3.0], "weights": [1, 3]}
+    a = {"ids": ["b", "a"], "values": [4.0, 2.0], "weights": [3, 1]}  # matched by id, not position
+    out = paired([s], [a], higher_is_better=False, seed="z")
+    assert out["advantage"] == pytest.approx((2 * 1 + 4 * 3) / 4 - (1 * 1 + 3 * 3) / 4)
+    assert out["wins"] == 2 and out["losses"] == 0 and out["items"] == 2
+    assert paired([None], [a]) is None
 
 
 def test_commands_say_when_the_train_extra_is_missing(tmp_path, monkeypatch):

@@ -25,3 +25,18 @@ def test_readme_names_the_two_commands_and_every_recipe_key():
     for model in (Recipe, Source, Outputs, Cache, TemplateSpec):
         for name in model.model_fields:
             assert re.search(rf"^\s*{name}:", text, re.M), f"recipe key {model.__name__}.{name} is not documented"
+
+
+def test_readme_documents_every_key_of_the_training_sections():
+    """train:, evals: and compare: (curate.train.spec, curate.evals.spec): every key on a line of its own."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Fine-tuning and comparing", 1)[1].split("\n## ", 1)[0]
+    from curate.evals.spec import EvalSource, EvalSpec, EvalTask
+    from curate.train.spec import CONDITIONS, CompareSpec, LoraSpec, TrainSpec
+
+    for model in (TrainSpec, LoraSpec, EvalSpec, EvalTask, EvalSource, CompareSpec):
+        for name in model.model_fields:
+            assert re.search(rf"^\s*{name}:", section, re.M) or (model is EvalSource and f"{name}:" in text), \
+                f"recipe key {model.__name__}.{name} is not documented"
+    for arm in CONDITIONS:
+        assert f"| `{arm}` |" in section, f"compare arm {arm} is not in the README's table"

@@ -18,7 +18,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from curate.errors import CurateError  # noqa: E402
 from curate.templates.render import render  # noqa: E402
-from curate.train.data import IGNORE, PackingCollator, PaddingCollator, encode, encode_rows  # noqa: E402
+from curate.train.data import IGNORE, PaddingCollator, encode, encode_rows  # noqa: E402
 from curate.train.schedules import lr_trace  # noqa: E402
 from curate.train.spec import TrainSpec, split_sections  # noqa: E402
 from curate.train.staircase import detect_staircase  # noqa: E402
@@ -109,30 +109,33 @@ def test_truncation_keeps_the_start_and_drops_rows_without_answer(tok):
     assert encode_rows(tok, rows, 4, stats) == [] and stats.dropped_no_answer == 1
 
 
-def test_packed_batch_has_the_same_loss_as_the_padded_one(lm_dir, tok):
+def test_padding_free_batch_has_the_same_loss_as_the_padded_one(lm_dir, tok):
+    """What training feeds the model: curate's assistant masks, TRL's labels and collator. Padding-free (the rows in
+    one sequence, position ids restarting at each row) gives the padded batch's loss: no row attends to another."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
     from curate.models import load_causal_lm
     from curate.train.data import batch_tokens
+    from curate.train.trainer import _masked
 
     model, _ = load_causal_lm(str(lm_dir))
     enc = encode_rows(tok, rows_of(CONVERSATIONS), 512)
-    lengths = sorted(len(e["input_ids"]) for e in enc)
-    padded = PaddingCollator(pad_id=tok.pad_token_id)(enc)
+    masked = _masked(enc)
+    assert [m["assistant_masks"] for m in masked] == [[int(x != IGNORE) for x in e["labels"]] for e in enc]
+    features = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in enc]  # what TRL builds from the masks
+    padded = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)(features)
+    flat = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id, padding_free=True)(features)
+    assert "attention_mask" not in flat and flat["input_ids"].shape[0] == 1
+    assert batch_tokens(flat) == batch_tokens(padded) == sum(len(e["input_ids"]) for e in enc)
+    assert flat["position_ids"][0].tolist() == [p for e in enc for p in range(len(e["input_ids"]))]
     with torch.no_grad():
-        a = model(**padded, use_cache=False).loss
-    # one sequence for all rows; and sequences of at most the longest row (several, with pad filler)
-    for max_length, n_seqs in ((512, 1), (lengths[-1], None)):
-        packed = PackingCollator(pad_id=tok.pad_token_id, max_length=max_length)(enc)
-        assert "attention_mask" not in packed and packed["input_ids"].shape[1] <= max_length
-        if n_seqs:
-            assert packed["input_ids"].shape[0] == n_seqs
-        else:
-            assert packed["input_ids"].shape[0] > 1
-        assert batch_tokens(packed) == sum(lengths) == batch_tokens(padded)
-        assert int((packed["labels"] != IGNORE).sum()) == int((padded["labels"][:, 1:] != IGNORE).sum())
-        inputs = {k: v for k, v in packed.items() if k != "num_real_tokens"}
-        with torch.no_grad():
-            b = model(**inputs).loss
-        assert math.isclose(float(a), float(b), rel_tol=1e-5), max_length
+        a = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], labels=padded["labels"],
+                  use_cache=False).loss
+        b = model(input_ids=flat["input_ids"], position_ids=flat["position_ids"], labels=flat["labels"],
+                  use_cache=False).loss
+        c = model(input_ids=flat["input_ids"], labels=flat["labels"], use_cache=False).loss  # without the restarts
+    assert math.isclose(float(a), float(b), rel_tol=1e-5)
+    assert not math.isclose(float(a), float(c), rel_tol=1e-3)  # cross-row attention would change it
 
 
 # -- schedules ------------------------------------------------------------------------------------------
@@ -205,8 +208,21 @@ def test_reshuffle_on_draws_a_new_order_each_epoch_and_packing_trains(lm_dir, tm
     assert len(res.order) == 3 and all(sorted(o) == list(range(8)) for o in res.order)
     assert len({tuple(o) for o in res.order}) > 1
     assert res.summary["packing"] is True and res.model is not None and not hasattr(res.model, "peft_config")
+    assert res.summary["libraries"]["trl"] and res.summary["fused_loss"] is False  # TRL, the model's own loss on CPU
     lrs = [r["learning_rate"] for r in res.log if r["kind"] == "train"]
     assert all(math.isclose(x, 3e-3) for x in lrs)
+
+
+def test_fused_and_plain_loss_train_alike(lm_dir, tmp_path):
+    """TRL's fused LM head (the CUDA default) and the model's own cross-entropy give the same training losses."""
+    from curate.train.trainer import train
+
+    logs = []
+    for fused in (True, False):
+        res = train(toy_rows(8), spec(lm_dir, max_steps=3, fused_loss=fused), tmp_path / f"run-{fused}")
+        assert res.summary["fused_loss"] is fused
+        logs.append([r["loss"] for r in res.log if r["kind"] == "train"])
+    assert logs[0] == pytest.approx(logs[1], rel=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft reading transformers

@@ -18,6 +18,8 @@ def load_task_rows(name: str, task: EvalTask, seed: int) -> list[dict]:
     The sample depends on the seed and the task name only, so every model sees the same rows."""
     from curate.sources.load import load_source
 
+    if task.source is None:
+        raise CurateError(f"a {task.kind} evaluation has no rows of curate's own", f"evals.tasks.{name}")
     try:
         loaded = load_source(name, task.source.to_source())
     except CurateError as e:

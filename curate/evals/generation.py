@@ -57,7 +57,8 @@ def _cut(text: str, markers, tokenizer) -> str:
 
 
 def text_metrics(hypotheses: list[str], references: list[str]) -> dict:
-    """`{"rougeL", "bleu"}`: mean ROUGE-L F1 (0..1) and corpus BLEU (0..100)."""
+    """`{"rougeL", "bleu", "items"}`: mean ROUGE-L F1 (0..1) and corpus BLEU (0..100); `items` has each row's
+    ROUGE-L (BLEU is a corpus statistic: it has no per-row value to pair)."""
     try:
         import sacrebleu
         from rouge_score import rouge_scorer
@@ -67,7 +68,7 @@ def text_metrics(hypotheses: list[str], references: list[str]) -> dict:
     rouge = [scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(hypotheses, references)]
     bleu = sacrebleu.corpus_bleu(hypotheses, [references]).score if hypotheses else None
     return {"rougeL": round(sum(rouge) / len(rouge), 6) if rouge else None,
-            "bleu": round(float(bleu), 4) if bleu is not None else None}
+            "bleu": round(float(bleu), 4) if bleu is not None else None, "items": {"rougeL": rouge}}
 
 
 def evaluate_generation(model, tokenizer, fmt, rows: list[dict], *, max_new_tokens: int, batch_size: int = 8) -> dict:

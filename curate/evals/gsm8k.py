@@ -58,6 +58,7 @@ def evaluate_gsm8k(model, tokenizer, fmt, rows: list[dict], *, max_new_tokens: i
         "exact_match": round(sum(hits) / len(hits), 6) if hits else None,
         "n": len(rows),
         "answered": sum(p is not None for p in preds),
+        "items": {"exact_match": [1.0 if h else 0.0 for h in hits]},
         "examples": [{"question": r["meta"].get("question", "")[:200], "output": o[-300:], "prediction": p, "gold": g}
                      for r, o, p, g in list(zip(rows, outputs, preds, golds))[:3]],
     }

@@ -1,7 +1,9 @@
 """Mean loss on the assistant tokens of held-out rows (the validation loss, a general held-out loss).
 
 The loss is averaged over tokens (every assistant token counts once, whatever its row's length), with the
-same tokenization and masking as training (curate.train.data)."""
+same tokenization and masking as training (curate.train.data). Each row's own loss is kept too (`items`: the
+row's mean token loss, weighted by its number of assistant tokens), so that two models can be compared row by
+row (curate.train.stats.paired): the weighted mean of the per-row differences is the difference of the losses."""
 
 from __future__ import annotations
 
@@ -9,19 +11,24 @@ import math
 
 
 def assistant_loss(model, tokenizer, rows: list[dict], *, max_length: int = 1024, batch_size: int = 8) -> dict:
-    """`{"loss", "perplexity", "tokens", "rows"}` over rows with `text` and `assistant_spans`."""
+    """`{"loss", "perplexity", "tokens", "rows", "rows_without_answer", "items"}` over rows with `text` and
+    `assistant_spans`; `items`: `{"loss": {"ids", "values", "weights"}}` (ids: the rows' positions)."""
     from curate.train.data import EncodeStats, encode_rows
 
     stats = EncodeStats()
     encoded = encode_rows(tokenizer, rows, max_length, stats)
-    total, count = token_loss_sum(model, tokenizer, encoded, batch_size)
+    sums, counts = row_token_losses(model, tokenizer, encoded, batch_size)
+    total, count = sum(sums), sum(counts)
     loss = total / count if count else None
+    per_row = {"ids": [str(e["idx"]) for e in encoded],
+               "values": [_r(s / c) if c else None for s, c in zip(sums, counts)], "weights": counts}
     return {"loss": _r(loss), "perplexity": _r(math.exp(loss)) if loss is not None and loss < 50 else None,
-            "tokens": count, "rows": len(encoded), "rows_without_answer": stats.dropped_no_answer}
+            "tokens": count, "rows": len(encoded), "rows_without_answer": stats.dropped_no_answer,
+            "items": {"loss": per_row}}
 
 
-def token_loss_sum(model, tokenizer, encoded: list[dict], batch_size: int) -> tuple[float, int]:
-    """(sum of the token losses, number of label tokens) over encoded rows, in batches of similar length."""
+def row_token_losses(model, tokenizer, encoded: list[dict], batch_size: int) -> tuple[list[float], list[int]]:
+    """(sum of the token losses, number of label tokens) of each encoded row, in batches of similar length."""
     import torch
     import torch.nn.functional as F
 
@@ -31,23 +38,25 @@ def token_loss_sum(model, tokenizer, encoded: list[dict], batch_size: int) -> tu
     collate = PaddingCollator(pad_id=pad)
     device = next(model.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
-    total, count = 0.0, 0
+    sums, counts = [0.0] * len(encoded), [0] * len(encoded)
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for k in range(0, len(order), batch_size):
-            batch = collate([encoded[i] for i in order[k:k + batch_size]])
+            idx = order[k:k + batch_size]
+            batch = collate([encoded[i] for i in idx])
             batch = {n: t.to(device) for n, t in batch.items()}
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
             shift_logits = logits[:, :-1, :].float()
             shift_labels = batch["labels"][:, 1:]
             loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
-                                   ignore_index=-100, reduction="sum")
-            total += float(loss)
-            count += int((shift_labels != -100).sum())
+                                   ignore_index=-100, reduction="none").view(shift_labels.shape)
+            for j, i in enumerate(idx):
+                sums[i] = float(loss[j].sum())
+                counts[i] = int((shift_labels[j] != -100).sum())
     if was_training:
         model.train()
-    return total, count
+    return sums, counts
 
 
 def _r(x):

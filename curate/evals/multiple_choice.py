@@ -21,15 +21,17 @@ LETTERS = "ABCDEFGHIJ"
 
 
 def rank_metrics(scores: list[list[float]], answers: list[int]) -> dict:
-    """Accuracy and MAP@3 of per-question option scores (higher = more likely)."""
-    acc, map3 = 0.0, 0.0
+    """Accuracy and MAP@3 of per-question option scores (higher = more likely), and `items`: each question's
+    accuracy (0/1) and MAP@3 (1/rank in the top 3, else 0), for paired comparisons."""
+    acc, map3 = [], []
     for s, a in zip(scores, answers):
         order = sorted(range(len(s)), key=lambda i: (-s[i], i))
         rank = order.index(a) + 1
-        acc += rank == 1
-        map3 += 1.0 / rank if rank <= 3 else 0.0
+        acc.append(1.0 if rank == 1 else 0.0)
+        map3.append(1.0 / rank if rank <= 3 else 0.0)
     n = len(answers)
-    return {"accuracy": round(acc / n, 6) if n else None, "map@3": round(map3 / n, 6) if n else None, "n": n}
+    return {"accuracy": round(sum(acc) / n, 6) if n else None, "map@3": round(sum(map3) / n, 6) if n else None,
+            "n": n, "items": {"accuracy": acc, "map@3": map3}}
 
 
 def evaluate_multiple_choice(model, tokenizer, fmt, rows: list[dict], *, scoring: str = "letter",

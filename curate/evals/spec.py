@@ -40,8 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from curate.errors import did_you_mean
 
-KINDS = ("multiple_choice", "gsm8k", "generation", "loss")
+KINDS = ("multiple_choice", "gsm8k", "generation", "loss", "lm_eval")
 PRIMARY = {"multiple_choice": "accuracy", "gsm8k": "exact_match", "generation": "rougeL", "loss": "loss"}
+# lm_eval metrics come from the harness's task configs (curate.evals.harness)
 LOWER_IS_BETTER = {"loss"}
 
 # Hub datasets for the standard evaluations; offline, override `source.path` (and keep the format).
@@ -102,7 +103,13 @@ class EvalTask(_Strict):
 
     - `kind`: multiple_choice (log-likelihood of each option: accuracy, MAP@3), gsm8k (greedy generation,
       exact match of the final number), generation (ROUGE-L and BLEU against the reference answers), loss
-      (mean loss on the assistant tokens).
+      (mean loss on the assistant tokens), lm_eval (lm-evaluation-harness tasks: see curate.evals.harness).
+    - `tasks` (lm_eval): lm-eval task, group or tag names, curate's shipped tasks (`curate_arc_easy`,
+      `curate_mmlu`, `curate_gsm8k`) or task YAML files.
+    - `limit` (lm_eval): the first N documents of each task instead of the seeded sample of `n`.
+    - `num_fewshot` (lm_eval; null: the task's own), `chat_template` (lm_eval; true: the prompts go through the
+      model's chat template), `data_dir` (lm_eval; null: the shipped tasks read `../shared/data/...`; a folder
+      replaces that prefix).
     - `preset`: arc_easy | mmlu | gsm8k fills kind, role and source (yours override them); a task named
       like a preset uses it unless it gives `kind`.
     - `n` (100): a seeded random sample of this many rows; null for all.
@@ -111,13 +118,36 @@ class EvalTask(_Strict):
     - `max_new_tokens` (gsm8k, generation): default the section's.
     """
 
-    kind: Literal["multiple_choice", "gsm8k", "generation", "loss"]
+    kind: Literal["multiple_choice", "gsm8k", "generation", "loss", "lm_eval"]
     preset: str | None = None
-    source: EvalSource
+    source: EvalSource | None = None
     role: Literal["domain", "general"] = "general"
     n: int | None = Field(100, ge=1)
     scoring: Literal["letter", "text"] = "letter"
     max_new_tokens: int | None = Field(None, ge=1)
+    tasks: list[str] | None = Field(None, min_length=1)
+    limit: int | None = Field(None, ge=1)
+    num_fewshot: int | None = Field(None, ge=0)
+    chat_template: bool = True
+    data_dir: str | None = None
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_list(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _kind_fields(self):
+        if self.kind == "lm_eval":
+            if not self.tasks:
+                raise ValueError("an lm_eval evaluation needs `tasks`: lm-eval task names or task YAML files")
+        else:
+            if self.source is None:
+                raise ValueError(f"a {self.kind} evaluation needs a `source` (`path` or `hub`)")
+            extra = [k for k in ("tasks", "limit", "num_fewshot", "data_dir") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: only for kind lm_eval")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -143,8 +173,8 @@ class EvalTask(_Strict):
         return merged
 
     @property
-    def primary(self) -> str:
-        return PRIMARY[self.kind]
+    def primary(self) -> str | None:
+        return PRIMARY.get(self.kind)
 
 
 class EvalSpec(_Strict):

@@ -8,7 +8,13 @@ gains = suite.scores(tuned["metrics"], base["metrics"])   # {"domain_gain": ...,
 ```
 
 Metric names are `<task>.<metric>`: multiple choice `accuracy` (primary), `map@3`, `chance`; gsm8k
-`exact_match`; generation `rougeL` (primary), `bleu`; loss `loss` (lower is better) and `perplexity`.
+`exact_match`; generation `rougeL` (primary), `bleu`; loss `loss` (lower is better) and `perplexity`;
+lm_eval the harness tasks' own metrics and `map@3` (curate.evals.harness).
+
+Per-item results: `run()` also returns `items`: metric -> `{"ids", "values", "weights"}`, one value per eval
+item (a question, a held-out row; `weights`: the row's assistant tokens for a loss, else absent), the same ids
+for every model, so that two models can be compared item by item (curate.train.stats.paired). BLEU, a corpus
+statistic, has none.
 Loss sets given by the caller (`validation`, `pool_heldout`) are rows already rendered by the recipe's
 template (`text`, `assistant_spans`), like the training rows.
 
@@ -50,6 +56,15 @@ class Suite:
         self.spec = spec
         self.loss_sets = dict(loss_sets or {})
         self._rows: dict[str, list[dict]] = {}
+        self._harness: dict = {}
+
+    def harness(self, name: str):
+        """The `kind: lm_eval` entry `name` (curate.evals.harness.HarnessEntry), its tasks loaded once."""
+        if name not in self._harness:
+            from curate.evals.harness import HarnessEntry
+
+            self._harness[name] = HarnessEntry(name, self.spec.tasks[name], self.spec.seed)
+        return self._harness[name]
 
     # -- what is measured --------------------------------------------------------------------------
 
@@ -64,6 +79,11 @@ class Suite:
         """metric -> {task, kind, role, primary, higher_is_better}."""
         info = {}
         for name, task in self.spec.tasks.items():
+            if task.kind == "lm_eval":
+                for m, i in self.harness(name).metrics().items():
+                    info[m] = {"task": name, "kind": "lm_eval", "role": task.role, "primary": i["primary"],
+                               "higher_is_better": i["higher_is_better"]}
+                continue
             for m in METRICS[task.kind]:
                 info[f"{name}.{m}"] = {"task": name, "kind": task.kind, "role": task.role, "primary": m == PRIMARY[task.kind],
                                        "higher_is_better": m not in LOWER_IS_BETTER}
@@ -75,8 +95,11 @@ class Suite:
         """A hash of everything that decides the results for a given model: settings and the rows themselves."""
         spec = self.spec.model_dump(mode="json", exclude={"base", "cache", "batch_size", "domain_metric", "general_metric"})
         parts = {"spec": spec, "tasks": {}, "loss_sets": {}}
-        for name in self.spec.tasks:
-            parts["tasks"][name] = _digest([[r["messages"], r["meta"]] for r in self.rows(name)])
+        for name, task in self.spec.tasks.items():
+            if task.kind == "lm_eval":
+                parts["tasks"][name] = _digest(self.harness(name).fingerprint_parts())
+            else:
+                parts["tasks"][name] = _digest([[r["messages"], r["meta"]] for r in self.rows(name)])
         for name, ls in self.loss_sets.items():
             parts["loss_sets"][name] = _digest([[r["text"], r["assistant_spans"]] for r in ls.rows])
         return _digest(parts)[:24]
@@ -93,15 +116,25 @@ class Suite:
 
         s = self.spec
         fmt = PromptFormat(s.template, tokenizer)
-        out: dict = {"metrics": {}, "tasks": {}, "template": fmt.name, "seconds": {}}
+        out: dict = {"metrics": {}, "tasks": {}, "template": fmt.name, "seconds": {}, "items": {}}
         if fmt.note:
             out["note"] = fmt.note
         for name, task in s.tasks.items():
             t = time.perf_counter()
+            new_tokens = task.max_new_tokens or s.max_new_tokens
+            if task.kind == "lm_eval":
+                if progress:
+                    progress(f"eval {name} (lm_eval: {', '.join(task.tasks)})")
+                res = self.harness(name).run(model, tokenizer, batch_size=s.batch_size, max_new_tokens=task.max_new_tokens)
+                out["items"].update(res.pop("items"))
+                out["metrics"].update(res.pop("metrics"))
+                res.update(kind=task.kind, role=task.role)
+                out["tasks"][name] = res
+                out["seconds"][name] = round(time.perf_counter() - t, 2)
+                continue
             rows = self.rows(name)
             if progress:
                 progress(f"eval {name} ({task.kind}, {len(rows)} rows)")
-            new_tokens = task.max_new_tokens or s.max_new_tokens
             if task.kind == "multiple_choice":
                 res = evaluate_multiple_choice(model, tokenizer, fmt, rows, scoring=task.scoring, batch_size=s.batch_size)
             elif task.kind == "gsm8k":
@@ -115,6 +148,7 @@ class Suite:
                     rendered.append({"text": text, "assistant_spans": [list(x) for x in spans]})
                 res = assistant_loss(model, tokenizer, rendered, max_length=s.max_length, batch_size=s.batch_size)
             res.update(kind=task.kind, role=task.role)
+            out["items"].update(_items(name, res.pop("items", {}), len(rows)))
             out["tasks"][name] = res
             for m in METRICS[task.kind]:
                 out["metrics"][f"{name}.{m}"] = res.get(m)
@@ -125,6 +159,7 @@ class Suite:
                 progress(f"eval {name} (loss, {len(ls.rows)} rows)")
             res = assistant_loss(model, tokenizer, ls.rows, max_length=s.max_length, batch_size=s.batch_size)
             res.update(kind="loss", role=ls.role)
+            out["items"].update(_items(name, res.pop("items", {}), len(ls.rows)))
             out["tasks"][name] = res
             out["metrics"][f"{name}.loss"] = res["loss"]
             out["seconds"][name] = round(time.perf_counter() - t, 2)
@@ -178,6 +213,15 @@ class Suite:
                 out[key] = round(sum(vals) / len(vals), 6) if vals else None
         out["forgetting"] = -out["general_retention"] if out["general_retention"] is not None else None
         return out
+
+
+def _items(task: str, items: dict, n: int) -> dict:
+    """`{"<task>.<metric>": {"ids", "values"[, "weights"]}}` from an evaluation's per-item results (a plain list
+    is one value per row, ids the rows' positions)."""
+    out = {}
+    for m, v in items.items():
+        out[f"{task}.{m}"] = v if isinstance(v, dict) else {"ids": [str(i) for i in range(len(v))], "values": list(v)}
+    return out
 
 
 def improvement(value, base, higher_is_better: bool = True):

@@ -2,20 +2,26 @@
 
 - spec.py: the recipe sections `train:` (TrainSpec), `compare:` (CompareSpec) and `evals:` (EvalSpec, from
   curate.evals.spec);
-- data.py: rows -> tokens with labels on the assistant spans only; padding and packing collators;
+- data.py: rows -> tokens with labels on the assistant spans only (the assistant masks TRL trains with);
 - schedules.py: cosine, 1cycle, cyclic (per epoch), constant;
-- trainer.py: `train(data, spec, out_dir)` with transformers' Trainer and a peft LoRA adapter; loss.csv,
+- trainer.py: `train(data, spec, out_dir)` with TRL's SFTTrainer and a peft LoRA adapter; loss.csv,
   loss.png, train.json;
 - staircase.py: the memorisation detector over the loss log;
-- compare.py: subset vs random vs full over seeds; ablation grids and their Pareto front;
+- context.py: a recipe with its training sections, and its run folder;
+- arms.py: the arms of compare (subset, random, random_tokens, random_balanced, full, full_steps);
+- stats.py: t-intervals over seeds, the paired per-item bootstrap, the Pareto front;
+- compare.py / compare_report.py: compare's runs, and what it writes;
+- grid.py: ablation grids trained, and their Pareto front;
+- runs.py: one training run and its evaluation;
 - run.py / cli.py: the commands.
 
-Nothing here is imported by `import curate`; torch, transformers and peft load when training starts.
+Nothing here is imported by `import curate`; torch, transformers, trl, peft and lm-eval load when a command
+runs.
 """
 
 # what the `train` extra installs and the commands import (import name -> pip name)
-EXTRA_PACKAGES = {"torch": "torch", "peft": "peft", "accelerate": "accelerate", "matplotlib": "matplotlib",
-                  "scipy": "scipy"}
+EXTRA_PACKAGES = {"torch": "torch", "trl": "trl", "peft": "peft", "accelerate": "accelerate",
+                  "lm_eval": "lm-eval", "matplotlib": "matplotlib", "scipy": "scipy"}
 
 
 def require_train_extra() -> None:

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         set_: SetOption = None,
         json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results to this JSON file.")] = None,
     ):
-        """Run the evaluation suite (multiple choice, GSM8K, ROUGE/BLEU, loss) on a model; with a training folder, against its base model."""
+        """Run the evaluation suite (lm-eval tasks, multiple choice, GSM8K, ROUGE/BLEU, loss) on a model; with a training folder, against its base model."""
         from curate.train import require_train_extra
 
         require_train_extra()
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         set_: SetOption = None,
         rerun: Annotated[bool, typer.Option("--rerun", help="Run the recipe again even if its run folder is up to date.")] = False,
     ):
-        """Train on the curated subset, a random subset of the same size and the full pool, N seeds each; means with CIs, table, plot."""
+        """Train the curated subset and matched baselines (compare.conditions), N seeds each; means with CIs, paired per-item intervals, table, plot."""
         from curate.train import require_train_extra
         from curate.train.compare import compare
 

@@ -1,5 +1,10 @@
 """Training rows: read a run folder, tokenize `text` with offsets, mask everything but the assistant spans.
 
+The mask is the one part of training TRL cannot do for curate: the recipe's template rendered `text` and
+recorded where the assistant turns are (`assistant_spans`, characters); here they become token labels, which
+curate.train.trainer hands to TRL's SFTTrainer as `assistant_masks`. Batching (padded, or padding-free) is
+TRL's collator; `PaddingCollator` below serves the evaluations (curate.evals), which score padded batches.
+
 A row of a run folder has `text` (the conversation rendered by the recipe's template) and
 `assistant_spans` ([start, end) character spans of each assistant turn, end-of-turn marker included).
 A token is trained on (its label is its id) when its characters overlap an assistant span; every other
@@ -14,12 +19,6 @@ the BOS id put in front.
 Truncation: a row longer than `max_length` tokens is cut at the end (the prompt and the start of the
 answer stay). A row left with no trained token (a prompt longer than `max_length`) is dropped; both are
 counted in the stats.
-
-Packing (`PackingCollator`): the rows of a micro-batch are concatenated into sequences of at most
-`max_length` tokens with position ids that restart at every row and no attention mask; transformers then
-builds a block-diagonal causal mask from the position ids (flash-attention uses them as sequence
-boundaries), so no token attends across rows and (almost) no pad token is computed. The loss is the same as
-the padded batch's. It pays when rows differ in length; rows that all fill `max_length` gain nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from curate.errors import CurateError
@@ -182,18 +181,13 @@ def encode_rows(tokenizer, rows: list[dict], max_length: int, stats: EncodeStats
 
 @dataclass
 class PaddingCollator:
-    """Right-padded batches with an attention mask; pad labels are -100. `seen` records the row indices
-    (`idx`) of each training batch when `record` is on (validation rows carry no `idx`)."""
+    """Right-padded batches with an attention mask; pad labels are -100 (the evaluations' batches)."""
 
     pad_id: int
-    record: bool = False
-    seen: list[list[int]] = field(default_factory=list)
 
     def __call__(self, features: list[dict]) -> dict:
         import torch
 
-        if self.record and all("idx" in f for f in features):
-            self.seen.append([f["idx"] for f in features])
         n = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), n), self.pad_id, dtype=torch.long)
         labels = torch.full((len(features), n), IGNORE, dtype=torch.long)
@@ -206,60 +200,8 @@ class PaddingCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-@dataclass
-class PackingCollator:
-    """Packed batches: the micro-batch's rows are put into sequences of at most `max_length` tokens (first
-    fit, longest row first), position ids restarting at every row, and no attention mask (see the module
-    docstring); the shorter sequences are filled up with pad tokens that form a segment of their own
-    (positions from 0, labels -100), which no real token can attend to. The first label of every row is
-    -100, so no row is trained to follow the previous one. Attention never spans more than `max_length`
-    tokens, so packing costs no more attention than the padded batch; it saves the pad tokens."""
-
-    pad_id: int
-    max_length: int = 1 << 30
-    record: bool = False
-    seen: list[list[int]] = field(default_factory=list)
-
-    def __call__(self, features: list[dict]) -> dict:
-        import torch
-
-        if self.record and all("idx" in f for f in features):
-            self.seen.append([f["idx"] for f in features])
-        bins: list[list[dict]] = []
-        room: list[int] = []
-        for f in sorted(features, key=lambda f: -len(f["input_ids"])):
-            n = len(f["input_ids"])
-            k = next((i for i, r in enumerate(room) if r >= n), None)
-            if k is None:
-                bins.append([f])
-                room.append(self.max_length - n)
-            else:
-                bins[k].append(f)
-                room[k] -= n
-        width = max(sum(len(f["input_ids"]) for f in b) for b in bins)
-        ids = torch.full((len(bins), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(bins), width), IGNORE, dtype=torch.long)
-        positions = torch.zeros((len(bins), width), dtype=torch.long)
-        real = 0
-        for i, b in enumerate(bins):
-            at = 0
-            for f in b:
-                n = len(f["input_ids"])
-                ids[i, at:at + n] = torch.tensor(f["input_ids"])
-                labels[i, at + 1:at + n] = torch.tensor(f["labels"][1:])
-                positions[i, at:at + n] = torch.arange(n)
-                at += n
-            positions[i, at:] = torch.arange(width - at)  # the filler: a segment of its own
-            real += at
-        # use_cache=False: with a cache transformers would not read the position ids as row boundaries
-        return {"input_ids": ids, "labels": labels, "position_ids": positions, "use_cache": False,
-                "num_real_tokens": torch.tensor(real)}
-
-
 def batch_tokens(inputs: dict) -> int:
-    """Real (non-pad) tokens in a collated batch."""
-    if "num_real_tokens" in inputs:
-        return int(inputs["num_real_tokens"])
+    """Real (non-pad) tokens in a collated batch (a padding-free batch has no pad token)."""
     if "attention_mask" in inputs:
         return int(inputs["attention_mask"].sum())
     return int(inputs["input_ids"].numel())

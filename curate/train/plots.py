@@ -97,7 +97,8 @@ def compare_plot(metrics: dict, conditions: list[str], path: Path, title: str = 
     cols = min(3, max(1, len(names)))
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=100, squeeze=False)
-    colors = {"subset": "#2171b5", "random": "#969696", "full": "#41ab5d"}
+    colors = {"subset": "#2171b5", "random": "#969696", "random_tokens": "#636363", "random_balanced": "#bdbdbd",
+              "full": "#41ab5d", "full_steps": "#a1d99b"}
     for k, name in enumerate(names):
         ax = axes[k // cols][k % cols]
         m = metrics[name]
@@ -118,7 +119,7 @@ def compare_plot(metrics: dict, conditions: list[str], path: Path, title: str = 
             ax.axhline(m["base"], color="black", ls="--", lw=1, label="base model")
             ax.legend(fontsize=7)
         ax.set_xticks(range(len(conditions)))
-        ax.set_xticklabels(conditions)
+        ax.set_xticklabels(conditions, rotation=30 if len(conditions) > 3 else 0, fontsize=7 if len(conditions) > 3 else None)
         ax.set_xlim(-0.6, len(conditions) - 0.4)
         arrow = "lower is better" if not m.get("higher_is_better", True) else "higher is better"
         ax.set_title(f"{name} ({m.get('role') or 'no role'}; {arrow})", fontsize=9)

@@ -41,11 +41,12 @@ def train_target(target, overrides: list[str] | None = None, *, model: str | Non
                  out: str | Path | None = None, evaluate: bool = True, rerun: bool = False,
                  progress: Callable | None = None) -> Path:
     """Train on a recipe's run folder or a run folder; evaluate; return the training folder."""
-    from curate.train.compare import RecipeContext, _sayer, _train_progress
+    from curate.train.context import RecipeContext
+    from curate.train.runs import sayer, train_progress
     from curate.train.data import read_rows
     from curate.train.trainer import train
 
-    say = _sayer(progress)
+    say = sayer(progress)
     if dataset not in DATASETS:
         raise CurateError(f"--data is one of {list(DATASETS)}, not {dataset!r}", "--data")
     target = Path(target)
@@ -63,7 +64,7 @@ def train_target(target, overrides: list[str] | None = None, *, model: str | Non
     rows = read_rows(run_dir, dataset)
     say(f"training {tspec.model.name} on {len(rows)} rows of {run_dir}/{dataset} into {out}")
     res = train(rows, tspec, out, base_dir=base_dir, keep_model=evaluate,
-                progress=_train_progress(progress, {"cond": dataset, "seed": tspec.seed}))
+                progress=train_progress(progress, {"cond": dataset, "seed": tspec.seed}))
     if evaluate:
         from curate.evals.suite import LossSet, Suite
 
@@ -132,9 +133,10 @@ def eval_target(target: str, *, recipe: str | Path | None = None, overrides: lis
                 progress: Callable | None = None) -> dict:
     """Run the evaluation suite on a model (and on the base model of a training folder)."""
     from curate.evals.suite import Suite
-    from curate.train.compare import RecipeContext, _sayer
+    from curate.train.context import RecipeContext
+    from curate.train.runs import sayer
 
-    say = _sayer(progress)
+    say = sayer(progress)
     if recipe:
         ctx = RecipeContext(recipe, overrides)
         espec, cache_dir, base_dir = ctx.eval_spec, ctx.cache_dir, ctx.recipe_dir

@@ -31,7 +31,9 @@ from curate.evals.spec import EvalSpec, EvalTask  # noqa: F401 - re-exported: th
 from curate.models import ModelSpec
 
 SCHEDULES = ("cosine", "onecycle", "cyclic", "constant")
-CONDITIONS = ("subset", "random", "full")
+# the arms of curate compare (curate.train.arms); the default runs the first three of the issue's list
+CONDITIONS = ("subset", "random", "random_tokens", "random_balanced", "full", "full_steps")
+DEFAULT_CONDITIONS = ("subset", "random", "full")
 
 
 class _Strict(BaseModel):
@@ -49,7 +51,7 @@ class LoraSpec(_Strict):
 
 
 class TrainSpec(_Strict):
-    """How `curate train` fine-tunes: LoRA SFT with transformers' Trainer, loss on assistant tokens only.
+    """How `curate train` fine-tunes: LoRA SFT with TRL's SFTTrainer, loss on assistant tokens only.
 
     - `model`: a `curate.models.ModelSpec` or just its name (hub id, folder or .gguf file).
     - `lora`: LoraSpec.
@@ -65,9 +67,12 @@ class TrainSpec(_Strict):
     - `warmup_ratio` (null: 0.03 for cosine, 0.3 for onecycle, 0 for constant): share of the steps.
     - `reshuffle` (true): a new row order every epoch; false keeps one seeded order for every epoch (the
       setting under which repeated epochs show the memorisation staircase).
-    - `packing` (auto: on with CUDA): padding-free batches: the rows of a micro-batch are concatenated into one
+    - `packing` (auto: on with CUDA): TRL's padding-free batches: the rows of a micro-batch are concatenated into one
       sequence whose position ids restart at every row, so attention never crosses rows and no pad token is
       computed.
+    - `fused_loss` (auto: on with CUDA): TRL's fused LM head for the loss (per-token log-probabilities in tiles,
+      the full logits never built: less memory); off, the model's own cross-entropy over the full logits (on a
+      CPU the fused head measured 0.74-0.78x the speed: bench/README.md). The loss is the same.
     - `bf16` (auto: on with CUDA when supported), `attention` (auto: sdpa), `gradient_checkpointing` (false).
     - `seed` (0): LoRA initialisation, row order, validation split.
     - `val_fraction` (0.05) of the rows (at most `val_max_rows`) held out for the validation loss, or
@@ -96,6 +101,7 @@ class TrainSpec(_Strict):
     max_grad_norm: float = Field(1.0, ge=0)
     reshuffle: bool = True
     packing: bool | Literal["auto"] = "auto"
+    fused_loss: bool | Literal["auto"] = "auto"
     bf16: bool | Literal["auto"] = "auto"
     attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     gradient_checkpointing: bool = False
@@ -124,22 +130,28 @@ class TrainSpec(_Strict):
 
 
 class CompareSpec(_Strict):
-    """`curate compare`: the same training on the curated subset, a random subset and the full pool.
+    """`curate compare`: the same training on the curated subset and on matched baselines (curate.train.arms).
 
-    - `seeds` ([0, 1, 2]): one training per condition and seed; means and confidence intervals over seeds.
-    - `conditions` ([subset, random, full]):
+    - `seeds` ([0, 1, 2]): one training per condition and seed; means and confidence intervals over seeds, and
+      the paired comparisons match the runs of the same seed.
+    - `conditions` ([subset, random, full]; must include `subset`, which every other arm is compared with):
       `subset` = the run folder's data (the selection);
-      `random` = a random subset of the same pool with the selector's budget (curate's `select.random`),
-      drawn afresh for every seed when `redraw_random` (true), else the run folder's `baseline_random`;
+      `random` = as many uniformly random pool rows as the subset arm has, drawn afresh for every seed when
+      `redraw_random` (true), else the run folder's `baseline_random`;
+      `random_tokens` = uniformly random pool rows up to the subset arm's tokens (within one row; counted with
+      the trained model's tokenizer as training encodes them);
+      `random_balanced` = for each source, as many random pool rows of that source as the subset arm has;
       `full` = the whole pool the last selector chose from (the recipe re-run up to that selector, from the
-      cache), less the shared held-out rows.
-    - `rows` (null): train `subset` and `random` on a seeded sample of this many rows (quick runs).
+      cache), less the shared held-out rows, for `train.epochs`;
+      `full_steps` = the same pool, trained for the subset run's number of optimizer steps (compute-matched).
+    - `rows` (null): train `subset` on a seeded sample of this many rows (the random arms match that sample).
     - `full_rows` (null): train `full` on a seeded sample of this many pool rows instead of all of them.
     - `holdout_rows` (200): rows of the pool that are in no condition's training data (neither selected nor in a
       random draw), shared by every run: their loss is the metric `pool_heldout.loss` and the validation
       curve during training. 0 turns it off (each run then holds out `train.val_fraction` of its own rows).
     - `holdout_role` (domain): the role of `pool_heldout.loss` in domain gain / forgetting.
-    - `confidence` (0.95): of the t-distribution intervals.
+    - `confidence` (0.95): of the t-distribution intervals and the paired bootstrap intervals.
+    - `bootstrap` (2000): resamples of the paired bootstrap (items x seeds; curate.train.stats).
     - `dir` (null: `<run folder>/compare`): where results go.
     - `pool` (null): a run folder or jsonl/parquet file holding the pool, used as it is instead of rebuilding
       it: e.g. the `compare/pool/` of an earlier compare, on a machine that lacks what the earlier steps need
@@ -147,13 +159,14 @@ class CompareSpec(_Strict):
     """
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    conditions: list[Literal["subset", "random", "full"]] = Field(default_factory=lambda: list(CONDITIONS), min_length=1)
+    conditions: list[str] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS), min_length=1)
     redraw_random: bool = True
     rows: int | None = Field(None, ge=1)
     full_rows: int | None = Field(None, ge=1)
     holdout_rows: int = Field(200, ge=0)
     holdout_role: Literal["domain", "general"] = "domain"
     confidence: float = Field(0.95, gt=0, lt=1)
+    bootstrap: int = Field(2000, ge=100)
     dir: str | None = None
     pool: str | None = None
 
@@ -162,6 +175,18 @@ class CompareSpec(_Strict):
     def _unique(cls, values):
         if len(set(values)) != len(values):
             raise ValueError(f"repeats a value: {values}")
+        return values
+
+    @field_validator("conditions")
+    @classmethod
+    def _known(cls, values):
+        from curate.errors import did_you_mean
+
+        for v in values:
+            if v not in CONDITIONS:
+                raise ValueError(f"unknown condition {v!r}{did_you_mean(v, CONDITIONS)}; conditions: {', '.join(CONDITIONS)}")
+        if "subset" not in values:
+            raise ValueError("must include subset: every other arm is compared with it")
         return values
 
 

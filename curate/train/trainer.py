@@ -1,9 +1,16 @@
-"""`train(data, spec, out_dir)`: LoRA SFT of a causal LM on curated rows, through transformers' Trainer.
+"""`train(data, spec, out_dir)`: LoRA SFT of a causal LM on curated rows, through TRL's `SFTTrainer`.
 
-The loss is on assistant tokens only (curate.train.data). transformers' Trainer runs the loop; curate's
-subclass only swaps in the learning-rate schedule (curate.train.schedules), counts the tokens it trains on,
-and the order of rows is fixed across epochs when `reshuffle` is off (the rows are put in one seeded order
-and read sequentially every epoch).
+curate tokenizes each row's rendered `text` and turns its `assistant_spans` into a token-level assistant mask
+(curate.train.data: the one thing TRL cannot know, since the recipe's template rendered the text); TRL does
+the rest: labels from the mask (`assistant_masks`: the loss is on assistant tokens only), the LoRA adapter
+(`peft_config`), batching (its `DataCollatorForLanguageModeling`: padded batches, or padding-free with
+`packing`: the rows of a micro-batch in one sequence whose position ids restart at every row, so no pad token
+is computed and attention never crosses rows), the loss (its fused LM head: per-token log-probabilities
+without materialising the logits) and the loop (transformers' Trainer underneath). curate's subclass swaps in
+the learning-rate schedule (curate.train.schedules), counts the tokens it trains on, sends no telemetry, and
+the order of rows is fixed across epochs when `reshuffle` is off (the rows are put in one seeded order and read
+sequentially every epoch). A micro-batch is `batch_size` rows with or without packing, so the number of
+optimizer steps depends on the rows, never on their lengths.
 
 What a training folder holds (written to a temporary folder and swapped in whole):
 
@@ -33,13 +40,12 @@ from typing import Any, Callable
 
 from curate.errors import CurateError
 from curate.io import check_replaceable, staged_folder
-from curate.train.data import (EncodeStats, PackingCollator, PaddingCollator, batch_tokens, check_rows, encode_rows,
-                               read_rows, split_rows)
+from curate.train.data import EncodeStats, batch_tokens, check_rows, encode_rows, read_rows, split_rows
 from curate.train.spec import TrainSpec
 from curate.train.staircase import detect_staircase
 
 LOG_FIELDS = ("kind", "step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen")
-LIBRARIES = ("torch", "transformers", "peft", "accelerate")
+LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate")
 
 
 @dataclass
@@ -106,18 +112,11 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
         random.Random(spec.seed).shuffle(train_set)
 
     packing = on_cuda if spec.packing == "auto" else bool(spec.packing)
+    fused = on_cuda if spec.fused_loss == "auto" else bool(spec.fused_loss)
     bf16 = (on_cuda and torch.cuda.is_bf16_supported()) if spec.bf16 == "auto" else bool(spec.bf16)
     fp16 = on_cuda and not bf16 and next(model.parameters()).dtype == torch.float16
     attention = _set_attention(model, spec.attention, on_cuda)
 
-    model = _with_lora(model, spec)
-    if spec.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    collator = (PackingCollator(pad_id=pad_id, max_length=spec.max_length, record=record_order) if packing
-                else PaddingCollator(pad_id=pad_id, record=record_order))
     batches_per_epoch = math.ceil(len(train_set) / spec.batch_size)
     steps_per_epoch = max(batches_per_epoch // spec.grad_accum + int(batches_per_epoch % spec.grad_accum > 0), 1)
     total_steps = spec.max_steps or max(1, math.ceil(spec.epochs * steps_per_epoch))
@@ -125,8 +124,8 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
 
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as tmp:
-        trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, collator, steps_per_epoch,
-                                   total_steps, eval_every, bf16, fp16, device, progress)
+        trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch,
+                                   total_steps, eval_every, bf16, fp16, device, progress, record_order)
         trainer.train()
         if val_set and (not logger.log or logger.last_eval_step != trainer.state.global_step):
             trainer.evaluate()
@@ -157,6 +156,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
         summary = _summary(spec, source, base_info, device, packing, bf16, attention, stats, val_stats,
                            [r.get("id") for r in train_rows], [r.get("id") for r in val], steps_per_epoch, trainer,
                            logger, log, staircase, started)
+        summary["fused_loss"] = fused
         _write_log(tmp / "loss.csv", log)
         from curate.train.plots import loss_plot
 
@@ -166,7 +166,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
         (tmp / "train.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return TrainResult(out_dir, summary, log, adapter_dir, merged_dir,
                        model if keep_model else None, tokenizer if keep_model else None,
-                       list(collator.seen) if record_order else [], list(val))
+                       list(logger.seen) if record_order else [], list(val))
 
 
 # -- pieces ----------------------------------------------------------------------------------------------
@@ -191,17 +191,11 @@ def _set_attention(model, attention: str, on_cuda: bool) -> str:
     return getattr(model.config, "_attn_implementation", None) or "default"
 
 
-def _with_lora(model, spec: TrainSpec):
-    from peft import LoraConfig, get_peft_model
+def _lora_config(spec: TrainSpec):
+    from peft import LoraConfig
 
-    config = LoraConfig(r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
-                        target_modules=spec.lora.target_modules, task_type="CAUSAL_LM", bias="none")
-    try:
-        with warnings.catch_warnings():  # peft reads a property transformers deprecated: not the user's to fix
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            return get_peft_model(model, config)
-    except ValueError as e:
-        raise CurateError(f"LoRA cannot be applied: {e}", "train.lora.target_modules") from None
+    return LoraConfig(r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
+                      target_modules=spec.lora.target_modules, task_type="CAUSAL_LM", bias="none")
 
 
 class _Log:
@@ -215,6 +209,7 @@ class _Log:
         self.step_seconds = 0.0
         self._t0 = None
         self.last_eval_step = None
+        self.seen: list[list[int]] = []  # row indices of each training batch (record_order)
 
     def rows(self) -> list[dict]:
         return list(self.log)
@@ -259,17 +254,19 @@ def _callback_class():
     return LossLogCallback
 
 
-def _trainer(model, tokenizer, spec, tmp, train_set, val_set, collator, steps_per_epoch, total_steps, eval_every,
-             bf16, fp16, device, progress):
-    from transformers import Trainer, TrainingArguments
+def _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch, total_steps,
+             eval_every, bf16, fp16, device, progress, record_order):
+    from datasets import Dataset
+    from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from trl import SFTConfig, SFTTrainer
 
     from curate.train.schedules import make_scheduler
 
     sink = _Log(progress)
 
-    class CurateTrainer(Trainer):
-        """transformers' Trainer with curate's schedules and a count of the tokens trained on."""
+    class CurateTrainer(SFTTrainer):
+        """TRL's SFTTrainer with curate's schedules, a count of the tokens trained on, and no telemetry."""
 
         def create_scheduler(self, num_training_steps, optimizer=None):
             if self.lr_scheduler is None:
@@ -284,11 +281,18 @@ def _trainer(model, tokenizer, spec, tmp, train_set, val_set, collator, steps_pe
             sink.label_tokens += int((inputs["labels"] != -100).sum())
             return super().training_step(model, inputs, num_items_in_batch)
 
-        def compute_loss(self, model, inputs, *args, **kwargs):
-            inputs.pop("num_real_tokens", None)  # the collator's count, not a model input
-            return super().compute_loss(model, inputs, *args, **kwargs)
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if fused:  # TRL's fused LM head
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            # the model's own loss over the full logits (faster on a CPU); the same inputs, the same scaling
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
 
-    args = TrainingArguments(
+        def _send_telemetry(self):  # curate runs offline and reports nothing anywhere
+            return None
+
+    args = SFTConfig(
         output_dir=str(tmp / "checkpoints"),
         per_device_train_batch_size=spec.batch_size,
         per_device_eval_batch_size=spec.eval_batch_size or spec.batch_size,
@@ -310,19 +314,76 @@ def _trainer(model, tokenizer, spec, tmp, train_set, val_set, collator, steps_pe
         bf16=bf16,
         fp16=fp16,
         use_cpu=not device.startswith("cuda"),
-        remove_unused_columns=False,
+        activation_checkpointing=spec.gradient_checkpointing,  # transformers' new name; TRL's default is on
+        remove_unused_columns=False,  # `idx` reaches the collator (the recorded order)
         disable_tqdm=True,
         dataloader_num_workers=0,
         train_sampling_strategy="random" if spec.reshuffle else "sequential",
         prediction_loss_only=True,
         label_names=["labels"],
+        # curate has tokenized, cut at max_length and masked the rows already (input_ids + assistant_masks)
+        max_length=None,
+        packing=False,
+        padding_free=packing,
+        shuffle_dataset=False,
+        dataset_num_proc=None,
     )
-    trainer = CurateTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=val_set or None,
-                            data_collator=collator, processing_class=tokenizer,
-                            callbacks=[_callback_class()(sink)])
+    with _no_progress_bars(), warnings.catch_warnings():  # peft reads a property transformers deprecated
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        try:
+            trainer = CurateTrainer(
+                model=model, args=args, train_dataset=Dataset.from_list(_masked(train_set)),
+                eval_dataset=Dataset.from_list(_masked(val_set)) if val_set else None, processing_class=tokenizer,
+                peft_config=_lora_config(spec), callbacks=[_callback_class()(sink)])
+        except ValueError as e:
+            if "target" in str(e).lower() or "lm_head" in str(e):
+                raise CurateError(f"LoRA cannot be applied: {e}", "train.lora.target_modules") from None
+            raise
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
+    if record_order:
+        trainer.data_collator = _Recording(trainer.data_collator, sink.seen)
     return trainer, sink
+
+
+def _masked(encoded: list[dict]) -> list[dict]:
+    """TRL's pre-tokenized form: `input_ids` and `assistant_masks` (1 where curate's labels train the token)."""
+    out = []
+    for e in encoded:
+        row = {"input_ids": e["input_ids"], "assistant_masks": [int(x != -100) for x in e["labels"]]}
+        if "idx" in e:
+            row["idx"] = e["idx"]
+        out.append(row)
+    return out
+
+
+class _Recording:
+    """Wraps TRL's collator: records the row indices (`idx`) of each training batch."""
+
+    def __init__(self, collator, seen: list):
+        self.collator, self.seen = collator, seen
+
+    def __call__(self, features):
+        if all("idx" in f for f in features):
+            self.seen.append([f["idx"] for f in features])
+        return self.collator([{k: v for k, v in f.items() if k != "idx"} for f in features])
+
+
+class _no_progress_bars:
+    """TRL prepares the dataset with `datasets.map`, which draws a progress bar per pass: none here."""
+
+    def __enter__(self):
+        from datasets.utils import logging as ds_logging
+
+        self.on = ds_logging.is_progress_bar_enabled()
+        ds_logging.disable_progress_bar()
+
+    def __exit__(self, *exc):
+        from datasets.utils import logging as ds_logging
+
+        if self.on:
+            ds_logging.enable_progress_bar()
+        return False
 
 
 def _summary(spec, source, base_info, device, packing, bf16, attention, stats, val_stats, train_ids, val_ids,

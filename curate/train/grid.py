@@ -1,0 +1,151 @@
+"""`curate ablate RECIPE --train`: fine-tune every point of an ablation grid, place each on domain gain (x)
+against general retention (y), both changes against the base model (see curate.evals.suite); the points no
+other point beats on both are the Pareto front. Writes `<ablate dir>/train/`: `pareto.json`, `pareto.png`,
+`results.md`, `<point>/seed<k>/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from curate.errors import CurateError
+from curate.io import check_replaceable, staged_folder
+from curate.train.context import RecipeContext
+from curate.train.spec import EvalSpec, TrainSpec
+from curate.train.stats import pareto_front, summarize
+
+FORMAT_VERSION = 1
+
+
+# -- ablate --train ---------------------------------------------------------------------------------------
+
+
+def train_ablation(recipe_path, overrides: list[str] | None = None, *, ablate_dir: str | Path | None = None,
+                   progress: Callable | None = None) -> Path:
+    """`curate ablate RECIPE --train`: train every point of the recipe's grid (already built by
+    `run_ablation`) with its `train:` and `evals:` sections; seeds are `compare.seeds` when the recipe gives
+    them, else `train.seed`. Returns `<ablate dir>/train`."""
+    ctx = RecipeContext(recipe_path, overrides)
+    a = ctx.recipe.ablate
+    folder = Path(ablate_dir) if ablate_dir else Path(a.dir if a and a.dir else f"runs/{ctx.recipe.name}-ablate")
+    seeds = ctx.compare_spec.seeds if ctx.given("compare", "seeds") else [ctx.train_spec.seed]
+    return train_grid(folder, ctx.train_spec, ctx.eval_spec, seeds=seeds, cache_dir=ctx.cache_dir,
+                      base_dir=ctx.recipe_dir, confidence=ctx.compare_spec.confidence, progress=progress)
+
+
+def check_grid_training(recipe_path, overrides: list[str] | None = None) -> None:
+    """Fail before any grid point is built when the recipe cannot be trained as a grid."""
+    from curate.train import require_train_extra
+
+    require_train_extra()
+    ctx = RecipeContext(recipe_path, overrides)
+    if ctx.recipe.ablate is None:
+        raise CurateError("the recipe has no `ablate:` section (ratios, sizes or grid)", f"{ctx.where}: ablate")
+    _check_pareto_evals(ctx.eval_spec)
+
+
+def _check_pareto_evals(eval_spec: EvalSpec) -> None:
+    roles = {t.role for t in eval_spec.tasks.values()}
+    if not ({"domain", "general"} <= roles) and not (eval_spec.domain_metric and eval_spec.general_metric):
+        raise CurateError("the Pareto front needs at least one domain and one general evaluation "
+                          f"(roles given: {sorted(roles) or 'none'})", "evals.tasks")
+
+
+def train_grid(ablate_dir: str | Path, train_spec: TrainSpec, eval_spec: EvalSpec, *, seeds: list[int] | None = None,
+               cache_dir: str | Path | None = ".curate/cache/evals", base_dir: str | Path = ".",
+               confidence: float = 0.95, progress: Callable | None = None) -> Path:
+    """Fine-tune and evaluate every point of `<ablate_dir>/index.json`; write `<ablate_dir>/train/`."""
+    from curate.evals.suite import Suite
+    from curate.train.runs import sayer, train_and_eval
+    from curate.train.compare_report import num
+
+    started = time.perf_counter()
+    say = sayer(progress)
+    ablate_dir = Path(ablate_dir)
+    index_path = ablate_dir / "index.json"
+    if not index_path.is_file():
+        raise CurateError("no index.json: build the grid first (`curate ablate RECIPE`)", str(ablate_dir))
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    _check_pareto_evals(eval_spec)
+    seeds = list(seeds or [train_spec.seed])
+    suite = Suite(eval_spec)
+    info = suite.metric_info()
+    out = ablate_dir / "train"
+    check_replaceable(out, "pareto.json", "a trained ablation folder")
+    with staged_folder(out) as tmp:
+        say("evaluating the base model")
+        base = suite.run_base(train_spec.model, cache_dir=cache_dir, base_dir=base_dir, progress=say)
+        points = []
+        for p in index["points"]:
+            runs = []
+            for seed in seeds:
+                rel = Path(p["dir"]) / f"seed{seed}"
+                say(f"[{p['point']} seed {seed}] training on {p['rows']} rows")
+                runs.append(train_and_eval(ablate_dir / p["dir"], train_spec.model_copy(update={"seed": seed}),
+                                            tmp / rel, out / rel, suite, base, None, base_dir, progress,
+                                            point=p["point"], seed=seed))
+            dg = summarize([r["domain_gain"] for r in runs], confidence)
+            gr = summarize([r["general_retention"] for r in runs], confidence)
+            points.append({
+                "point": p["point"], "dir": p["dir"], "changes": p.get("changes", {}), "rows": p.get("rows"),
+                "mix": p.get("mix", {}), "seeds": seeds,
+                "metrics": {m: summarize([r["metrics"].get(m) for r in runs], confidence)["mean"] for m in info},
+                "domain_gain": dg["mean"], "general_retention": gr["mean"],
+                "forgetting": -gr["mean"] if gr["mean"] is not None else None,
+                "ci": {"domain_gain": dg["ci"], "general_retention": gr["ci"]},
+                "runs": [{k: v for k, v in r.items() if not k.startswith("_") and k != "point"} for r in runs],
+            })
+        flags = pareto_front([(q["domain_gain"], q["general_retention"]) for q in points])
+        for q, f in zip(points, flags):
+            q["pareto"] = f
+            for r in q["runs"]:
+                r["dir"] = os.path.relpath(r["dir"], out)
+        x_def = (f"change of {eval_spec.domain_metric} against the base model" if eval_spec.domain_metric else
+                 "mean change of the domain tasks' primary metrics against the base model (positive = better)")
+        y_def = (f"change of {eval_spec.general_metric} against the base model" if eval_spec.general_metric else
+                 "mean change of the general tasks' primary metrics against the base model (0 = nothing forgotten)")
+        from curate import __version__
+
+        result = {
+            "format_version": FORMAT_VERSION, "kind": "ablate-train", "curate_version": __version__,
+            "recipe": index.get("recipe"), "ablate_dir": str(ablate_dir), "seeds": seeds, "confidence": confidence,
+            "x": {"name": "domain_gain", "definition": x_def},
+            "y": {"name": "general_retention", "definition": y_def},
+            "metrics": info,
+            "base": {"metrics": base["metrics"], "model": base.get("model"), "cached": base.get("cached")},
+            "points": points,
+            "front": [q["point"] for q in sorted((q for q in points if q["pareto"]), key=lambda q: q["domain_gain"])],
+            "settings": {"train": train_spec.model_dump(mode="json"), "evals": eval_spec.model_dump(mode="json")},
+            "files": {"table": "results.md", "plot": "pareto.png"},
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        from curate.io import write_json_atomic, write_text_atomic
+        from curate.train.plots import pareto_plot
+
+        write_json_atomic(tmp / "pareto.json", result)
+        write_text_atomic(tmp / "results.md", grid_markdown(result))
+        pareto_plot(points, tmp / "pareto.png", "domain gain (vs base)", "general retention (vs base)",
+                    title=f"{result['recipe']}: domain gain vs general retention ({len(seeds)} seed(s))")
+    return out
+
+
+def grid_markdown(result: dict) -> list[str]:
+    from curate.train.compare_report import num
+
+    metrics = [m for m, i in result["metrics"].items() if i["primary"]]
+    head = ["point", "rows", "domain gain", "general retention", "Pareto", *metrics]
+    lines = [f"# Ablation grid, trained: {result['recipe']}", "",
+             f"x = domain gain: {result['x']['definition']}; y = general retention: {result['y']['definition']}. "
+             f"Seeds {result['seeds']}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines.append("| base | – | 0 | 0 | – | " + " | ".join(num(result["base"]["metrics"].get(m)) for m in metrics) + " |")
+    for p in result["points"]:
+        cells = [p["point"], str(p["rows"]), num(p["domain_gain"]), num(p["general_retention"]),
+                 "yes" if p["pareto"] else "", *[num(p["metrics"].get(m)) for m in metrics]]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Pareto front: {', '.join(result['front']) or '(none)'}.", ""]
+    return lines
