@@ -46,14 +46,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--pool", type=Path, default=None, help="a generated pool folder (bench/make_pool.py)")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="MiniLM rows/s measured before: skips the real pool, only the --pool part runs")
     args = ap.parse_args()
-
-    import pyarrow as pa
 
     from curate.embeddings import DEFAULT_MODEL, static_model_path
     from curate.steps.base import StepContext
     from curate.steps.dedup.semantic import SemanticDedup
-    from curate.steps.score.embed import Embed
 
     def ctx(label):
         return StepContext(label=label, where=f"bench.{label}", seed=1234)
@@ -69,7 +68,18 @@ def main() -> None:
         out = step.decide(table)
         return time.perf_counter() - t0, {i for i, d in enumerate(out) if d is not None}, step.ctx.notes
 
-    # -- the real pool with planted paraphrases: fast against full ----------------------------------------
+    rate = real_pool(args, static, fast, ctx) if args.rate is None else args.rate
+    if args.pool:
+        candidates_only(args.pool, static, ctx, rate)
+
+
+def real_pool(args, static, fast, ctx) -> float:
+    """The real pool with planted paraphrases: fast against full. Returns MiniLM's rows/s (embed + dedup)."""
+    import pyarrow as pa
+
+    from curate.steps.dedup.semantic import SemanticDedup
+    from curate.steps.score.embed import Embed
+
     pool = load_pool(args.data)
     planted, originals = plant(pool)
     n_pool = len(pool)
@@ -92,36 +102,38 @@ def main() -> None:
         print(f"| fast, candidate_threshold {threshold:g} | {secs:.1f} | {notes['rows_embedded']} | "
               f"{notes['candidate_pairs']} | {len(dropped)} | {both} ({both / max(len(full), 1):.1%}) | "
               f"{found(dropped, n_pool, originals)} |")
+    return table.num_rows / full_s
 
-    # -- a generated pool: what the static stage costs and how many rows MiniLM would embed ------------------
-    if args.pool:
-        import numpy as np
 
-        class CandidatesOnly(SemanticDedup):
-            """The static stage alone: counts the candidates, embeds nothing with MiniLM."""
+def candidates_only(folder: Path, static: Path, ctx, rate: float) -> None:
+    """A generated pool: what the static stage costs and how many rows MiniLM would embed."""
+    import numpy as np
+    import pyarrow as pa
 
-            def _decided_by_reference(self, table, a, b):
-                members = np.unique(np.concatenate([a, b]))
-                self.ctx.notes.update({"candidate_pairs": len(a), "rows_embedded": len(members)})
-                return a[:0], b[:0], np.zeros(0)
+    from curate.steps.dedup.semantic import SemanticDedup
 
-        rate = table.num_rows / full_s  # MiniLM rows/s measured above (embed + dedup)
-        rows = pool_rows(args.pool)
-        big = pa.Table.from_pylist(rows)
-        print(f"\n{args.pool.name}: {big.num_rows:,} rows; MiniLM time projected at the {rate:.0f} rows/s measured above")
-        print("| candidate_threshold | static stage s | candidate pairs | rows MiniLM would embed | share | "
-              "projected fast s | projected full s |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
-        for threshold in THRESHOLDS:
-            step = CandidatesOnly(CandidatesOnly.Params(mode="fast", fast_model=str(static),
-                                                        candidate_threshold=threshold), ctx("dedup.semantic"))
-            t0 = time.perf_counter()
-            step.decide(big)
-            secs = time.perf_counter() - t0
-            notes = step.ctx.notes
-            print(f"| {threshold:g} | {secs:.1f} | {notes['candidate_pairs']:,} | {notes['rows_embedded']:,} | "
-                  f"{notes['rows_embedded'] / big.num_rows:.1%} | {secs + notes['rows_embedded'] / rate:,.0f} | "
-                  f"{big.num_rows / rate:,.0f} |", flush=True)
+    class Counting(SemanticDedup):
+        def _decided_by_reference(self, table, a, b):
+            members = np.unique(np.concatenate([a, b]))
+            self.ctx.notes.update({"candidate_pairs": len(a), "rows_embedded": len(members)})
+            return a[:0], b[:0], np.zeros(0)
+
+    big = pa.Table.from_pylist(pool_rows(folder))
+    print(f"\n{folder.name}: {big.num_rows:,} rows; MiniLM time projected at {rate:.0f} rows/s (embed + dedup)")
+    print("| candidate_threshold | static stage s | candidate pairs | rows MiniLM would embed | share | "
+          "projected fast s | projected full s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for threshold in THRESHOLDS:
+        step = Counting(Counting.Params(mode="fast", fast_model=str(static), candidate_threshold=threshold),
+                        ctx("dedup.semantic"))
+        t0 = time.perf_counter()
+        step.decide(big)
+        secs = time.perf_counter() - t0
+        notes = step.ctx.notes
+        print(f"| {threshold:g} | {secs:.1f} | {notes['candidate_pairs']:,} | {notes['rows_embedded']:,} | "
+              f"{notes['rows_embedded'] / big.num_rows:.1%} | {secs + notes['rows_embedded'] / rate:,.0f} | "
+              f"{big.num_rows / rate:,.0f} |", flush=True)
+
 
 if __name__ == "__main__":
     main()
