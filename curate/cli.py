@@ -6,7 +6,6 @@ without a traceback.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import sys
@@ -14,43 +13,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from curate.console import SetOption, err, out, print_progress, user_errors  # noqa: F401 - print_progress: the commands' progress lines
 from curate.errors import CurateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Curate and mix LLM instruction-tuning data.")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # messages name paths: never broken across lines
-
-SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: KEY.PATH=VALUE (repeatable).")]
-
-
-def user_errors(fn):
-    """Turn CurateError into a message and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except CurateError as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)  # brackets in e are text
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def print_progress(message) -> None:
-    """Progress lines of long commands (train, compare, ablate --train) on stderr; non-text events are ignored."""
-    if isinstance(message, str):
-        err.print(f"[dim]{escape(message)}[/]", highlight=False)
-
-
 class RichReporter:
     def __init__(self):
         self._status = None

@@ -36,7 +36,7 @@ def card_warnings_to(console):
 
 
 def register(app: typer.Typer) -> None:
-    from curate.cli import err, out, user_errors  # curate.cli defines these before it calls register
+    from curate.console import err, out, user_errors
 
     @app.command()
     @user_errors

@@ -13,8 +13,8 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from curate.cli import SetOption, out, user_errors
-    from curate.cli import print_progress as progress
+    from curate.console import SetOption, out, user_errors
+    from curate.console import print_progress as progress
 
     @app.command("train")
     @user_errors
