@@ -243,6 +243,24 @@ def test_minhash_star_clusters_never_chain_and_components_do():
     assert dropped(d) == [2, 3] and d[3].duplicate_of == ds[0]["id"] and d[3].detail["cluster_size"] == 3
 
 
+def test_minhash_copies_of_a_dropped_row_go_with_it():
+    """Verbatim copies share one signature and walk as one row: when the first of them is dropped for an
+    earlier near-duplicate, its copies are too (they are as near to it), and a copy group without
+    neighbours keeps its best row."""
+    a = paragraph(1, 120)
+    near = one_word_changed(a, at=60)
+    lone = paragraph(2, 120)
+    ds = pairs_dataset([(near, "n"), (a, "a"), (a, "a"), (lone, "l"), (a, "a"), (lone, "l")])
+    d = build(MinHashDedup, threshold=0.8).decide(ds)
+    assert dropped(d) == [1, 2, 4, 5]
+    assert {d[i].duplicate_of for i in (1, 2, 4)} == {ds[0]["id"]} and d[5].duplicate_of == ds[3]["id"]
+    assert d[2].detail["jaccard"] == d[1].detail["jaccard"] < 1.0 and d[5].detail["jaccard"] == 1.0
+    # keep: longest prefers the copy with the longest answer: it stands for its group
+    ds = pairs_dataset([(lone, "l"), (lone, "l" * 9), (lone, "l")])
+    d = build(MinHashDedup, threshold=0.8, keep="longest").decide(ds)
+    assert dropped(d) == [0, 2] and {d[0].duplicate_of, d[2].duplicate_of} == {ds[1]["id"]}
+
+
 def test_minhash_verifies_pairs_by_exact_jaccard():
     from curate.steps.dedup.minhash import exact_jaccard
 

@@ -70,10 +70,12 @@ class MinHashDedup(KeepFilter):
       (A~B and B~C drop C even when A and C are unlike: on templated data a chain can swallow thousands).
     - `bands` / `rows` (default: derived): LSH banding. When not given, datasketch's rule (the
       bands x rows <= num_perm minimising the weighted false-positive and false-negative areas
-      around the threshold) with the weights 0.1 / 0.9 instead of 0.5 / 0.5: LSH only proposes
-      candidates and each is verified by its signature similarity, so a false positive costs one
-      comparison while a false negative loses a duplicate. For 0.8 / 128 that is 14 x 9, which finds
-      ~99% of pairs at Jaccard 0.88 where datasketch's 9 x 13 finds ~85%.
+      around a threshold) with the weights 0.1 / 0.9 instead of 0.5 / 0.5: LSH only proposes
+      candidates and each is verified, so a false positive costs one comparison while a false negative
+      loses a duplicate. With `verify: exact` the banding is for the candidate threshold (the threshold
+      less three standard errors of the estimate: 0.69 for 0.8 / 128), 21 x 6, which proposes 99.8% of
+      the pairs right at 0.8; with `verify: estimate` it is for the threshold, 14 x 9 (87% at 0.8, ~99%
+      at 0.88, where datasketch's 9 x 13 finds ~85%).
     - `seed` (default: the step's seed from the recipe): the MinHash permutation seed.
     - `keep` (default "first") / `score_column`: which row of a cluster stays (see dedup.exact).
 
@@ -107,22 +109,34 @@ class MinHashDedup(KeepFilter):
         keys = self.own_keys(table, keys)
         n = table.num_rows
         sig, has_text = keys["sig"].reshape(n, p.num_perm), keys["has_text"].astype(bool)
-        bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
+        reps, heads, copies = signature_copies(sig, has_text)
         if p.verify == "exact":  # candidates a little below the threshold, then the shingle sets decide
+            texts = self._texts(table)
+            same = exact_jaccard(texts, heads, copies, p.ngram, p.shingle) >= 1.0 - 1e-12
+            # a copy whose shingle set is not its head's after all goes through LSH as a row of its own
+            reps, heads, copies = np.sort(np.concatenate([reps, copies[~same]])), heads[same], copies[same]
             margin = 3 * math.sqrt(p.threshold * (1 - p.threshold) / p.num_perm) + 1 / p.num_perm
-            a, b, estimate = similar_pairs(sig, has_text, bands, rows, max(p.threshold - margin, 0.0))
-            jaccard = exact_jaccard(self._texts(table), a, b, p.ngram, p.shingle)
+            low = max(p.threshold - margin, 0.0)
+            # banded for the lower threshold: a pair right at the threshold is a candidate 99.8% of the time
+            # (0.8, 128 permutations: 21 x 6 bands instead of 14 x 9, which finds it 87% of the time)
+            bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(low, p.num_perm, *LSH_WEIGHTS)
+            a, b, _ = lsh_pairs(sig, reps, bands, rows, low)
+            jaccard = exact_jaccard(texts, a, b, p.ngram, p.shingle)
             ok = jaccard >= p.threshold - 1e-12
             notes = {"candidate_pairs": len(a), "verified_pairs": int(ok.sum())}
             a, b, sim = a[ok], b[ok], jaccard[ok]
         else:
-            a, b, sim = similar_pairs(sig, has_text, bands, rows, p.threshold)
+            bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
+            a, b, sim = lsh_pairs(sig, reps, bands, rows, p.threshold)
             notes = {"linked_pairs": len(a)}
+        notes["copies"] = len(copies)
         priority = self.priority(table, keys)
         if p.cluster == "star":
-            decided = star_clusters(a, b, sim, priority)
+            decided = star_clusters_with_copies(a, b, sim, priority, heads, copies)
         else:
-            decided = component_clusters(n, a, b, sim, priority)
+            one = np.ones(len(copies))
+            decided = component_clusters(n, np.concatenate([heads, a]), np.concatenate([copies, b]),
+                                         np.concatenate([one, sim]), priority)
         ids = values(table, "id")
         out: list[Drop | None] = [None] * n
         reason = f"near duplicate (minhash jaccard>={p.threshold:g})"
@@ -147,24 +161,51 @@ class MinHashDedup(KeepFilter):
         return texts
 
 
-def exact_jaccard(texts, a: np.ndarray, b: np.ndarray, ngram: int, shingle: str, chunk: int = 20_000) -> np.ndarray:
+def exact_jaccard(texts, a: np.ndarray, b: np.ndarray, ngram: int, shingle: str, chunk: int = 20_000,
+                  block: int = 1 << 23) -> np.ndarray:
     """The Jaccard similarity of the shingle sets of each pair (a[k], b[k]); `texts(indices)` gives the texts.
-    Shingle sets are built chunk by chunk for the rows in pairs only (32-bit shingle hashes)."""
+    Shingle sets (32-bit shingle hashes) are built chunk by chunk for the rows in pairs only; the
+    intersections are counted for many pairs at once: both sets of each pair tagged with the pair's number,
+    sorted, and the equal neighbours counted (about `block` hashes at a time)."""
     members = np.unique(np.concatenate([a, b]))
-    sets: dict[int, np.ndarray] = {}
+    sets, sizes = [], []
     for lo in range(0, len(members), chunk):
         idx = members[lo:lo + chunk]
         flat, offsets = shingle_hashes(texts(idx), ngram, shingle)
-        small = (flat & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        for k, i in enumerate(idx.tolist()):
-            sets[i] = np.unique(small[offsets[k]:offsets[k + 1]])
+        row = np.repeat(np.arange(len(idx), dtype=np.uint64), np.diff(offsets).astype(np.int64))
+        keys = np.sort((row << np.uint64(32)) | (flat & np.uint64(0xFFFFFFFF)))  # by row, then hash
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys  # no repeats
+        sets.append((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        sizes.append(np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(idx)))
+    flat_sets = np.concatenate(sets) if sets else np.zeros(0, np.uint32)
+    size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+    ia, ib = np.searchsorted(members, a), np.searchsorted(members, b)
     out = np.empty(len(a))
-    for k, (i, j) in enumerate(zip(a.tolist(), b.tolist())):
-        x, y = sets[i], sets[j]
-        inter = np.intersect1d(x, y, assume_unique=True).size
-        union = x.size + y.size - inter
-        out[k] = inter / union if union else 1.0
+    both = size[ia] + size[ib]
+    cut = np.searchsorted(np.cumsum(both), np.arange(0, both.sum() + block, block), side="right")
+    for lo, hi in zip(cut[:-1], cut[1:]):
+        hi = max(hi, lo + 1) if lo < len(a) else hi
+        if lo >= hi:
+            continue
+        pair = np.arange(hi - lo, dtype=np.uint64)
+        tagged = np.concatenate([(np.repeat(pair, size[ia[lo:hi]]) << np.uint64(32)) | _ranges(flat_sets, start[ia[lo:hi]], size[ia[lo:hi]]),
+                                 (np.repeat(pair, size[ib[lo:hi]]) << np.uint64(32)) | _ranges(flat_sets, start[ib[lo:hi]], size[ib[lo:hi]])])
+        tagged.sort()
+        equal = tagged[1:] == tagged[:-1]  # a hash in both sets of one pair
+        inter = np.bincount((tagged[1:][equal] >> np.uint64(32)).astype(np.int64), minlength=hi - lo)
+        union = both[lo:hi] - inter
+        out[lo:hi] = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     return out
+
+
+def _ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """values[starts[0]:starts[0]+lengths[0]], values[starts[1]:...], ... concatenated, as uint64."""
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, np.uint64)
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return values[np.arange(total) + shift].astype(np.uint64)
 
 
 def star_clusters(a: np.ndarray, b: np.ndarray, sim: np.ndarray, priority: np.ndarray) -> list[tuple[int, list]]:
@@ -188,6 +229,31 @@ def star_clusters(a: np.ndarray, b: np.ndarray, sim: np.ndarray, priority: np.nd
         if dropped:
             out.append((i, dropped))
     return out
+
+
+def star_clusters_with_copies(a: np.ndarray, b: np.ndarray, sim: np.ndarray, priority: np.ndarray,
+                              heads: np.ndarray, copies: np.ndarray) -> list[tuple[int, list]]:
+    """star_clusters when each copies[k] is a copy of heads[k] and only the heads are in the pairs (a, b).
+
+    A group of copies is walked as one row, its best member (by priority) standing for it: the same drops
+    as star_clusters over every pair of rows, copies included, without the k*k pairs of a group of k."""
+    groups: dict[int, list[int]] = {}
+    for h, c in zip(heads.tolist(), copies.tolist()):
+        groups.setdefault(h, [h]).append(c)
+    best = {h: min(members, key=lambda r: (priority[r], r)) for h, members in groups.items()}
+    others = {best[h]: sorted(m for m in members if m != best[h]) for h, members in groups.items()}
+    stand = {h: best[h] for h in groups}
+    a = np.fromiter((stand.get(x, x) for x in a.tolist()), dtype=np.int64, count=len(a))
+    b = np.fromiter((stand.get(x, x) for x in b.tolist()), dtype=np.int64, count=len(b))
+    out, placed = [], set()
+    for kept, dropped in star_clusters(a, b, sim, priority):
+        grown = [(m, 1.0) for m in others.get(kept, [])]  # a kept row's copies go for it
+        for d, s in dropped:  # a dropped row's copies go with it
+            grown += [(d, s)] + [(m, s) for m in others.get(d, [])]
+        out.append((kept, sorted(grown)))
+        placed.update([kept, *(d for d, _ in dropped)])
+    out += [(m, [(o, 1.0) for o in group]) for m, group in others.items() if m not in placed]  # copies alone
+    return sorted(out, key=lambda c: (priority[c[0]], c[0]))
 
 
 def component_clusters(n: int, a: np.ndarray, b: np.ndarray, sim: np.ndarray, priority: np.ndarray):
@@ -464,17 +530,19 @@ def candidate_pairs(sig: np.ndarray, members: np.ndarray, bands: int, rows: int)
     return code // len(sig), code % len(sig)
 
 
-def similar_pairs(
-    sig: np.ndarray, has_text: np.ndarray, bands: int, rows: int, threshold: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linked row pairs and their estimated Jaccard (share of equal signature slots).
-
-    Rows with identical signatures (mostly verbatim copies) link straight to the first of them, so
-    only one row per signature goes through LSH; its candidates are kept when similarity >= threshold.
-    """
+def signature_copies(sig: np.ndarray, has_text: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reps, heads, copies): rows with identical signatures (mostly verbatim copies) are a group headed by
+    its first row; `reps` are the rows that go through LSH (heads and rows without a copy), and each
+    copies[k] is a copy of heads[k]."""
     rs, new, head = _buckets(_row_keys(sig[has_text], -1 % 2**64), np.flatnonzero(has_text))
     copy = ~new & (sig[rs] == sig[head]).all(axis=1)  # the check guards against key collisions
-    reps = np.sort(rs[~copy])
+    return np.sort(rs[~copy]), head[copy], rs[copy]
+
+
+def lsh_pairs(sig: np.ndarray, reps: np.ndarray, bands: int, rows: int, threshold: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of `reps` that share an LSH band and whose estimated Jaccard (share of equal signature slots)
+    is >= threshold, with that estimate."""
     a, b = candidate_pairs(sig, reps, bands, rows)
     num_perm = sig.shape[1]
     equal = np.empty(len(a), dtype=np.int64)
@@ -483,11 +551,7 @@ def similar_pairs(
         equal[lo : lo + step] = (sig[a[lo : lo + step]] == sig[b[lo : lo + step]]).sum(axis=1)
     # compare slot counts, so that 0.8 * 128 = 102.4 cannot miss by float rounding
     ok = equal >= threshold * num_perm - 1e-9
-    return (
-        np.concatenate([head[copy], a[ok]]),
-        np.concatenate([rs[copy], b[ok]]),
-        np.concatenate([np.ones(int(copy.sum())), equal[ok] / num_perm]),
-    )
+    return a[ok], b[ok], equal[ok] / num_perm
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
