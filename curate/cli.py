@@ -22,9 +22,6 @@ from curate.errors import CurateError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Curate and mix LLM instruction-tuning data.")
 class RichReporter:
-    def __init__(self):
-        self._status = None
-
     def loading(self, source):
         err.print(f"[dim]loading source[/] {source}")
 
@@ -201,6 +198,8 @@ def steps(
 
         sys.stdout.write(steps_markdown())
         return
+    from curate.docs import param_defaults
+
     table = Table(title="steps")
     table.add_column("name")
     table.add_column("role")
@@ -209,12 +208,6 @@ def steps(
         cls = get_step(name)
         table.add_row(name, cls.role, ", ".join(f"{k}={v}" for k, v in param_defaults(cls).items()))
     out.print(table)
-
-
-def param_defaults(cls) -> dict[str, str]:
-    from curate.docs import param_defaults as defaults
-
-    return defaults(cls)
 
 
 # Commands of later features live beside their code: each module's register(app) adds them.

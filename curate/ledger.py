@@ -6,7 +6,6 @@ means a step lost rows without saying why.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 
@@ -57,10 +56,3 @@ class Ledger:
                 "(a step lost rows without a reason: this is a bug, please report it)"
             )
 
-
-def reject_line(entry: dict) -> str:
-    return json.dumps(entry, ensure_ascii=False, default=_jsonable, allow_nan=False)
-
-
-def _jsonable(x):
-    return str(x)

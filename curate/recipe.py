@@ -295,14 +295,6 @@ def _validate_formats(recipe: Recipe, where: str) -> None:
         raise CurateError("\n".join(problems), where)
 
 
-def step_params(recipe: Recipe, index: int):
-    """The validated Params object of step `index`."""
-    from curate.registry import get_step
-
-    label, name, params = recipe.step_entries()[index]
-    return get_step(name).Params.model_validate(params)
-
-
 # -- overrides -------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from curate.card import stats as S
+from curate.card.writer import fmt
 from curate.ledger import reason_group
 
 PAGE_SIZE = 100  # kept rows rendered at a time ("show more" renders the next page)
@@ -129,7 +130,7 @@ def _scores(run: S.Run) -> str:
     summary = S.score_summary(run)
     rows = "".join(
         f'<tr><td><code>{e(s["column"])}</code></td>' + "".join(
-            f'<td class="n">{e(_fmt(s[k]))}</td>' for k in ("rows", "missing", "mean", "min", "p25", "median", "p75", "max"))
+            f'<td class="n">{e(fmt(s[k]))}</td>' for k in ("rows", "missing", "mean", "min", "p25", "median", "p75", "max"))
         + "</tr>" for s in summary)
     table = ('<table class="summary"><thead><tr><th>column</th><th class="n">rows</th><th class="n">missing</th>'
              '<th class="n">mean</th><th class="n">min</th><th class="n">25%</th><th class="n">median</th>'
@@ -143,12 +144,6 @@ def _scores(run: S.Run) -> str:
     return ('<section id="scores"><h2>Scores and lengths</h2><p>Histograms: every scored row (grey) and the kept rows (blue).</p>'
             + _img(S.plot_scores(run), "score histograms") + table + "<h3>Lengths of the kept rows</h3>"
             + _img(S.plot_lengths(run), "prompt and response words per kept row") + lang + "</section>")
-
-
-def _fmt(v) -> str:
-    from curate.card.writer import fmt
-
-    return fmt(v)
 
 
 def _rows_payload(run: S.Run, max_rows: int) -> dict:
