@@ -50,9 +50,21 @@ def looks_like_code(line: str) -> bool:
     return len(rest) >= 12 and len(_SYMBOL.findall(rest)) > 0.35 * len(rest)
 
 
-def code_share(text: str) -> float:
-    """The share of non-blank lines of `text` that look like code (0 for a blank text)."""
+def is_code(text: str, threshold: float) -> bool:
+    """Whether at least `threshold` of the non-blank lines of `text` look like code (never, for a blank text).
+    Stops as soon as the answer is known: most turns are decided by their first lines."""
     lines = [line for line in text.split("\n") if line.strip()]
     if not lines:
-        return 0.0
-    return sum(1 for line in lines if looks_like_code(line)) / len(lines)
+        return False
+    n = len(lines)
+    code = other = 0
+    for line in lines:  # the shares are compared as code / n >= threshold, exactly as a full count would be
+        if looks_like_code(line):
+            code += 1
+            if code / n >= threshold:
+                return True
+        else:
+            other += 1
+            if (n - other) / n < threshold:
+                return False
+    return code / n >= threshold

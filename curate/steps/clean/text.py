@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from curate.progress import track
 from curate.registry import register
 from curate.rows import ROLES
-from curate.steps.clean.code import code_share, looks_like_code
+from curate.steps.clean.code import is_code, looks_like_code
 from curate.steps.hints import Gate
 from curate.steps.base import Regex, StepParams, Transform, as_table, values
 
@@ -132,7 +132,7 @@ class Clean(Transform):
         kinds = set() if kinds is None else kinds
         if role not in p.roles:
             return text
-        if (code_source and role == "assistant") or code_share(text) >= p.code_threshold:
+        if (code_source and role == "assistant") or is_code(text, p.code_threshold):
             kinds.add("code")
             return _trailing_whitespace(text, kinds) if p.whitespace else text
         if p.nfc:
