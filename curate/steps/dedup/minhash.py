@@ -162,7 +162,7 @@ class MinHashDedup(KeepFilter):
 
 
 def exact_jaccard(texts, a: np.ndarray, b: np.ndarray, ngram: int, shingle: str, chunk: int = 20_000,
-                  block: int = 1 << 23) -> np.ndarray:
+                  block: int = 1 << 21) -> np.ndarray:
     """The Jaccard similarity of the shingle sets of each pair (a[k], b[k]); `texts(indices)` gives the texts.
     Shingle sets (32-bit shingle hashes) are built chunk by chunk for the rows in pairs only; the
     intersections are counted for many pairs at once: both sets of each pair tagged with the pair's number,
@@ -170,13 +170,14 @@ def exact_jaccard(texts, a: np.ndarray, b: np.ndarray, ngram: int, shingle: str,
     members = np.unique(np.concatenate([a, b]))
     sets, sizes = [], []
     for lo in range(0, len(members), chunk):
-        idx = members[lo:lo + chunk]
-        flat, offsets = shingle_hashes(texts(idx), ngram, shingle)
-        row = np.repeat(np.arange(len(idx), dtype=np.uint64), np.diff(offsets).astype(np.int64))
-        keys = np.sort((row << np.uint64(32)) | (flat & np.uint64(0xFFFFFFFF)))  # by row, then hash
-        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys  # no repeats
-        sets.append((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32))
-        sizes.append(np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(idx)))
+        # hashed in batches of ~1M characters, as signatures are: shingling holds ~40 bytes per character
+        for batch in _batches(iter(texts(members[lo:lo + chunk]))):
+            flat, offsets = shingle_hashes(batch, ngram, shingle)
+            row = np.repeat(np.arange(len(batch), dtype=np.uint64), np.diff(offsets).astype(np.int64))
+            keys = np.sort((row << np.uint64(32)) | (flat & np.uint64(0xFFFFFFFF)))  # by row, then hash
+            keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys  # no repeats
+            sets.append((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+            sizes.append(np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(batch)))
     flat_sets = np.concatenate(sets) if sets else np.zeros(0, np.uint32)
     size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
     start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
@@ -484,10 +485,9 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weigh
 
 def _row_keys(block: np.ndarray, salt: int) -> np.ndarray:
     """One uint64 per row of a uint32 block (equal rows, equal keys; collisions only add candidates)."""
-    cols = block.astype(np.uint64)
     h = np.full(len(block), np.uint64(salt), dtype=np.uint64)
-    for k in range(cols.shape[1]):
-        h = _splitmix64(h ^ cols[:, k])
+    for k in range(block.shape[1]):  # column by column: no uint64 copy of the whole block
+        h = _splitmix64(h ^ block[:, k].astype(np.uint64))
     return h
 
 
@@ -510,10 +510,9 @@ def candidate_pairs(sig: np.ndarray, members: np.ndarray, bands: int, rows: int)
     A bucket of k rows yields all its pairs when k <= 33; a larger one yields each row paired with
     the bucket's first row and its 32 neighbours, which connects the same component without k*k pairs.
     """
-    live = sig[members]
     found = [np.empty((2, 0), dtype=np.int64)]
-    for band in range(bands):
-        keys = _row_keys(live[:, band * rows : (band + 1) * rows], band)
+    for band in range(bands):  # one band's columns of the members at a time, not a copy of their signatures
+        keys = _row_keys(sig[members, band * rows : (band + 1) * rows], band)
         rs, new, head = _buckets(keys, members)
         found.append(np.stack([head[~new], rs[~new]]))
         same_bucket = np.ones(len(rs), dtype=bool)
@@ -534,8 +533,11 @@ def signature_copies(sig: np.ndarray, has_text: np.ndarray) -> tuple[np.ndarray,
     """(reps, heads, copies): rows with identical signatures (mostly verbatim copies) are a group headed by
     its first row; `reps` are the rows that go through LSH (heads and rows without a copy), and each
     copies[k] is a copy of heads[k]."""
-    rs, new, head = _buckets(_row_keys(sig[has_text], -1 % 2**64), np.flatnonzero(has_text))
-    copy = ~new & (sig[rs] == sig[head]).all(axis=1)  # the check guards against key collisions
+    rows = np.flatnonzero(has_text)
+    rs, new, head = _buckets(_row_keys(sig, -1 % 2**64)[rows], rows)
+    copy = ~new
+    same = np.flatnonzero(copy)
+    copy[same] = (sig[rs[same]] == sig[head[same]]).all(axis=1)  # the check guards against key collisions
     return np.sort(rs[~copy]), head[copy], rs[copy]
 
 
