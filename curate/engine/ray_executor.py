@@ -1,0 +1,200 @@
+"""The Ray executor: the engine's part tasks as Ray Data `map_batches` on a Ray cluster (`pip install 'curate[ray]'`).
+
+The engine hands every executor the same thing: a list of small, picklable part tasks (read a chunk of JSON
+Lines, run a pass of row-local steps over one part of the row store, render or reject one part) and a
+function to run on each. Here the tasks become a Ray Dataset, one task per block, and the function runs as
+`map_batches` over it:
+
+- row-local passes (`parallel=True`): stateless Ray tasks, `executor.num_cpus` CPUs each (default 1);
+- passes holding a model step (`parallel=False`: embed, perplexity, judge, ...): an actor pool, with
+  `executor.model_num_gpus` GPUs per actor (default: 1 when the cluster has GPUs, else 0) and
+  `executor.model_concurrency` actors (default: as many as the GPUs allow, else 1). A step is built once per
+  process (curate.engine.worker.StepSpec.build), so each actor loads the model once for the whole pass.
+
+Results come back in task order (Ray Data's `preserve_order`, checked here), so the run writes the same bytes
+as the local executor. A task whose worker dies is run again by Ray (task retries; actors are restarted);
+an error raised by a step comes back as a value and is raised here as itself (a CurateError stays a clear
+message, not a Ray traceback).
+
+What stays on the driver: the global steps' decisions over the keys the passes computed (one global state,
+never per-worker), the selectors, and writing the run folder. Tasks name files, not rows: every node reads
+and writes the row store, the step cache and the run's work folder by path, so those (and the driver's
+working directory, where tasks run) must be on a filesystem every node shares.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import traceback
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from curate.errors import CurateError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+INSTALL = "pip install 'curate[ray]'"
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401 - Ray Data is part of the extra
+    except ImportError:
+        raise CurateError(f"executor: ray needs Ray Data, which is not installed: {INSTALL}", "executor.kind") from None
+    return ray
+
+
+class RayExecutor:
+    kind = "ray"
+
+    def __init__(self, spec):
+        ray = _ray()
+        self.spec = spec
+        self._own = not ray.is_initialized()  # a session someone else opened (a test, a notebook) stays open
+        if self._own:
+            self._connect(ray)
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # results in task order: the same bytes as local
+        ctx.enable_progress_bars = False  # the engine shows one bar per pass
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # "Starting execution of Dataset ..." per pass
+
+    def _connect(self, ray) -> None:
+        spec = self.spec
+        quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+        try:
+            if spec.address is None:  # a Ray instance on this machine, for this run
+                from curate.engine.executor import resolve_workers
+
+                ray.init(num_cpus=resolve_workers(spec.workers), **quiet)
+            else:
+                # An existing cluster runs the driver's curate code (shipped as a py_module), so no node
+                # runs another version of a step; curate's dependencies must be installed on the nodes.
+                import curate
+
+                ray.init(address=spec.address, runtime_env={"py_modules": [os.path.dirname(curate.__file__)]},
+                         **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            where = "a local Ray instance" if spec.address is None else f"the Ray cluster at {spec.address}"
+            raise CurateError(f"could not start or reach {where}: {e}", "executor.address") from None
+
+    def describe(self) -> dict:
+        ray = _ray()
+        res = ray.cluster_resources()
+        return {"kind": self.kind, "address": self.spec.address, "nodes": len([n for n in ray.nodes() if n["Alive"]]),
+                "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0)}
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T], parallel: bool = True, n: int | None = None) -> Iterator[R]:
+        """fn(task) for each task on the cluster, results in task order. `parallel=False` (a pass with a
+        model step) runs on an actor pool that keeps the model loaded between tasks."""
+        ray = _ray()
+        items = [{"i": i, "task": pickle.dumps(task, protocol=5)} for i, task in enumerate(tasks)]
+        if not items:
+            return
+        ds = ray.data.from_items(items, override_num_blocks=len(items))  # one task per block
+        args = (fn, os.getcwd())
+        cpus = self.spec.num_cpus or 1
+        if parallel:
+            ds = ds.map_batches(_run_tasks, fn_args=args, batch_size=1, batch_format="pyarrow", num_cpus=cpus)
+        else:
+            gpus, actors = self.model_resources(len(items))
+            ds = ds.map_batches(_ModelWorker, fn_args=args, batch_size=1, batch_format="pyarrow",
+                                num_cpus=cpus, num_gpus=gpus, concurrency=actors)
+        expected = 0
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
+                for i, blob in zip(batch.column("i").to_pylist(), batch.column("result").to_pylist()):
+                    if i != expected:  # would break byte-identity: never let it pass silently
+                        raise RuntimeError(f"Ray returned part task {i} where {expected} was expected")
+                    expected += 1
+                    yield _unwrap(blob)
+        except ray.exceptions.RayError as e:
+            raise CurateError(f"a Ray worker failed and Ray gave up retrying its task ({type(e).__name__}: "
+                              f"{_first_line(e)}); see the Ray logs (/tmp/ray/session_latest/logs), and run again "
+                              "with smaller parts (executor.part_rows) if a worker ran out of memory") from None
+
+    def model_resources(self, tasks: int) -> tuple[float, int]:
+        """(GPUs per model actor, actors): the recipe's values, else one GPU per actor on a cluster with
+        GPUs (as many actors as GPUs), else one CPU actor."""
+        spec = self.spec
+        cluster_gpus = self._cluster_gpus()
+        gpus = spec.model_num_gpus if spec.model_num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
+        actors = spec.model_concurrency or (max(1, int(cluster_gpus // gpus)) if gpus else 1)
+        return gpus, max(1, min(actors, tasks))
+
+    def _cluster_gpus(self) -> float:
+        return _ray().cluster_resources().get("GPU", 0)
+
+    def close(self) -> None:
+        if self._own:
+            _ray().shutdown()
+            self._own = False
+
+
+# -- on the workers -----------------------------------------------------------------------------------------
+
+
+def _run_tasks(batch, fn, cwd: str):
+    """map_batches' function: run fn on each task of the batch, results as pickled values."""
+    import pyarrow as pa
+
+    if os.getcwd() != cwd:
+        # paths in tasks may be relative to the driver's working directory (outputs.dir, cache.dir)
+        try:
+            os.chdir(cwd)
+        except OSError:
+            pass  # then the first path in a task fails, with the shared-filesystem hint below
+    out = [_call(fn, pickle.loads(blob)) for blob in batch.column("task").to_pylist()]
+    return pa.table({"i": batch.column("i"), "result": pa.array(out, pa.large_binary())})
+
+
+class _ModelWorker:
+    """An actor of the pool that runs a pass with a model step: the step (and its model) is built on the
+    first task and kept for the rest (StepSpec.build caches it per process)."""
+
+    def __call__(self, batch, fn, cwd: str):
+        return _run_tasks(batch, fn, cwd)
+
+
+def _call(fn, task) -> bytes:
+    """fn(task) as ("ok", result) or ("error", exception, traceback), pickled: a step's error travels as a
+    value, so Ray does not retry it and the driver raises the step's own exception."""
+    try:
+        return pickle.dumps(("ok", fn(task)), protocol=5)
+    except FileNotFoundError as e:
+        import socket
+
+        error = CurateError(f"{e.filename or e} is not there on the Ray node {socket.gethostname()}: on a Ray cluster "
+                            "the output, work and cache folders (and the working directory) must be on a filesystem "
+                            "every node shares")
+        return pickle.dumps(("error", error, traceback.format_exc()), protocol=5)
+    except Exception as e:  # noqa: BLE001 - every error goes back to the driver
+        try:
+            return pickle.dumps(("error", e, traceback.format_exc()), protocol=5)
+        except Exception:  # noqa: BLE001 - an exception that cannot be pickled: its text
+            return pickle.dumps(("error", RuntimeError(f"{type(e).__name__}: {e}"), traceback.format_exc()), protocol=5)
+
+
+# -- on the driver --------------------------------------------------------------------------------------------
+
+
+class RemoteTraceback(Exception):
+    """Where a task's error was raised on its Ray worker (the __cause__ of the error raised here)."""
+
+    def __str__(self) -> str:
+        return "\n" + self.args[0]
+
+
+def _unwrap(blob: bytes):
+    status, *rest = pickle.loads(blob)
+    if status == "ok":
+        return rest[0]
+    error, tb = rest
+    raise error from RemoteTraceback(tb)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
