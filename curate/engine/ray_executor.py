@@ -53,6 +53,7 @@ class RayExecutor:
     def __init__(self, spec):
         ray = _ray()
         self.spec = spec
+        self._nodes: set[str] = set()  # the nodes that ran tasks, for the manifest's executor block
         self._own = not ray.is_initialized()  # a session someone else opened (a test, a notebook) stays open
         if self._own:
             self._connect(ray)
@@ -84,7 +85,7 @@ class RayExecutor:
         ray = _ray()
         res = ray.cluster_resources()
         return {"kind": self.kind, "address": self.spec.address, "nodes": len([n for n in ray.nodes() if n["Alive"]]),
-                "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0)}
+                "nodes_used": len(self._nodes), "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0)}
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T], parallel: bool = True, n: int | None = None) -> Iterator[R]:
         """fn(task) for each task on the cluster, results in task order. `parallel=False` (a pass with a
@@ -105,6 +106,7 @@ class RayExecutor:
         expected = 0
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
+                self._nodes.update(batch.column("node").to_pylist())
                 for i, blob in zip(batch.column("i").to_pylist(), batch.column("result").to_pylist()):
                     if i != expected:  # would break byte-identity: never let it pass silently
                         raise RuntimeError(f"Ray returned part task {i} where {expected} was expected")
@@ -146,8 +148,12 @@ def _run_tasks(batch, fn, cwd: str):
             os.chdir(cwd)
         except OSError:
             pass  # then the first path in a task fails, with the shared-filesystem hint below
+    import ray
+
     out = [_call(fn, pickle.loads(blob)) for blob in batch.column("task").to_pylist()]
-    return pa.table({"i": batch.column("i"), "result": pa.array(out, pa.large_binary())})
+    node = ray.get_runtime_context().get_node_id()
+    return pa.table({"i": batch.column("i"), "node": pa.array([node] * len(out), pa.string()),
+                     "result": pa.array(out, pa.large_binary())})
 
 
 class _ModelWorker:
