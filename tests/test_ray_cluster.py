@@ -19,6 +19,32 @@ needs("ray", "ray.data")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_an_address_nothing_answers_at_is_a_message_in_seconds(tmp_path, monkeypatch):
+    import shutil
+    import socket
+    import time
+
+    import ray
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    if ray.is_initialized():  # a session of another module would be used as it is, whatever the address
+        ray.shutdown()
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "recipes" / "data", tmp_path / "data")
+    shutil.copy(ROOT / "recipes" / "quickstart.yaml", tmp_path / "q.yaml")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address, message in ((f"127.0.0.1:{port}", f"nothing answers at 127.0.0.1:{port}"),
+                             ("nowhere", "'nowhere' is not a Ray address")):
+        t = time.perf_counter()
+        result = CliRunner().invoke(app, ["run", "q.yaml", "--executor", "ray", "--address", address])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+        assert time.perf_counter() - t < 30 and not (tmp_path / "runs" / "quickstart").exists()
+
+
 @pytest.fixture(scope="module")
 def two_nodes():
     import ray

@@ -75,6 +75,7 @@ class RayExecutor:
                 # runs another version of a step; curate's dependencies must be installed on the nodes.
                 import curate
 
+                _check_reachable(spec.address)
                 ray.init(address=spec.address, runtime_env={"py_modules": [os.path.dirname(curate.__file__)]},
                          **quiet)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -133,6 +134,29 @@ class RayExecutor:
         if self._own:
             _ray().shutdown()
             self._own = False
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing listens on fails here in seconds; Ray itself would
+    retry for minutes. `auto` is left to Ray."""
+    import socket
+    from urllib.parse import urlparse
+
+    if address == "auto":
+        return
+    url = urlparse(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise CurateError(f"{address!r} is not a Ray address: give auto, HOST:PORT or ray://HOST:PORT",
+                          "executor.address")
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise CurateError(f"nothing answers at {host}:{port} ({e.strerror or e}): is the Ray cluster started "
+                          "(`ray start --head`), and is this its address?", "executor.address") from None
 
 
 # -- on the workers -----------------------------------------------------------------------------------------
