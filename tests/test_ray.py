@@ -170,6 +170,9 @@ def test_the_model_actors_default_to_one_gpu_each_when_the_cluster_has_gpus(monk
     assert executor.model_resources(tasks=3) == (1.0, 3)  # never more actors than tasks
     executor.spec = ExecutorSpec(kind="ray", model_num_gpus=0.5, model_concurrency=2)
     assert executor.model_resources(tasks=10) == (0.5, 2)
+    executor.spec = ExecutorSpec(kind="ray", model_num_gpus=8)
+    with pytest.raises(CurateError, match="asks for 8 GPUs and the cluster has 4"):
+        executor.model_resources(tasks=10)
 
 
 def test_a_worker_killed_mid_step_is_run_again_with_the_same_bytes(ray_session, tmp_path):

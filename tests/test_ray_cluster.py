@@ -71,3 +71,27 @@ def test_quickstart_on_two_nodes_gives_the_same_bytes(two_nodes, tmp_path):
     assert executor["address"] == two_nodes.address and executor["nodes"] == 2 and executor["cpus"] == 2
     assert executor["nodes_used"] == 2  # part tasks ran on both nodes
     assert not ray.is_initialized()  # the run connected itself, and let go at the end
+
+
+def test_a_task_whose_worker_dies_every_time_stops_the_run_with_a_message(two_nodes, tmp_path):
+    import ray
+
+    from curate.engine.ray_executor import RayExecutor
+    from curate.errors import CurateError
+    from curate.faults import fault_point
+    from curate.pipeline import run_recipe
+    from curate.recipe import ExecutorSpec, load_recipe
+
+    ray.init(address=two_nodes.address, runtime_env={"env_vars": {"CURATE_FAULT": "step"}})  # every worker dies
+    try:
+        recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml",
+                             [f"outputs.dir={tmp_path / 'out'}", "cache.enabled=false", "executor.kind=ray"])
+        with pytest.raises(CurateError, match="a Ray worker failed and Ray gave up retrying its task"):
+            run_recipe(recipe)
+        assert not (tmp_path / "out").exists()
+        # a model pass's actors die the same way: restarted a few times, then the same message
+        executor = RayExecutor(ExecutorSpec(kind="ray"))
+        with pytest.raises(CurateError, match="a Ray worker failed and Ray gave up retrying its task"):
+            list(executor.map(fault_point, ["step", "step"], parallel=False))
+    finally:
+        ray.shutdown()

@@ -12,7 +12,8 @@ function to run on each. Here the tasks become a Ray Dataset, one task per block
   process (curate.engine.worker.StepSpec.build), so each actor loads the model once for the whole pass.
 
 Results come back in task order (Ray Data's `preserve_order`, checked here), so the run writes the same bytes
-as the local executor. A task whose worker dies is run again by Ray (task retries; actors are restarted);
+as the local executor. A task whose worker dies is run again by Ray (task retries; actors are restarted; up
+to RETRIES times, then the run stops with a message);
 an error raised by a step comes back as a value and is raised here as itself (a CurateError stays a clear
 message, not a Ray traceback).
 
@@ -28,6 +29,7 @@ import logging
 import os
 import pickle
 import traceback
+import warnings
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from curate.errors import CurateError
@@ -36,6 +38,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 INSTALL = "pip install 'curate[ray]'"
+# Ray Data retries a task whose worker died, and restarts a dead actor, for ever: a step that kills its
+# worker every time (a segfault, a model too large for the node) would hang the run. A few tries get
+# through a lost node or a killed worker; then the run stops with a message.
+RETRIES = 3
 
 
 def _ray():
@@ -98,12 +104,17 @@ class RayExecutor:
         ds = ray.data.from_items(items, override_num_blocks=len(items))  # one task per block
         args = (fn, os.getcwd())
         cpus = self.spec.num_cpus or 1
-        if parallel:
-            ds = ds.map_batches(_run_tasks, fn_args=args, batch_size=1, batch_format="pyarrow", num_cpus=cpus)
-        else:
-            gpus, actors = self.model_resources(len(items))
-            ds = ds.map_batches(_ModelWorker, fn_args=args, batch_size=1, batch_format="pyarrow",
-                                num_cpus=cpus, num_gpus=gpus, concurrency=actors)
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates extra remote args but has no named parameter for retries yet
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            if parallel:
+                ds = ds.map_batches(_run_tasks, fn_args=args, batch_size=1, batch_format="pyarrow", num_cpus=cpus,
+                                    max_retries=RETRIES)
+            else:
+                gpus, actors = self.model_resources(len(items))
+                ds = ds.map_batches(_ModelWorker, fn_args=args, batch_size=1, batch_format="pyarrow",
+                                    num_cpus=cpus, num_gpus=gpus, concurrency=actors, max_restarts=RETRIES,
+                                    max_task_retries=RETRIES)
         expected = 0
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
@@ -113,7 +124,7 @@ class RayExecutor:
                         raise RuntimeError(f"Ray returned part task {i} where {expected} was expected")
                     expected += 1
                     yield _unwrap(blob)
-        except ray.exceptions.RayError as e:
+        except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as e:
             raise CurateError(f"a Ray worker failed and Ray gave up retrying its task ({type(e).__name__}: "
                               f"{_first_line(e)}); see the Ray logs (/tmp/ray/session_latest/logs), and run again "
                               "with smaller parts (executor.part_rows) if a worker ran out of memory") from None
@@ -124,6 +135,10 @@ class RayExecutor:
         spec = self.spec
         cluster_gpus = self._cluster_gpus()
         gpus = spec.model_num_gpus if spec.model_num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
+        if gpus > cluster_gpus:  # Ray Data would wait for such an actor for ever
+            raise CurateError(f"a model actor asks for {gpus:g} GPUs and the cluster has {cluster_gpus:g}; set "
+                              "executor.model_num_gpus to what one node has (0 runs models on CPUs)",
+                              "executor.model_num_gpus")
         actors = spec.model_concurrency or (max(1, int(cluster_gpus // gpus)) if gpus else 1)
         return gpus, max(1, min(actors, tasks))
 
