@@ -164,15 +164,40 @@ def test_the_model_actors_default_to_one_gpu_each_when_the_cluster_has_gpus(monk
     from curate.recipe import ExecutorSpec
 
     executor = ray_executor.RayExecutor(ExecutorSpec(kind="ray"))
-    assert executor.model_resources(tasks=10) == (0.0, 1)  # this machine: no GPU, one CPU actor
+    assert executor.model_resources(tasks=10) == (1, 0.0, 1)  # this machine: no GPU, one CPU actor
     monkeypatch.setattr(executor, "_cluster_gpus", lambda: 4.0)
-    assert executor.model_resources(tasks=10) == (1.0, 4)
-    assert executor.model_resources(tasks=3) == (1.0, 3)  # never more actors than tasks
+    assert executor.model_resources(tasks=10) == (1, 1.0, 4)
+    assert executor.model_resources(tasks=3) == (1, 1.0, 3)  # never more actors than tasks
     executor.spec = ExecutorSpec(kind="ray", model_num_gpus=0.5, model_concurrency=2)
-    assert executor.model_resources(tasks=10) == (0.5, 2)
+    assert executor.model_resources(tasks=10) == (1, 0.5, 2)
     executor.spec = ExecutorSpec(kind="ray", model_num_gpus=8)
     with pytest.raises(CurateError, match="asks for 8 GPUs and the cluster has 4"):
         executor.model_resources(tasks=10)
+
+
+def test_each_step_can_set_its_own_resources(monkeypatch, ray_session, tmp_path):
+    from curate.engine import ray_executor
+    from curate.recipe import ExecutorSpec
+
+    spec = ExecutorSpec.model_validate({"kind": "ray", "num_cpus": 2, "model_num_gpus": 1, "steps": {
+        "embed": {"num_gpus": 0.5, "concurrency": 6, "num_cpus": 4},
+        "score.perplexity": {"num_gpus": 1, "concurrency": 3},
+        "score.language": {"num_cpus": 3, "concurrency": 5}}})
+    executor = ray_executor.RayExecutor(spec)
+    monkeypatch.setattr(executor, "_cluster_gpus", lambda: 8.0)
+    assert executor.model_resources(10, ("embed",)) == (4, 0.5, 6)
+    assert executor.model_resources(10, ("score.ifd",)) == (2, 1, 8)  # no entry: the executor's values
+    # one pass runs both model steps: the most GPUs and CPUs, the fewest actors
+    assert executor.model_resources(10, ("embed", "score.perplexity")) == (4, 1, 3)
+    assert executor.task_resources(("clean", "score.language")) == (3, None, 5)
+    assert executor.task_resources(("clean",)) == (2, None, None)
+    # the labels are the recipe's
+    with pytest.raises(CurateError, match=r"executor.steps.score.langage: no step 'score.langage' in this recipe "
+                                          r"\(did you mean 'score.language'\?\)"):
+        load_recipe(ROOT / "recipes" / "quickstart.yaml", ["executor.steps={score.langage: {num_cpus: 2}}"])
+    # and a run with one on Ray gives the same bytes
+    twice(ROOT / "recipes" / "quickstart.yaml", [], tmp_path / "out", part_rows=64,
+          steps="{score.language: {num_cpus: 1, concurrency: 1}}")
 
 
 def test_a_worker_killed_mid_step_is_run_again_with_the_same_bytes(ray_session, tmp_path):

@@ -160,7 +160,8 @@ def row_pass(store: RowStore, runs: list[StepRun], key_runs: list[StepRun], stor
         rows_in = int(store.alive.sum())
         for run in runs:
             run.notes = {}
-        for result in executor.map(run_part, tasks, parallel=parallel, n=store.n_parts):
+        labels = tuple(r.spec.label for r in runs + key_runs)
+        for result in executor.map(run_part, tasks, parallel=parallel, n=store.n_parts, steps=labels):
             for k, (run, part) in enumerate(zip(runs, result.steps)):
                 if part.schema is not None:
                     schemas[k].append(part.schema)

@@ -8,8 +8,11 @@ function to run on each. Here the tasks become a Ray Dataset, one task per block
 - row-local passes (`parallel=True`): stateless Ray tasks, `executor.num_cpus` CPUs each (default 1);
 - passes holding a model step (`parallel=False`: embed, perplexity, judge, ...): an actor pool, with
   `executor.model_num_gpus` GPUs per actor (default: 1 when the cluster has GPUs, else 0) and
-  `executor.model_concurrency` actors (default: as many as the GPUs allow, else 1). A step is built once per
-  process (curate.engine.worker.StepSpec.build), so each actor loads the model once for the whole pass.
+  `executor.model_concurrency` actors (default: as many as the GPUs allow, else 1);
+- `executor.steps.<label>` ({num_cpus, num_gpus, concurrency}) sets those for one step's pass.
+
+A step is built once per process (curate.engine.worker.StepSpec.build), so each actor loads the model once
+for the whole pass.
 
 Results come back in task order (Ray Data's `preserve_order`, checked here), so the run writes the same bytes
 as the local executor. A task whose worker dies is run again by Ray (task retries; actors are restarted; up
@@ -94,24 +97,26 @@ class RayExecutor:
         return {"kind": self.kind, "address": self.spec.address, "nodes": len([n for n in ray.nodes() if n["Alive"]]),
                 "nodes_used": len(self._nodes), "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0)}
 
-    def map(self, fn: Callable[[T], R], tasks: Iterable[T], parallel: bool = True, n: int | None = None) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T], parallel: bool = True, n: int | None = None,
+            steps: tuple[str, ...] = ()) -> Iterator[R]:
         """fn(task) for each task on the cluster, results in task order. `parallel=False` (a pass with a
-        model step) runs on an actor pool that keeps the model loaded between tasks."""
+        model step) runs on an actor pool that keeps the model loaded between tasks. `steps`: the labels of
+        the pass's steps, whose `executor.steps` resources it asks for."""
         ray = _ray()
         items = [{"i": i, "task": pickle.dumps(task, protocol=5)} for i, task in enumerate(tasks)]
         if not items:
             return
         ds = ray.data.from_items(items, override_num_blocks=len(items))  # one task per block
         args = (fn, os.getcwd())
-        cpus = self.spec.num_cpus or 1
         with warnings.catch_warnings():
             # Ray 2.60 deprecates extra remote args but has no named parameter for retries yet
             warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
             if parallel:
+                cpus, _, concurrency = self.task_resources(steps)
                 ds = ds.map_batches(_run_tasks, fn_args=args, batch_size=1, batch_format="pyarrow", num_cpus=cpus,
-                                    max_retries=RETRIES)
+                                    concurrency=concurrency, max_retries=RETRIES)
             else:
-                gpus, actors = self.model_resources(len(items))
+                cpus, gpus, actors = self.model_resources(len(items), steps)
                 ds = ds.map_batches(_ModelWorker, fn_args=args, batch_size=1, batch_format="pyarrow",
                                     num_cpus=cpus, num_gpus=gpus, concurrency=actors, max_restarts=RETRIES,
                                     max_task_retries=RETRIES)
@@ -129,18 +134,30 @@ class RayExecutor:
                               f"{_first_line(e)}); see the Ray logs (/tmp/ray/session_latest/logs), and run again "
                               "with smaller parts (executor.part_rows) if a worker ran out of memory") from None
 
-    def model_resources(self, tasks: int) -> tuple[float, int]:
-        """(GPUs per model actor, actors): the recipe's values, else one GPU per actor on a cluster with
-        GPUs (as many actors as GPUs), else one CPU actor."""
+    def task_resources(self, steps: tuple[str, ...] = ()) -> tuple[float, float | None, int | None]:
+        """(CPUs, GPUs, concurrency) the steps' `executor.steps` entries set for a pass: the most CPUs and
+        GPUs any of them asks for (the pass runs them in one task), the fewest tasks or actors at once;
+        CPUs default to executor.num_cpus (1), the others to None (unset)."""
+        own = [self.spec.steps[s] for s in steps if s in self.spec.steps]
+        cpus = max([r.num_cpus for r in own if r.num_cpus is not None], default=self.spec.num_cpus or 1)
+        gpus = max([r.num_gpus for r in own if r.num_gpus is not None], default=None)
+        concurrency = min([r.concurrency for r in own if r.concurrency is not None], default=None)
+        return cpus, gpus, concurrency
+
+    def model_resources(self, tasks: int, steps: tuple[str, ...] = ()) -> tuple[float, float, int]:
+        """(CPUs, GPUs per model actor, actors): the steps' or the executor's values, else one GPU per actor
+        on a cluster with GPUs (as many actors as GPUs), else one CPU actor."""
         spec = self.spec
+        cpus, gpus, actors = self.task_resources(steps)
         cluster_gpus = self._cluster_gpus()
-        gpus = spec.model_num_gpus if spec.model_num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
+        if gpus is None:
+            gpus = spec.model_num_gpus if spec.model_num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)
         if gpus > cluster_gpus:  # Ray Data would wait for such an actor for ever
             raise CurateError(f"a model actor asks for {gpus:g} GPUs and the cluster has {cluster_gpus:g}; set "
-                              "executor.model_num_gpus to what one node has (0 runs models on CPUs)",
-                              "executor.model_num_gpus")
-        actors = spec.model_concurrency or (max(1, int(cluster_gpus // gpus)) if gpus else 1)
-        return gpus, max(1, min(actors, tasks))
+                              "executor.model_num_gpus (or executor.steps.<step>.num_gpus) to what one node has "
+                              "(0 runs models on CPUs)", "executor.model_num_gpus")
+        actors = actors or spec.model_concurrency or (max(1, int(cluster_gpus // gpus)) if gpus else 1)
+        return cpus, gpus, max(1, min(actors, tasks))
 
     def _cluster_gpus(self) -> float:
         return _ray().cluster_resources().get("GPU", 0)
