@@ -15,7 +15,9 @@ bench/.cache/pool-N) and `curate run` is timed in a fresh process: `cold` starts
 CPU per node) and passes its `--address`. The driver's own peak RSS (the `curate run` process alone: the row
 store's masks, the global steps' keys and decisions) is printed beside the tree's. With a cluster the tree is
 this script's (the cluster's processes are its children). `--steps` prints each step's seconds per row from the
-run's manifest (summed over parts: CPU seconds of the workers for row-local steps, driver seconds for global ones).
+run's manifest: wall (summed over parts for row-local steps), and CPU (`parts cpu`: summed over the part tasks,
+a row-local step's work or a global step's keys; `global cpu`: a global step's decision on the driver). On a
+loaded machine the CPU figures hold where the wall ones grow.
 """
 
 from __future__ import annotations
@@ -157,9 +159,11 @@ def print_steps(manifest_path: Path) -> None:
     timings = manifest["timings"]["steps"]
     for step in manifest["steps"]:
         t = timings[step["label"]]
-        per_row = t["seconds"] / max(step["rows_in"], 1) * 1e6
-        print(f"    {step['label']:<20} {step['rows_in']:>9,} rows  {t['seconds']:8.2f} s  {per_row:7.1f} us/row"
-              + ("  (cached)" if t["cached"] else ""), flush=True)
+        rows = max(step["rows_in"], 1)
+        cpu = "".join(f"  {name} {t[key]:8.2f} s {t[key] / rows * 1e6:7.1f} us/row"
+                      for name, key in (("parts cpu", "parts_cpu_s"), ("global cpu", "global_cpu_s")) if key in t)
+        print(f"    {step['label']:<20} {step['rows_in']:>9,} rows  wall {t['seconds']:8.2f} s "
+              f"{t['seconds'] / rows * 1e6:7.1f} us/row{cpu}" + ("  (cached)" if t["cached"] else ""), flush=True)
     print(f"    load {manifest['timings']['load_s']} s, template and write {manifest['timings']['template_and_write_s']} s, "
           f"total {manifest['timings']['total_s']} s", flush=True)
 
