@@ -65,6 +65,9 @@ def test_quickstart_gives_the_same_bytes_on_ray(ray_session, tmp_path):
     assert manifest["executor"]["cpus"] == 2 and manifest["executor"]["nodes"] == 1
     assert manifest["totals"]["rows_out"] == 150
     assert {"rejects.jsonl", "changes.jsonl", "baseline_random.jsonl"} <= set(manifest["outputs"]["files"])
+    timings = manifest["timings"]["steps"]  # CPU seconds: of the workers' part tasks, of the driver's decisions
+    assert timings["score.language"]["parts_cpu_s"] > 0 and "global_cpu_s" not in timings["score.language"]
+    assert timings["dedup.minhash"]["parts_cpu_s"] > 0 and timings["dedup.minhash"]["global_cpu_s"] > 0
 
 
 def lima_without_models(data: Path) -> list[str]:
