@@ -93,7 +93,8 @@ def test_global_steps_get_only_the_columns_they_read(real, monkeypatch):
     monkeypatch.setattr(ExactDedup, "decide", decide)
     monkeypatch.setattr(Stratified, "select", select)
     run(overrides=["executor.workers=1"], use_cache=False)
-    assert seen["dedup"] == (["id"], ["digest", "length"])  # no text: a 16-byte digest and a length per row
+    # no text: a 16-byte digest and a length per row, and the source (for the alarm when a source collapses)
+    assert seen["dedup"] == (["id", "source"], ["digest", "length"])
     assert seen["select"] == ["id", "source", "response_words_pct"]
 
 
