@@ -45,12 +45,18 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every step.")] = False,
     workers: Annotated[Optional[str], typer.Option("--workers", help="Processes for row-local steps: a number, or "
                                                    "auto (one per core; the default); 1 runs in-process.")] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where the steps run: local (this machine; "
+                                                    "the default) or ray (a Ray cluster: pip install 'curate[ray]').")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="With --executor ray: the cluster (auto, "
+                                                   "ray://HOST:10001, HOST:6379); default: a Ray instance on this "
+                                                   "machine, for this run.")] = None,
 ):
     """Run a recipe: load, clean, score, filter, dedup, select, template, write outputs."""
     from curate.pipeline import run_recipe
     from curate.recipe import load_recipe
 
     r = load_recipe(recipe, set_)
+    _choose_executor(r, executor, address)
     warn_missing_licenses(r)
     from curate.card.cli import card_warnings_to
 
@@ -63,6 +69,18 @@ def run(
         out.print(f"kept {', '.join(result.carried['kept'])} from the previous run in {result.out_dir} (same data, byte for byte)")
     if result.removed_note():
         err.print(f"[yellow]{escape(result.removed_note())}[/]", highlight=False)
+
+
+def _choose_executor(recipe, kind: str | None, address: str | None) -> None:
+    """--executor / --address over the recipe's `executor:` section."""
+    if kind is not None:
+        if kind not in ("local", "ray"):
+            raise CurateError(f"--executor takes local or ray, not {kind!r}")
+        recipe.executor.kind = kind
+    if address is not None:
+        if recipe.executor.kind != "ray":
+            raise CurateError("--address names a Ray cluster: add --executor ray")
+        recipe.executor.address = address
 
 
 def _workers(value: str | None):

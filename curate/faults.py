@@ -9,6 +9,10 @@ used: `CURATE_NO_EXCHANGE=1`), `after-swap` (the new folder in place, the old on
 `carry` (while results of the previous run are being linked into the new folder). Unset, it costs one
 dictionary lookup.
 
+`CURATE_FAULT_ONCE=<file>` (with CURATE_FAULT) kills instead the first process of all that see the variable to
+reach the phase while <file> does not exist, creating it: the Ray tests kill one worker mid-step (workers
+live across runs), and the task Ray runs again must get through.
+
 `CURATE_PAUSE=<phase>:<seconds>` sleeps at the first `fault_point(<phase>)` instead: the tests start a second
 run while the first one holds its locks.
 """
@@ -33,6 +37,13 @@ def fault_point(phase: str) -> None:
     name, _, nth = wanted.partition(":")
     if name != phase:
         return
+    once = os.environ.get("CURATE_FAULT_ONCE")
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
     _seen[phase] = _seen.get(phase, 0) + 1
     if _seen[phase] == int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)

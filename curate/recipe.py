@@ -109,6 +109,14 @@ class Cache(Strict):
     dir: str = ".curate/cache"
 
 
+class StepResources(Strict):
+    """ray: what each task (row-local pass) or actor (model pass) of one step's pass asks Ray for."""
+
+    num_cpus: float | None = Field(None, gt=0)
+    num_gpus: float | None = Field(None, ge=0)  # a model step's actors (a row-local task never asks for a GPU)
+    concurrency: int | None = Field(None, ge=1)  # a model step's actors; a row-local pass's tasks at once
+
+
 class ExecutorSpec(Strict):
     """Where the steps run. How a run is executed never changes what it makes: this section is not part of
     the recipe's hash, and the manifest records it apart (its `executor` block)."""
@@ -120,6 +128,9 @@ class ExecutorSpec(Strict):
     num_cpus: float | None = Field(None, gt=0)  # ray: CPUs per row-local task (default 1)
     model_num_gpus: float | None = Field(None, ge=0)  # ray: GPUs per model actor (default: 1 when the cluster has GPUs)
     model_concurrency: int | None = Field(None, ge=1)  # ray: model actors per model step (default: GPUs, else 1)
+    # ray: per step label (e.g. {embed: {num_gpus: 1, concurrency: 8}}), over the defaults above; a pass that
+    # runs several steps together asks for the most CPUs and GPUs and the fewest actors any of them sets
+    steps: dict[str, StepResources] = Field(default_factory=dict)
 
     @field_validator("workers")
     @classmethod
@@ -253,7 +264,16 @@ def validate_recipe(raw: dict, where: str = "recipe") -> Recipe:
         raise CurateError(_format_errors(e, Recipe), where) from None
     _validate_steps(recipe, where)
     _validate_formats(recipe, where)
+    _validate_executor_steps(recipe, where)
     return recipe
+
+
+def _validate_executor_steps(recipe: Recipe, where: str) -> None:
+    labels = [label for label, _, _ in recipe.step_entries()]
+    problems = [f"executor.steps.{label}: no step {label!r} in this recipe{did_you_mean(label, labels)}"
+                for label in recipe.executor.steps if label not in labels]
+    if problems:
+        raise CurateError("\n".join(problems), where)
 
 
 def _validate_steps(recipe: Recipe, where: str) -> None:

@@ -19,10 +19,10 @@ def test_readme_names_the_two_commands_and_every_recipe_key():
     text = README.read_text(encoding="utf-8")
     assert "pip install -e . && curate run recipes/quickstart.yaml" in text
     assert "python -m pytest -q" in text
-    from curate.recipe import Cache, Outputs, Recipe, Source
+    from curate.recipe import Cache, ExecutorSpec, Outputs, Recipe, Source
     from curate.templates.spec import TemplateSpec
 
-    for model in (Recipe, Source, Outputs, Cache, TemplateSpec):
+    for model in (Recipe, Source, Outputs, Cache, ExecutorSpec, TemplateSpec):
         for name in model.model_fields:
             assert re.search(rf"^\s*{name}:", text, re.M), f"recipe key {model.__name__}.{name} is not documented"
 

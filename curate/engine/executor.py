@@ -42,10 +42,11 @@ class LocalExecutor:
     def describe(self) -> dict:
         return {"kind": self.kind, "workers": self.workers}
 
-    def map(self, fn: Callable[[T], R], tasks: Iterable[T], parallel: bool = True, n: int | None = None) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T], parallel: bool = True, n: int | None = None,
+            steps: tuple[str, ...] = ()) -> Iterator[R]:
         """fn(task) for each task, results in order. `parallel=False` (a step holding a model) or a small
         pass runs in this process; otherwise at most 2 tasks per worker are in flight, so memory stays
-        bounded however many parts there are."""
+        bounded however many parts there are. `steps` (the labels of the pass's steps) matters only on Ray."""
         tasks = list(tasks) if n is None else tasks
         count = len(tasks) if n is None else n
         if not parallel or self.workers == 1 or count < MIN_PARTS:

@@ -39,6 +39,8 @@ class StepRun:
     notes: dict = field(default_factory=dict)
     reasons: dict = field(default_factory=dict)  # reason -> rows dropped with it
     seconds: float = 0.0
+    parts_cpu: float = 0.0  # CPU seconds summed over the part tasks (row-local work, or a global step's keys)
+    global_cpu: float = 0.0  # CPU seconds of a global step's decision (on the driver)
     cached: bool = False
     folder: Path | None = None  # where its result lives
     report: object = None  # its StepReport, once done
@@ -160,7 +162,8 @@ def row_pass(store: RowStore, runs: list[StepRun], key_runs: list[StepRun], stor
         rows_in = int(store.alive.sum())
         for run in runs:
             run.notes = {}
-        for result in executor.map(run_part, tasks, parallel=parallel, n=store.n_parts):
+        labels = tuple(r.spec.label for r in runs + key_runs)
+        for result in executor.map(run_part, tasks, parallel=parallel, n=store.n_parts, steps=labels):
             for k, (run, part) in enumerate(zip(runs, result.steps)):
                 if part.schema is not None:
                     schemas[k].append(part.schema)
@@ -168,8 +171,10 @@ def row_pass(store: RowStore, runs: list[StepRun], key_runs: list[StepRun], stor
                 merge_counts(counts[k], part.counts)
                 run.notes.update(part.notes)
                 run.seconds += part.seconds
+                run.parts_cpu += part.cpu
             for k, found in enumerate(result.keys):
                 keys[k].append(found)
+                key_runs[k].parts_cpu += result.key_cpu[k]
             if progress is not None:
                 progress(result.rows)
         for k, (run, folder) in enumerate(zip(runs, folders)):
@@ -222,7 +227,7 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
     """Run one global step over every alive row and store its result. Returns a selector's chosen rows
     (as positions among the alive rows), else None."""
     step = run.step
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     table = columns_for(store, run)
     rows = table.column(ROW).to_numpy()
     table = table.drop_columns([ROW])
@@ -249,7 +254,7 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
         drops = [(int(rows[i]), d.reason, d.duplicate_of, _detail_json(d)) for i, d in sorted(decisions.items())]
     else:
         layer_result = step.apply(table)
-    run.seconds = time.perf_counter() - t
+    run.seconds, run.global_cpu = time.perf_counter() - t, time.process_time() - cpu
     run.rows_in = len(rows)
     run.notes = {**step.ctx.notes, **step.ctx.counts}
     run.reasons = _count_reasons(drops)

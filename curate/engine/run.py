@@ -286,6 +286,9 @@ class _Run:
                             round(run.seconds, 3), run.cached, run.index, total)
         run.report = report
         self.timings["steps"][run.spec.label] = {"seconds": report.seconds, "cached": report.cached}
+        for name, cpu in (("parts_cpu_s", run.parts_cpu), ("global_cpu_s", run.global_cpu)):
+            if cpu:  # where the step's CPU time went: spread over part tasks, or one decision on the driver
+                self.timings["steps"][run.spec.label][name] = round(cpu, 3)
         self.reporter.step_finished(report)
 
     # -- 3. outputs ----------------------------------------------------------------------------------

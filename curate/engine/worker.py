@@ -66,6 +66,7 @@ class StepPart:
     counts: dict = field(default_factory=dict)
     rows_in: int = 0
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU seconds of this process: what the step costs on a loaded machine too
 
 
 @dataclass
@@ -74,6 +75,7 @@ class PartResult:
     rows: int  # rows read (alive at the start of the pass)
     steps: list[StepPart]
     keys: list[tuple[np.ndarray, dict]]  # per key step: (the rows' _row, {key: array})
+    key_cpu: list[float] = field(default_factory=list)  # per key step: CPU seconds computing its keys
 
 
 def run_part(task: PartTask) -> PartResult:
@@ -88,7 +90,7 @@ def run_part(task: PartTask) -> PartResult:
         for spec, layer_dir in zip(task.steps, task.layer_dirs):
             step = spec.build()
             step.ctx.notes, step.ctx.counts = {}, {}
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             rows = table.column(ROW).to_numpy()
             result = step.apply(table.drop_columns([ROW]))
             out = StepPart(rows_in=table.num_rows)
@@ -102,15 +104,17 @@ def run_part(task: PartTask) -> PartResult:
                 out.schema = _write_layer(Path(layer_dir), task.part.index, rows - first, n_part, result)
                 table = _with_columns(table, result)
             fault_point("step")
-            out.seconds = time.perf_counter() - t
+            out.seconds, out.cpu = time.perf_counter() - t, time.process_time() - cpu
             out.notes, out.counts = dict(step.ctx.notes), dict(step.ctx.counts)
             results.append(out)
-        keys = []
+        keys, key_cpu = [], []
         for spec in task.key_steps:
+            cpu = time.process_time()
             step = spec.build()
             found = step.keys(table.drop_columns([ROW])) or {}
             keys.append((table.column(ROW).to_numpy(), {k: np.asarray(v) for k, v in found.items()}))
-    return PartResult(task.part.index, rows_read, results, keys)
+            key_cpu.append(time.process_time() - cpu)
+    return PartResult(task.part.index, rows_read, results, keys, key_cpu)
 
 
 def _detail(d: Drop) -> str | None:
