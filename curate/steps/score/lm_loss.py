@@ -20,7 +20,8 @@ from typing import Annotated, Any, ClassVar
 import pyarrow as pa
 from pydantic import Discriminator, Field, Tag, field_validator
 
-from curate.models import DEFAULT_MODEL, ModelField, as_spec, model_source, weights_stat_token
+from curate.model_files import weights_stat_token
+from curate.models import DEFAULT_MODEL, ModelField, as_spec, model_source
 from curate.steps.base import ModelScorer, StepParams, as_table
 from curate.steps.score.lm_batches import ScoreCache
 from curate.steps.score.lm_forward import span_losses
@@ -163,7 +164,7 @@ class LMScorer(ModelScorer):
     @classmethod
     def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
         """Changes when a local model's weight files change."""
-        return weights_stat_token(as_spec(params.model), recipe_dir)
+        return weights_stat_token(as_spec(params.model).name, recipe_dir)
 
     def names(self) -> list[str]:
         return [self.params.prefix + c for c in self.scores]
