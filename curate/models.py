@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator
 
 from curate.errors import CurateError
 from curate.model_files import cache_root, dequantised_copy, folder_digest
+from curate.strict import StrictModel
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -65,7 +66,7 @@ PACKAGED: dict[str, Packaged] = {
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(StrictModel):
     """Which model to load and how. A recipe may give just the name as a string.
 
     - `name`: a hub id (`org/model`), a local folder saved with `save_pretrained`, or a `.gguf` file.
@@ -79,7 +80,7 @@ class ModelSpec(BaseModel):
     - `cache_dir` (null: the default model cache): where dequantised GGUF copies are kept.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     name: str = DEFAULT_MODEL
     gguf_file: str | None = None
