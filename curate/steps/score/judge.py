@@ -7,8 +7,6 @@ import json
 import math
 import os
 import re
-import urllib.error
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +19,7 @@ from curate.models import as_spec
 from curate.registry import register
 from curate.rows import conversation_text, prompt_text, response_text
 from curate.steps.base import values
+from curate.steps.score.judge_endpoint import RATINGS, ask_endpoint, safe_for_key
 from curate.steps.score.lm_batches import ScoreCache, rate_progress, stats
 from curate.steps.score.lm_forward import next_token_logprobs
 from curate.steps.score.lm_loss import LMParams, LMScorer
@@ -42,7 +41,6 @@ Rate the quality of the AI assistant's answer to the user's request below on a s
 
 Reply with a single digit from 1 to 5."""
 
-RATINGS = (1, 2, 3, 4, 5)
 RUBRIC_FIELDS = {"prompt", "response", "conversation"}
 
 
@@ -278,7 +276,7 @@ class Judge(LMScorer):
         url = url if url.endswith("/chat/completions") else url + "/chat/completions"
         model_name = p.endpoint_model or as_spec(p.model).name
         key = os.environ.get(p.api_key_env) if p.api_key_env else None
-        if key and not _safe_for_key(url):
+        if key and not safe_for_key(url):
             raise CurateError(f"{p.api_key_env} would be sent in clear text over http to {url}; use https (plain http "
                               "only to a loopback address)", f"{self.ctx.where}.endpoint")
         cache = ScoreCache(p.cache_dir, f"endpoint {url} {model_name}")
@@ -291,7 +289,7 @@ class Judge(LMScorer):
             stats["computed"] += len(ask)
 
             def one(i):
-                return i, _ask(url, model_name, requests[i], key, p.timeout)
+                return i, ask_endpoint(url, model_name, requests[i], key, p.timeout)
 
             replies: dict[int, dict] = {}
             failures = 0
@@ -366,84 +364,3 @@ def rating_tokens(tokenizer, where: str) -> list[tuple[int, int]]:
             raise CurateError(f"the judge's tokenizer has no single token for the rating {k}; expected scores need "
                               "one (use an `endpoint`, or another model)", where)
     return sorted(out.items())
-
-
-def _safe_for_key(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.hostname or "") in ("localhost", "127.0.0.1", "::1")
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect would re-send the Authorization header to wherever the server points: refuse them all."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}; curate does not follow "
-                                     "redirects (the API key would go along): set endpoint to the final URL",
-                                     headers, fp)
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def _ask(url: str, model: str, messages: list[dict], key: str | None, timeout: float) -> dict:
-    """One chat completion: {"probs": {rating: p}, "text": ...}, or {"text": ...}, or {"transport": error},
-    or {"invalid": why} when a log-probability is not a number <= 0."""
-    body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 8, "logprobs": True, "top_logprobs": 20}
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    for attempt in range(2):
-        req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            with _OPENER.open(req, timeout=timeout) as r:
-                reply = json.loads(r.read().decode("utf-8"))
-            break
-        except urllib.error.HTTPError as e:
-            if e.code == 400 and attempt == 0 and "logprobs" in body:
-                body.pop("logprobs")  # some servers refuse the logprobs options: ask again without them
-                body.pop("top_logprobs")
-                continue
-            return {"transport": f"HTTP {e.code} {e.reason}"}
-        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
-            return {"transport": f"{type(e).__name__}: {getattr(e, 'reason', e)}"}
-    try:
-        choice = reply["choices"][0]
-        text = (choice.get("message") or {}).get("content") or ""
-    except (KeyError, IndexError, TypeError):
-        return {"transport": "the reply has no choices[0].message"}
-    try:
-        probs = _rating_probs((choice.get("logprobs") or {}).get("content") or [])
-    except ValueError as e:
-        return {"invalid": str(e)}
-    return {"probs": probs, "text": text} if probs else {"text": text}
-
-
-def _logprob(value) -> float:
-    """A log-probability from a reply: a finite number <= 0 (a rounding error above 0 counts as 0)."""
-    try:
-        lp = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the endpoint gave a log-probability that is not a number: {value!r}") from None
-    if math.isnan(lp) or lp > 1e-6:  # -inf is a probability of 0; NaN, +inf and positive values are no log-probability
-        raise ValueError(f"the endpoint gave an invalid log-probability {value!r} (must be a number <= 0)")
-    return min(lp, 0.0)
-
-
-def _rating_probs(content: list) -> dict[str, float] | None:
-    """p(rating) from the top log-probabilities at the first generated token that is a rating."""
-    for entry in content:
-        if not isinstance(entry, dict) or str(entry.get("token", "")).strip() not in {str(k) for k in RATINGS}:
-            continue
-        probs: dict[str, float] = {}
-        seen = set()
-        for alt in (entry.get("top_logprobs") or []) + [entry]:
-            tok, lp = str(alt.get("token", "")), alt.get("logprob")
-            if tok in seen or lp is None:
-                continue
-            seen.add(tok)
-            if tok.strip() in {str(k) for k in RATINGS}:
-                probs[tok.strip()] = probs.get(tok.strip(), 0.0) + math.exp(_logprob(lp))
-        return probs or None
-    return None
