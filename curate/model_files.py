@@ -15,8 +15,10 @@ import os
 import time
 from pathlib import Path
 
-# The files that decide a model folder's outputs, besides config.json.
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+from curate.io import file_digest, write_text_atomic
+
+# Weight files: with config.json, what decides a model folder's outputs.
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -86,11 +88,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     memo = _read_json(memo_file)
     if key in memo:
         return memo[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = file_digest(path)[0]
     memo = _read_json(memo_file)  # re-read: another process may have added entries meanwhile
     memo[key] = digest
     _write_json(memo_file, memo)
@@ -99,9 +97,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def folder_digest(folder: Path) -> str:
     """sha256 over the names and contents of a model folder's config and weight files."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.name.endswith(WEIGHT_SUFFIXES)))
     h = hashlib.sha256()
-    for p in files:
+    for p in _weight_files(folder):
         h.update(p.name.encode() + b"\0" + file_sha256(p).encode() + b"\0")
     return h.hexdigest()
 
@@ -116,13 +113,14 @@ def weights_stat_token(name: str, base_dir: str | os.PathLike = ".") -> str | No
             st = p.stat()
             return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if p.is_dir():
-            parts = []
-            for f in sorted(p.iterdir()):
-                if f.is_file() and (f.name == "config.json" or f.name.endswith(WEIGHT_SUFFIXES)):
-                    st = f.stat()
-                    parts.append(f"{f.name}|{st.st_size}|{st.st_mtime_ns}")
+            parts = [f"{f.name}|{f.stat().st_size}|{f.stat().st_mtime_ns}" for f in _weight_files(p)]
             return hashlib.sha256("\n".join([str(p.resolve())] + parts).encode()).hexdigest()[:24]
     return None
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """The files that decide a model folder's outputs: config.json and the weights, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.name.endswith(_WEIGHT_SUFFIXES)))
 
 
 def _read_json(path: Path) -> dict:
@@ -134,9 +132,6 @@ def _read_json(path: Path) -> dict:
 
 def _write_json(path: Path, data: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=0, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, [json.dumps(data, indent=0, sort_keys=True)])
     except OSError:
         pass  # the memo is an optimisation; a read-only cache folder only costs re-hashing
