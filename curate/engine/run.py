@@ -423,9 +423,10 @@ def _has_keys(step) -> bool:
 def _load_code() -> str:
     import curate.engine.load as module
     import curate.sources.adapters as adapters
+    import curate.sources.files as files
     import curate.sources.load as reader
 
-    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (module, adapters, reader))).hexdigest()[:16]
+    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (module, adapters, reader, files))).hexdigest()[:16]
 
 
 def library_versions() -> dict:
