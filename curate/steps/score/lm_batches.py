@@ -17,12 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import sys
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
+
+from curate.progress import rate_progress
 
 # What the forward passes did in this process (for tests and benchmarks; not in manifests, which must
 # not depend on what happened to be cached).
@@ -127,38 +126,3 @@ def run_cached(keys: list[str], lengths: list[int], compute: Callable[[list[int]
     for i, k in enumerate(keys):
         results[i] = hits[k] if k in hits else computed[k]
     return results
-
-
-# -- progress with rates ---------------------------------------------------------------------------
-
-
-@contextmanager
-def rate_progress(total: int, total_tokens: int, description: str):
-    """Yields `advance(sequences, tokens)`; a rich bar with sequences/s and tokens/s on a terminal."""
-    if total == 0 or not sys.stderr.isatty():
-        yield lambda k, t: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("      {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    started = time.perf_counter()
-    done = {"seq": 0, "tok": 0}
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"{description} ({total_tokens:,} tokens)", total=total, rate="")
-
-        def advance(k: int, t: int) -> None:
-            done["seq"] += k
-            done["tok"] += t
-            dt = max(time.perf_counter() - started, 1e-9)
-            bar.update(task, advance=k, rate=f"{done['seq'] / dt:.1f} seq/s {done['tok'] / dt:,.0f} tok/s")
-
-        yield advance
