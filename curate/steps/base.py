@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 from pydantic import AfterValidator, model_validator
 
 from curate.errors import CurateError, did_you_mean
+from curate.ledger import Drop
 from curate.strict import StrictModel
 
 
@@ -92,15 +93,6 @@ def merge_counts(into: dict, more: dict) -> dict:
         else:
             into[k] = into.get(k, 0) + v
     return into
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Why a filter or deduplicator dropped one row."""
-
-    reason: str  # short, names the rule: "response_words < 3", "exact duplicate (prompt)"
-    duplicate_of: str | None = None  # id of the kept row this one duplicated
-    detail: dict | None = None  # anything else worth keeping (similarity, matched pattern, ...)
 
 
 @dataclass

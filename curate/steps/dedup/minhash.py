@@ -14,10 +14,11 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from curate.ledger import Drop
 from curate.progress import progress
 from curate.registry import register
 from curate.rows import text_of
-from curate.steps.base import Drop, as_table, values
+from curate.steps.base import as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths
 from curate.steps.dedup.lsh import component_clusters, lsh_pairs, lsh_params, signature_copies, star_clusters_with_copies
 from curate.steps.dedup.shingles import exact_jaccard, signatures
