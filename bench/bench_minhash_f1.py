@@ -42,7 +42,7 @@ def all_pairs(texts: list[str], threshold: float, block: int = 2000) -> tuple[np
     sets as a sparse 0/1 matrix X, intersections X X^T block by block (the step's 32-bit shingle hashes)."""
     from scipy import sparse
 
-    from curate.steps.dedup.minhash import shingle_hashes
+    from curate.steps.dedup.shingles import shingle_hashes
 
     flat, offsets = shingle_hashes(texts, NGRAM, "word")
     small = (flat & np.uint64(0xFFFFFFFF)).astype(np.int64)  # the 32-bit hashes exact_jaccard uses
@@ -77,7 +77,8 @@ def measure(name: str, pool, repeat: int) -> None:
 
     from curate.rows import conversation_text, make_row
     from curate.steps.base import StepContext
-    from curate.steps.dedup.minhash import MinHashDedup, star_clusters
+    from curate.steps.dedup.lsh import star_clusters
+    from curate.steps.dedup.minhash import MinHashDedup
 
     texts = [conversation_text(m) for _, m in pool]
     table = pa.Table.from_pylist([make_row(src, m, {}) for src, m in pool])

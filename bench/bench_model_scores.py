@@ -3,7 +3,7 @@
   speed   The response losses behind score.perplexity / score.ifd (each row: the response in context
           and alone) on the same token sequences, two ways: the naive loop that Cherry LLM's script
           runs (one sequence at a time, `model(input_ids, labels=...)`, full logits) and the batched
-          scorer of curate.steps.score.lm_loss (length-sorted, dynamically padded batches, the output
+          scorer of curate.steps.score.lm_forward (length-sorted, dynamically padded batches, the output
           layer only at scored positions), with the score cache off. The rows are cut into chunks and
           each chunk is timed both ways back to back, so load from other work on a shared machine hits
           both alike. Also checks that the two agree, and times a cached re-run.
@@ -47,8 +47,8 @@ def load_rows(path: Path, limit: int):
 
 def setup(max_length: int, tiny: bool = False):
     from curate.models import ModelSpec, load_causal_lm, model_source
-    from curate.steps.score import lm_loss
-    from curate.steps.score.lm_loss import LMParams
+    from curate.steps.score.lm_loss import LMParams, quietly
+    from curate.steps.score.lm_plan import context_length, templater_for
     from tests.helpers import context
 
     spec = ModelSpec(max_length=max_length)
@@ -60,11 +60,11 @@ def setup(max_length: int, tiny: bool = False):
             tiny_llama(folder)
         spec = ModelSpec(name=str(folder), max_length=max_length)
     t = time.perf_counter()
-    model, tok = lm_loss._quiet(lambda: load_causal_lm(spec))
+    model, tok = quietly(lambda: load_causal_lm(spec))
     load_s = time.perf_counter() - t
     params = LMParams(model=spec)
-    templater = lm_loss.templater_for(params, tok, model, context("bench"))
-    L = lm_loss.context_length(model, tok, spec)
+    templater = templater_for(params, tok, model, context("bench"))
+    L = context_length(model, tok, spec)
     print(f"model: {model_source(model).label}, {model_source(model).dtype}, loaded in {load_s:.1f} s; "
           f"max_length {L}; torch threads {__import__('torch').get_num_threads()}", flush=True)
     return model, tok, templater, L
@@ -97,11 +97,13 @@ def naive(model, requests):
 
 
 def batched(model, tok, requests, cache=None):
-    from curate.steps.score import lm_loss
+    from curate.steps.score.lm_batches import ScoreCache
+    from curate.steps.score.lm_forward import span_losses
+    from curate.steps.score.lm_plan import pad_token
 
-    cache = cache or lm_loss.ScoreCache(None, "bench")
-    return lm_loss.span_losses(model, requests, cache=cache, batch_tokens=None, batch_size=16,
-                               pad_id=lm_loss.pad_token(tok), desc="bench")
+    cache = cache or ScoreCache(None, "bench")
+    return span_losses(model, requests, cache=cache, batch_tokens=None, batch_size=16, pad_id=pad_token(tok),
+                       desc="bench")
 
 
 def load_now() -> str:
@@ -114,16 +116,17 @@ def load_now() -> str:
 def speed(args) -> dict:
     import shutil
 
-    from curate.steps.score import lm_loss
+    from curate.steps.score.lm_batches import ScoreCache
+    from curate.steps.score.lm_plan import plan_rows
 
     model, tok, templater, L = setup(args.max_length, args.tiny)
     ds = load_rows(args.data_dir / args.data, args.rows)
-    plans = lm_loss.plan_rows(ds["messages"], templater, tok, L, "bench")
+    plans = plan_rows(ds["messages"], templater, tok, L, "bench")
     rows = [i for i, p in enumerate(plans) if p.why is None]
     chunks = [rows[i : i + args.chunk] for i in range(0, len(rows), args.chunk)]
     cache_dir = OUT / "bench-scores"
     shutil.rmtree(cache_dir, ignore_errors=True)
-    cache = lm_loss.ScoreCache(cache_dir, f"bench-{args.max_length}-{args.tiny}")
+    cache = ScoreCache(cache_dir, f"bench-{args.max_length}-{args.tiny}")
     t_naive = t_batched = t_bf16 = 0.0
     tokens = 0
     worst = worst_bf16 = 0.0
@@ -177,7 +180,7 @@ def speed(args) -> dict:
     }
     print("\n| method | seconds | rows/s | tokens/s |\n|---|---:|---:|---:|")
     print(f"| naive loop (one sequence at a time, full logits) | {t_naive:.1f} | {n / t_naive:.2f} | {tokens / t_naive:,.0f} |")
-    print(f"| batched scorer (lm_loss.span_losses) | {t_batched:.1f} | {n / t_batched:.2f} | {tokens / t_batched:,.0f} |")
+    print(f"| batched scorer (lm_forward.span_losses) | {t_batched:.1f} | {n / t_batched:.2f} | {tokens / t_batched:,.0f} |")
     print(f"| batched, re-run from the score cache | {t_cached:.3f} | {n / max(t_cached, 1e-9):,.0f} | — |")
     if bf16 is not None:
         print(f"| batched, bfloat16 weights (opt-in `dtype: bfloat16`) | {t_bf16:.1f} | {n / t_bf16:.2f} | {tokens / t_bf16:,.0f} |")
@@ -191,8 +194,9 @@ def speed(args) -> dict:
 def lima(args) -> dict:
     import torch
 
-    from curate.steps.score import lm_loss
     from curate.steps.score.ifd import IFD
+    from curate.steps.score.lm_batches import stats
+    from curate.steps.score.lm_loss import quietly
     from curate.steps.score.perplexity import Perplexity
     from tests.helpers import build
 
@@ -201,9 +205,9 @@ def lima(args) -> dict:
     print(f"{len(ds)} LIMA rows; {load_now()}", flush=True)
     t = time.perf_counter()
     ppl_step = build(Perplexity, **params)
-    ppl = lm_loss._quiet(lambda: ppl_step.score(ds))
+    ppl = quietly(lambda: ppl_step.score(ds))
     t_ppl = time.perf_counter() - t
-    computed = lm_loss.stats["computed"]
+    computed = stats["computed"]
     t = time.perf_counter()
     ifd_step = build(IFD, **params)
     ifd = ifd_step.score(ds)

@@ -7,7 +7,7 @@ the step recomputed, with a warning. Two processes that need the same entry take
 the second one reads what the first one wrote. Leftovers of killed writers are removed by the next run.
 
 Keys are made by the engine from the inputs, every step up to this one, and the code of each step
-(`code_token`): editing a step's module invalidates its entries.
+(`code_token`): editing a step's module, or a `curate.steps` module it uses, invalidates its entries.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 import tempfile
+import types
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -40,17 +41,25 @@ def file_checksum(path: Path) -> str:
 
 @lru_cache(maxsize=None)
 def code_token(cls: type) -> str:
-    """A fingerprint of the source of `cls`'s module and of the curate modules of its base classes."""
+    """A fingerprint of the source of `cls`'s module, of the curate modules of its base classes, and of the
+    `curate.steps` modules these import from, transitively: a step split into helper modules (its
+    shingling, its forward passes) computes with their code too."""
     digest = hashlib.sha256()
+    todo = [getattr(klass, "__module__", "") for klass in cls.__mro__]
     seen = set()
-    for klass in cls.__mro__:
-        module = getattr(klass, "__module__", "")
+    while todo:
+        module = todo.pop(0)
         if not module.startswith("curate.") or module in seen:
             continue
         seen.add(module)
-        path = getattr(sys.modules.get(module), "__file__", None)
+        loaded = sys.modules.get(module)
+        path = getattr(loaded, "__file__", None)
         if path and Path(path).is_file():
             digest.update(module.encode() + b"\0" + Path(path).read_bytes())
+        for value in vars(loaded).values() if loaded is not None else ():
+            used = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+            if isinstance(used, str) and used.startswith("curate.steps."):
+                todo.append(used)
     return digest.hexdigest()[:16]
 
 

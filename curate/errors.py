@@ -16,5 +16,8 @@ def did_you_mean(name: str, choices) -> str:
     """A ' (did you mean X?)' suffix when a close match exists, else ''."""
     import difflib
 
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    choices = list(choices)
+    # difflib is case-sensitive; a choice differing only in case is the likeliest meaning
+    close = [c for c in choices if c.lower() == name.lower()] or \
+        difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""

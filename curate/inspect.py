@@ -13,6 +13,7 @@ from rich.panel import Panel
 
 from curate.errors import CurateError, did_you_mean
 from curate.io import json_ready, row_for_json
+from curate.numbers import fmt
 from curate.runfolder import load_manifest, read_rejects, read_rows
 
 
@@ -108,14 +109,14 @@ def show_rows(console: Console, rows: list[dict], n: int, as_json: bool, notes: 
             if r.get("duplicate_of"):
                 why += f" (duplicate of {_clip(str(r['duplicate_of']), 80)})"
             if r.get("detail"):
-                why += "\n[dim]" + _clip(", ".join(f"{k}={_fmt(v)}" for k, v in r["detail"].items())) + "[/]"
+                why += "\n[dim]" + _clip(", ".join(f"{k}={fmt(v)}" for k, v in r["detail"].items())) + "[/]"
             why += "\n"
         scores = {k: v for k, v in row.items()
                   if k not in HIDDEN and not (k.endswith("_why") and v is None)}
         body = why + ("\n".join(f"[cyan]{_clip(str(m['role']), 20)}[/]: {_clip(m['content'])}"
                                 for m in row.get("messages", [])) or _clip(row.get("raw", "")))
         if scores:
-            body += "\n[dim]" + _clip(", ".join(f"{k}={_fmt(v)}" for k, v in scores.items()), 2000) + "[/]"
+            body += "\n[dim]" + _clip(", ".join(f"{k}={fmt(v)}" for k, v in scores.items()), 2000) + "[/]"
         console.print(Panel(body, title=head, title_align="left"))
 
 
@@ -138,7 +139,3 @@ def json_line(obj) -> str:
 def _clip(text: str, limit: int = 400) -> str:
     text = text if len(text) <= limit else text[:limit] + " ..."
     return escape(visible(text))
-
-
-def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)

@@ -1,4 +1,5 @@
-"""Writing outputs: atomically (temp file + rename), deterministically, nothing partial.
+"""Writing outputs: atomically (temp file + rename), deterministically, nothing partial; and reading
+files back (JSON Lines, content digests).
 
 jsonl rows carry `meta` as an object and NaN scores as null (JSON has no NaN); parquet and the Arrow
 folder (`save_to_disk`) keep `meta` as a JSON string and NaN as NaN.
@@ -6,6 +7,7 @@ folder (`save_to_disk`) keep `meta` as a JSON string and NaN as NaN.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -155,3 +157,15 @@ def write_dataset(ds, directory: Path, stem: str, formats: list[str], fingerprin
 def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def file_digest(path, digest=None) -> tuple[str, int]:
+    """(hex digest, size in bytes) of a file's content, read 1 MiB at a time: sha256 unless `digest` (a
+    fresh hashlib object) is given."""
+    digest = digest if digest is not None else hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

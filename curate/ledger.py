@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 from curate.errors import CurateError
-from curate.steps.base import Drop
 
 # a number standing alone (not the digits inside a name such as gsm8k_test or llama3)
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]*\w)")
@@ -19,6 +19,15 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]*\w)")
 def reason_group(reason: str) -> str:
     """Reasons carry values ("response_words=1 < min 3"); the funnel counts them by rule."""
     return _NUMBER.sub("#", reason)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Why a filter or deduplicator dropped one row."""
+
+    reason: str  # short, names the rule: "response_words < 3", "exact duplicate (prompt)"
+    duplicate_of: str | None = None  # id of the kept row this one duplicated
+    detail: dict | None = None  # anything else worth keeping (similarity, matched pattern, ...)
 
 
 class Ledger:

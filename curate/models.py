@@ -17,10 +17,8 @@ every place tried and why each failed.
 
 GGUF weights (the packaged copy or a `.gguf` file) are dequantised by transformers (`gguf_file=`, needs
 the `gguf` package; about 30 s for SmolLM2-135M) and the float copy is saved once under the model cache
-(`cache_dir`, default `$CURATE_MODELS_DIR`, else `$XDG_CACHE_HOME/curate/models`, else
-`~/.cache/curate/models`), in a folder named after the GGUF file's sha256, so later loads take seconds.
-It lives in the user's cache rather than the project's `.curate/` because it is the same for every
-project and large (540 MB for SmolLM2-135M in float32); delete the folder to reclaim the space.
+(`cache_dir`, default `~/.cache/curate/models`: see `curate.model_files`), in a folder named after the
+GGUF file's sha256, so later loads take seconds.
 
 dtype `auto` is bfloat16 on CUDA (float16 where the GPU lacks bfloat16) and float32 on CPU; device
 `auto` is CUDA when torch sees a GPU. `trust_remote_code` stays off unless the recipe turns it on.
@@ -34,15 +32,16 @@ import importlib.util
 import json
 import os
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator
 
 from curate.errors import CurateError
+from curate.model_files import cache_root, dequantised_copy, folder_digest
+from curate.strict import StrictModel
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -65,10 +64,9 @@ PACKAGED: dict[str, Packaged] = {
 
 # Architecture name endings that mean "predicts the next token" (for perplexity-type scores).
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(StrictModel):
     """Which model to load and how. A recipe may give just the name as a string.
 
     - `name`: a hub id (`org/model`), a local folder saved with `save_pretrained`, or a `.gguf` file.
@@ -82,7 +80,7 @@ class ModelSpec(BaseModel):
     - `cache_dir` (null: the default model cache): where dequantised GGUF copies are kept.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     name: str = DEFAULT_MODEL
     gguf_file: str | None = None
@@ -156,16 +154,6 @@ def resolve_dtype(spec: ModelSpec, device: str):
     return torch.float32
 
 
-def cache_root(spec: ModelSpec | None = None) -> Path:
-    """Where dequantised GGUF copies and weight fingerprints are kept."""
-    if spec is not None and spec.cache_dir:
-        return Path(spec.cache_dir).expanduser()
-    if os.environ.get("CURATE_MODELS_DIR"):
-        return Path(os.environ["CURATE_MODELS_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "curate" / "models"
-
-
 # -- what was loaded -------------------------------------------------------------------------------
 
 
@@ -205,7 +193,7 @@ class ModelSource:
             if self.kind == "hub" and self.revision:
                 ident = {"hub": self.name, "commit": self.revision}
             else:
-                ident = {"files": _folder_digest(Path(self.path))}
+                ident = {"files": folder_digest(Path(self.path))}
             payload = json.dumps({"model": ident, "dtype": self.dtype}, sort_keys=True)
             self._fingerprint = hashlib.sha256(payload.encode()).hexdigest()[:24]
         return self._fingerprint
@@ -368,7 +356,7 @@ def _not_loaded(spec: ModelSpec, tried: list[str]) -> str:
 def _materialise(cand: _Candidate, spec: ModelSpec) -> tuple[str, dict, str | None]:
     """(path for from_pretrained, extra kwargs, the GGUF file used or None)."""
     if cand.kind in ("gguf", "packaged"):
-        folder = dequantised_copy(cand.path, cache_root(spec))
+        folder = dequantised_copy(cand.path, cache_root(spec.cache_dir))
         return str(folder), {}, cand.path
     kwargs: dict[str, Any] = {"revision": spec.revision}
     if cand.local_only:
@@ -377,7 +365,7 @@ def _materialise(cand: _Candidate, spec: ModelSpec) -> tuple[str, dict, str | No
         from huggingface_hub import hf_hub_download
 
         f = hf_hub_download(cand.path, cand.gguf_file, revision=spec.revision, local_files_only=cand.local_only)
-        return str(dequantised_copy(f, cache_root(spec))), {}, f
+        return str(dequantised_copy(f, cache_root(spec.cache_dir))), {}, f
     return cand.path, kwargs, None
 
 
@@ -448,116 +436,3 @@ def _why_failed(cand: _Candidate, e: BaseException) -> str:
 def _short(e: BaseException) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-# -- GGUF: dequantise once, keep the float copy ----------------------------------------------------
-
-
-def dequantised_copy(gguf_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
-    """A folder with the float (dequantised) model and tokenizer of a GGUF file, made once and reused.
-
-    The folder is `<root>/<file stem>-<sha256[:16]>`; it is written to a temporary folder and renamed
-    into place, so an interrupted first load leaves nothing half-written behind.
-    """
-    gguf_path = Path(gguf_path)
-    root = Path(root) if root is not None else cache_root()
-    digest = file_sha256(gguf_path)
-    target = root / f"{gguf_path.stem}-{digest[:16]}"
-    done = target / "curate-source.json"
-    if done.is_file():
-        return target
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{target.name}.tmp-{os.getpid()}"
-    folder, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-    model.hf_quantizer = None  # the weights are plain floats now; save them as such
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "curate-source.json").write_text(
-        json.dumps({"gguf": str(gguf_path), "sha256": digest, "transformers": transformers.__version__,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1),
-        encoding="utf-8",
-    )
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process finished first: keep theirs
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not done.is_file():
-            raise
-    return target
-
-
-# -- fingerprints ----------------------------------------------------------------------------------
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's content, memoised on disk by (absolute path, size, mtime)."""
-    path = Path(path).resolve()
-    st = path.stat()
-    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    memo_file = cache_root() / "sha256.json"
-    memo = _read_json(memo_file)
-    if key in memo:
-        return memo[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    memo = _read_json(memo_file)  # re-read: another process may have added entries meanwhile
-    memo[key] = digest
-    _write_json(memo_file, memo)
-    return digest
-
-
-def _folder_digest(folder: Path) -> str:
-    """sha256 over the names and contents of a model folder's config and weight files."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.name == "config.json" or p.name.endswith(_WEIGHT_SUFFIXES)))
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode() + b"\0" + file_sha256(p).encode() + b"\0")
-    return h.hexdigest()
-
-
-def weights_stat_token(spec: ModelSpec | dict | str, base_dir: str | os.PathLike = ".") -> str | None:
-    """A cheap token that changes when a local model's files change (names, sizes, mtimes); None for a
-    hub id (its name and revision already say which model it is). For step cache keys."""
-    spec = as_spec(spec)
-    name = Path(spec.name).expanduser()
-    for p in ([Path(base_dir) / name, name] if not name.is_absolute() else [name]):
-        if p.is_file():
-            st = p.stat()
-            return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        if p.is_dir():
-            parts = []
-            for f in sorted(p.iterdir()):
-                if f.is_file() and (f.name == "config.json" or f.name.endswith(_WEIGHT_SUFFIXES)):
-                    st = f.stat()
-                    parts.append(f"{f.name}|{st.st_size}|{st.st_mtime_ns}")
-            return hashlib.sha256("\n".join([str(p.resolve())] + parts).encode()).hexdigest()[:24]
-    return None
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=0, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # the memo is an optimisation; a read-only cache folder only costs re-hashing

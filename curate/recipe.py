@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from curate.errors import CurateError, did_you_mean
+from curate.strict import StrictModel
 from curate.ablate_spec import AblateSpec
 from curate.card.spec import CardSpec
 from curate.mix import MixSpec
@@ -31,11 +32,7 @@ from curate.train.spec import CompareSpec, TrainSpec
 OUTPUT_FORMATS = ("jsonl", "parquet", "arrow")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Source(Strict):
+class Source(StrictModel):
     """One input: a hub dataset or local files, read with `datasets`, adapted to the chat schema."""
 
     hub: str | None = None  # Hugging Face hub id, e.g. GAIR/lima
@@ -88,7 +85,7 @@ def _arrow_batches(data):
         yield table.slice(i, 8192)
 
 
-class Outputs(Strict):
+class Outputs(StrictModel):
     dir: str | None = None  # default runs/<name>
     formats: list[str] = Field(default_factory=lambda: ["jsonl"])
     random_baseline: bool = True  # beside a selection, write a random subset with the same budget
@@ -104,12 +101,12 @@ class Outputs(Strict):
         return v
 
 
-class Cache(Strict):
+class Cache(StrictModel):
     enabled: bool = True
     dir: str = ".curate/cache"
 
 
-class StepResources(Strict):
+class StepResources(StrictModel):
     """ray: what each task (row-local pass) or actor (model pass) of one step's pass asks Ray for."""
 
     num_cpus: float | None = Field(None, gt=0)
@@ -117,7 +114,7 @@ class StepResources(Strict):
     concurrency: int | None = Field(None, ge=1)  # a model step's actors; a row-local pass's tasks at once
 
 
-class ExecutorSpec(Strict):
+class ExecutorSpec(StrictModel):
     """Where the steps run. How a run is executed never changes what it makes: this section is not part of
     the recipe's hash, and the manifest records it apart (its `executor` block)."""
 
@@ -140,7 +137,7 @@ class ExecutorSpec(Strict):
         return v
 
 
-class Recipe(Strict):
+class Recipe(StrictModel):
     name: str
     description: str = ""
     seed: int = 0

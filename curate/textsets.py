@@ -92,7 +92,7 @@ def fingerprint(spec: TextSet, recipe_dir: str = ".") -> dict:
     resolving paths and globs), or the hub id / URL as written (its content cannot be hashed offline)."""
     import hashlib
 
-    from curate.sources.load import expand_paths
+    from curate.sources.files import expand_paths
 
     out = spec.model_dump(mode="json")
     if spec.path and not _is_url(spec.path):

@@ -16,13 +16,9 @@ from curate.registry import get_step
 from curate.rows import make_row, normalise
 from curate.steps.dedup.exact import ExactDedup, fast_normalise
 from curate.steps.dedup.keep import choose_kept
-from curate.steps.dedup.minhash import (
-    LSH_WEIGHTS,
-    MinHashDedup,
-    components,
-    lsh_params,
-    shingle_hashes,
-)
+from curate.steps.dedup.lsh import components, lsh_params
+from curate.steps.dedup.minhash import LSH_WEIGHTS, MinHashDedup
+from curate.steps.dedup.shingles import shingle_hashes
 from tests.helpers import build, pairs_dataset
 
 WORDS = (
@@ -262,7 +258,7 @@ def test_minhash_copies_of_a_dropped_row_go_with_it():
 
 
 def test_minhash_verifies_pairs_by_exact_jaccard():
-    from curate.steps.dedup.minhash import exact_jaccard
+    from curate.steps.dedup.shingles import exact_jaccard
 
     texts = [paragraph(3, 100), one_word_changed(paragraph(3, 100), 50), paragraph(4, 100)]
     j = exact_jaccard(lambda idx: [texts[i] for i in idx], np.array([0, 0]), np.array([1, 2]), 5, "word")

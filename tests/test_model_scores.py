@@ -22,7 +22,7 @@ from transformers import (
 
 from curate.errors import CurateError
 from curate.models import ModelSpec, as_spec, load_causal_lm, model_source
-from curate.steps.score import lm_loss
+from curate.steps.score import lm_batches, lm_forward, lm_plan
 from curate.steps.score.ifd import IFD
 from curate.steps.score.judge import Judge
 from curate.steps.score.perplexity import Perplexity
@@ -174,10 +174,10 @@ def test_rows_longer_than_max_length_are_truncated_by_the_policy_and_counted(lm_
 
 def test_truncation_policy():
     ctx, resp = list(range(100)), list(range(30))
-    assert lm_loss.truncate(ctx[:10], resp[:10], 64) == (10, 10)  # fits: untouched
-    assert lm_loss.truncate(ctx, resp[:10], 64) == (54, 10)  # prompt cut from the left, response whole
-    assert lm_loss.truncate(ctx, resp * 4, 64) == (32, 32)  # both long: half each
-    assert lm_loss.truncate(ctx[:5], resp * 4, 64) == (5, 59)  # short prompt stays whole
+    assert lm_plan.truncate(ctx[:10], resp[:10], 64) == (10, 10)  # fits: untouched
+    assert lm_plan.truncate(ctx, resp[:10], 64) == (54, 10)  # prompt cut from the left, response whole
+    assert lm_plan.truncate(ctx, resp * 4, 64) == (32, 32)  # both long: half each
+    assert lm_plan.truncate(ctx[:5], resp * 4, 64) == (5, 59)  # short prompt stays whole
 
 
 def test_a_model_that_is_not_a_causal_lm_is_a_clear_error(rm_dir):
@@ -196,8 +196,8 @@ def test_the_score_cache_means_no_forward_pass_on_a_rerun(lm_dir, tmp_path, monk
     def no_forward(*a, **k):
         raise AssertionError("the model ran although every result was cached")
 
-    monkeypatch.setattr(lm_loss, "forward_hidden", no_forward)
-    monkeypatch.setattr(lm_loss, "forward_logits", no_forward)
+    monkeypatch.setattr(lm_forward, "forward_hidden", no_forward)
+    monkeypatch.setattr(lm_forward, "forward_logits", no_forward)
     again = build(Perplexity, model=str(lm_dir), cache_dir=cache).score(ds)
     assert again == first
     build(IFD, model=str(lm_dir), cache_dir=cache).score(ds)  # the same numbers: served from the cache too
@@ -440,7 +440,7 @@ def test_in_a_recipe_with_a_filter_on_the_flag(lm_dir, tmp_path, monkeypatch):
 
 def test_batches_are_length_sorted_bounded_and_pad_little():
     lengths = [10, 400, 12, 390, 100, 95, 11, 300, 80, 1000]
-    batches = lm_loss.make_batches(list(range(len(lengths))), lengths, batch_tokens=1200, batch_size=3)
+    batches = lm_batches.make_batches(list(range(len(lengths))), lengths, batch_tokens=1200, batch_size=3)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     flat = [lengths[i] for b in batches for i in b]
     assert flat == sorted(flat, reverse=True)

@@ -22,7 +22,8 @@ SKIPPED = "skipped.jsonl"
 def input_fingerprint(recipe) -> list | None:
     """What the loaded rows depend on, known before reading them: each local file's sha256 (None when a
     source is a hub dataset or a URL, whose content is only known once loaded)."""
-    from curate.sources.load import expand_paths, file_sha256
+    from curate.io import file_digest
+    from curate.sources.files import expand_paths
 
     out = []
     for name, src in recipe.sources.items():
@@ -32,7 +33,7 @@ def input_fingerprint(recipe) -> list | None:
         if not src.path or any(str(p).startswith(("http://", "https://")) for p in
                                (src.path if isinstance(src.path, list) else [src.path])):
             return None
-        out.append([name, [file_sha256(p)[0] for p in expand_paths(src, f"sources.{name}")]])
+        out.append([name, [file_digest(p)[0] for p in expand_paths(src, f"sources.{name}")]])
     return out
 
 
@@ -106,9 +107,10 @@ def _sequential(name, src, base_dir, part_rows, schema):
 
 def _in_chunks(src) -> bool:
     """Plain local JSON Lines files, read whole: chunks of them can be read anywhere."""
-    from curate.sources.load import COMPRESSED, _is_url
+    from curate.sources.files import COMPRESSED
+    from curate.sources.load import is_url
 
-    if src.data is not None or not src.path or _is_url(src.path) or src.limit:
+    if src.data is not None or not src.path or is_url(src.path) or src.limit:
         return False
     paths = src.path if isinstance(src.path, list) else [src.path]
     return all(not str(p).lower().endswith(COMPRESSED) and _kind_or_none(p, src) == "jsonl" for p in paths)
@@ -116,7 +118,7 @@ def _in_chunks(src) -> bool:
 
 def _kind_or_none(path, src):
     from curate.errors import CurateError
-    from curate.sources.load import file_kind
+    from curate.sources.files import file_kind
 
     try:
         return file_kind(str(path), src.file_type, "")
@@ -126,13 +128,12 @@ def _kind_or_none(path, src):
 
 def _chunked(name, src, base_dir, executor, schema):
     """A source of JSON Lines files, read in byte-range chunks by the executor (rows come back as Arrow)."""
-    from curate.sources.load import SourceReader, _File, expand_paths, file_sha256, first_record, jsonl_chunks
+    from curate.sources.files import expand_paths, jsonl_chunks
+    from curate.sources.load import SourceReader, first_record
 
     reader = SourceReader(name, src, base_dir)
     files = expand_paths(src, reader.where)
-    for path in files:
-        sha, size = file_sha256(path)
-        reader.inputs.append({"path": _File(path, reader.base_dir).stable, "sha256": sha, "bytes": size})
+    reader.add_files(files)
     adapter = src.format
     if adapter == "auto":
         probe = SourceReader(name, src, base_dir)

@@ -20,7 +20,8 @@ import pyarrow as pa
 from curate.cache import StepCache
 from curate.engine.store import ROW, Layer, RowStore, part_name, read_part, unify
 from curate.engine.worker import PartTask, StepSpec, layer_part, run_part
-from curate.steps.base import Drop, Step, checked_drops, merge_counts, require_columns
+from curate.ledger import Drop
+from curate.steps.base import Step, checked_drops, merge_counts, require_columns
 
 LAYER = "layer.json"
 DROPS = "drops.arrow"

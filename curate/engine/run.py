@@ -39,7 +39,8 @@ from curate.io import write_json_atomic
 from curate.ledger import Ledger, reason_group
 from curate.registry import get_step
 from curate.runfolder import FORMAT_VERSION, MANIFEST, Carried, check_output_dir, replace_run_folder, run_folder_lock
-from curate.steps.base import Budget, GlobalFilter
+from curate.seeds import derive_seed
+from curate.steps.base import Budget, GlobalFilter, missing_columns
 
 LIBRARIES = ("datasets", "pyarrow", "pydantic", "transformers", "rensa", "py3langid", "jinja2", "numpy",
              "sentence-transformers", "scikit-learn", "torch")
@@ -198,7 +199,7 @@ class _Run:
         for i, (label, name, raw) in enumerate(recipe.step_entries()):
             cls = get_step(name)
             params = cls.Params.model_validate(raw)
-            seed = _step_seed(recipe.seed, i, label)
+            seed = derive_seed(recipe.seed, i, label)
             key = _hash([key, name, params.model_dump(mode="json"), seed, cls.cache_token(params, recipe.base_dir),
                          code_token(cls)])
             kinds = tuple(sorted((n, s.kind) for n, s in recipe.sources.items()))
@@ -425,9 +426,10 @@ def _has_keys(step) -> bool:
 def _load_code() -> str:
     import curate.engine.load as module
     import curate.sources.adapters as adapters
+    import curate.sources.files as files
     import curate.sources.load as reader
 
-    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (module, adapters, reader))).hexdigest()[:16]
+    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (module, adapters, reader, files))).hexdigest()[:16]
 
 
 def library_versions() -> dict:
@@ -444,15 +446,10 @@ def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def _step_seed(seed: int, index: int, label: str) -> int:
-    return int(hashlib.sha256(f"{seed}:{index}:{label}".encode()).hexdigest()[:8], 16)
-
-
 def column_problems(recipe) -> list[str]:
     """Steps that read a column no earlier step adds (a filter on a score nothing computes, a typo): found
     from what each step declares, before any row is read."""
     from curate.engine.store import BASE_SCHEMA, INTERNAL
-    from curate.errors import did_you_mean
 
     available = [f.name for f in BASE_SCHEMA if f.name not in INTERNAL]
     problems = []
@@ -460,11 +457,9 @@ def column_problems(recipe) -> list[str]:
         cls = get_step(name)
         step = StepSpec(i, name, cls.Params.model_validate(raw).model_dump_json(), label, f"steps[{i}].{name}",
                         0, recipe.base_dir).build()
-        for param, column in step.reads().items():
-            if column not in available:
-                where = f"steps[{i}].{name}" + (f".{param}" if param else "")
-                problems.append(f"{where}: no step before this one adds the column {column!r}"
-                                f"{did_you_mean(column, available)}; columns by then: {', '.join(available)}")
+        for where, column, hint in missing_columns(available, step.reads(), f"steps[{i}].{name}"):
+            problems.append(f"{where}: no step before this one adds the column {column!r}{hint}; "
+                            f"columns by then: {', '.join(available)}")
         available += [c for c in step.adds() if c not in available]
     return problems
 

@@ -1,7 +1,7 @@
 """The rows of a run on disk: the loaded rows in parts, what each step added as layers, and which rows are
 still alive.
 
-- The **base** is the loaded rows (`_row`, id, source, messages, meta), in parts of at most `BATCH_ROWS` rows,
+- The **base** is the loaded rows (`_row`, id, source, messages, meta), in parts of at most `executor.part_rows` rows,
   one Arrow IPC file each. `_row` is the row's position in load order, the key everything else refers to.
 - A **layer** is what one transform or scorer wrote: for every base part, a file with the same rows, a
   `_set` flag (the rows this step wrote) and its columns (null where not set). Reading a part overlays the
@@ -23,8 +23,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from curate.io import BATCH_ROWS  # noqa: F401 - the part size, shared with the output files
 
 ROW = "_row"
 SET = "_set"

@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from curate.engine.store import ROW, SET, PartSpec, part_name, write_part
 from curate.faults import fault_point
-from curate.steps.base import Drop, Step, StepContext
+from curate.ledger import Drop
+from curate.steps.base import Step, StepContext
 
 
 @dataclass(frozen=True)

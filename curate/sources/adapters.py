@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from curate.errors import CurateError, did_you_mean
+from curate.strict import StrictModel
 
 
 class RowError(ValueError):
     """A record that does not fit its format."""
 
 
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Options(StrictModel):
+    """A format's options (`options:` of a source); each format subclasses it with its own fields."""
 
 
 def field(record: dict, name: str, *, required: bool = True, kind=str) -> Any:

@@ -1,10 +1,8 @@
 """Read a source into canonical rows, one record at a time.
 
-Local JSON Lines, JSON and csv are parsed here, so that a malformed line is reported with its file and line
-number and `on_error: skip` can drop just that line (into the ledger). Files may be compressed (`.gz`,
-`.bz2`, `.xz`, `.zst`: read transparently, as `datasets` does) and may start with a UTF-8 byte-order mark.
-JSON Lines are split on "\\n" only: U+2028, U+2029 and U+0085 are characters inside strings, not line ends.
-Parquet is read in record batches with pyarrow; hub datasets and URLs go through `datasets.load_dataset`.
+Local JSON Lines, JSON and csv are parsed by curate (`sources.files`), so that a malformed line is reported
+with its file and line number and `on_error: skip` can drop just that line (into the ledger). Parquet is
+read in record batches with pyarrow; hub datasets and URLs go through `datasets.load_dataset`.
 Every record either becomes a canonical row or a skipped record with its location and reason: nothing read
 is lost.
 
@@ -15,24 +13,26 @@ open them from here.
 
 from __future__ import annotations
 
-import bz2
-import glob
-import gzip
-import hashlib
-import io
 import json
 import lzma
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 from curate.errors import CurateError
+from curate.io import file_digest
 from curate.rows import make_row
 from curate.sources.adapters import RowError, check_messages, detect_adapter, get_adapter
-
-EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zstd")
+from curate.sources.files import (
+    LocalFile,
+    Location,
+    csv_records,
+    expand_paths,
+    file_kind,
+    json_records,
+    jsonl_records,
+    parquet_records,
+)
 
 
 @dataclass
@@ -77,7 +77,7 @@ class SourceReader:
         src, where = self.src, self.where
         if src.data is not None:
             records = _memory_records(src, self)
-        elif src.path and _is_url(src.path):
+        elif src.path and is_url(src.path):
             records = _url_records(src, where, self)
         elif src.path:
             records = _local_records(src, where, self)
@@ -94,7 +94,7 @@ class SourceReader:
         self.rows_read = rows + len(self.skipped)
         self.check_some(rows)
 
-    def convert(self, loc: "Location", record) -> dict | None:
+    def convert(self, loc: Location, record) -> dict | None:
         """The canonical row of one record, or None (then it is in `skipped`). The first record decides the
         format when it is `auto`."""
         if self._adapter is None:
@@ -130,7 +130,13 @@ class SourceReader:
                 detail += f"; empty file{'s' if len(empty) > 1 else ''}: {', '.join(empty)}"
             raise CurateError(f"the source has no rows{detail}", where)
 
-    def skip(self, loc: "Location", reason: str, raw: str, message: str | None = None) -> None:
+    def add_files(self, files: list[str]) -> None:
+        """Record the local files the source reads, with their sha256 and size, in `inputs`."""
+        for path in files:
+            sha, size = file_digest(path)
+            self.inputs.append({"path": LocalFile(path, self.base_dir).stable, "sha256": sha, "bytes": size})
+
+    def skip(self, loc: Location, reason: str, raw: str, message: str | None = None) -> None:
         """Record a record that cannot become a row, or (on_error: fail) stop with `message` (default: the
         reason) and how to skip such records instead."""
         if self.src.on_error == "fail":
@@ -145,237 +151,32 @@ def load_source(name: str, src, base_dir: str | os.PathLike = ".") -> LoadedSour
     return LoadedSource(name, rows, reader.skipped, reader.adapter, reader.inputs)
 
 
-@dataclass(frozen=True)
-class Location:
-    shown: str  # for messages: the path as given
-    stable: str  # for outputs: relative to the recipe's folder
-
-
-class _File:
-    """Where one local file's records come from: its name for messages and for outputs."""
-
-    def __init__(self, path: str, base_dir: str):
-        self.path = path
-        absolute = os.path.abspath(path)
-        # Inside the recipe's folder tree, or beside it: relative; far away (another volume): absolute.
-        rel = os.path.relpath(absolute, base_dir) if os.path.splitdrive(absolute)[0] == os.path.splitdrive(base_dir)[0] else absolute
-        self.stable = Path(rel).as_posix()
-
-    def at(self, suffix: str) -> Location:
-        return Location(f"{self.path}{suffix}", f"{self.stable}{suffix}")
-
-
 # -- local files -----------------------------------------------------------------------------------
-
-
-def expand_paths(src, where: str) -> list[str]:
-    patterns = src.path if isinstance(src.path, list) else [src.path]
-    files: list[str] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        matches = [m for m in matches if os.path.isfile(m)]
-        if not matches:
-            raise CurateError(f"no file matches {pattern!r}", f"{where}.path")
-        files += matches
-    return files
-
-
-def file_kind(path: str, file_type: str | None, where: str) -> str:
-    """json / jsonl / csv / parquet, from `file_type` or the extension under any compression suffix."""
-    if file_type:
-        return file_type
-    p = Path(path)
-    suffix = Path(p.stem).suffix if p.suffix.lower() in COMPRESSED else p.suffix
-    kind = EXTENSIONS.get(suffix.lower())
-    if kind is None:
-        raise CurateError(f"cannot tell the file type of {path!r}; set file_type: json, jsonl, csv or parquet",
-                          f"{where}.file_type")
-    return kind
-
-
-def open_binary(path: str):
-    """The file's bytes, decompressed by its extension (gzip, bz2, xz, zstd)."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".gz":
-        return gzip.open(path, "rb")
-    if suffix == ".bz2":
-        return bz2.open(path, "rb")
-    if suffix == ".xz":
-        return lzma.open(path, "rb")
-    if suffix in (".zst", ".zstd"):
-        import pyarrow as pa
-
-        return io.BufferedReader(_RawStream(pa.input_stream(path, compression="zstd")), 1 << 20)
-    return open(path, "rb")
-
-
-class _RawStream(io.RawIOBase):
-    """A pyarrow input stream as a file object that can read lines."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._stream.close()
-        super().close()
-
-
-def file_sha256(path: str) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def _local_records(src, where, reader: SourceReader) -> Iterator[tuple[Location, object]]:
     files = expand_paths(src, where)
     kinds = [file_kind(path, src.file_type, where) for path in files]  # every file checked before any is read
-    for path in files:
-        sha, size = file_sha256(path)
-        reader.inputs.append({"path": _File(path, reader.base_dir).stable, "sha256": sha, "bytes": size})
+    reader.add_files(files)
     for path, kind in zip(files, kinds):
-        f = _File(path, reader.base_dir)
+        f = LocalFile(path, reader.base_dir)
         try:
             if kind == "jsonl":
-                yield from _jsonl_records(f, reader)
+                yield from jsonl_records(f, reader)
             elif kind == "json":
-                yield from _json_records(f, reader)
+                yield from json_records(f, reader)
             elif kind == "csv":
-                yield from _csv_records(f, src.csv_columns, reader)
+                yield from csv_records(f, src.csv_columns, reader)
             else:
-                yield from _parquet_records(f)
+                yield from parquet_records(f)
         except (OSError, EOFError, lzma.LZMAError, ValueError) as e:  # a truncated or corrupt compressed file
             raise CurateError(f"could not read the file: {type(e).__name__}: {e}", path) from None
-
-
-def _jsonl_records(f: _File, reader: SourceReader, start: int = 0, end: int | None = None, first_line: int = 1):
-    """Records of a JSON Lines file (or of its lines that start in the byte range [start, end))."""
-    with open_binary(f.path) as stream:
-        if start:
-            stream.seek(start)
-        position = start
-        for n, raw in enumerate(stream, start=first_line):  # binary lines end at b"\n" only
-            if end is not None and position >= end:
-                break
-            position += len(raw)
-            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                reader.skip(f.at(f":{n}"), f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {e.start + 1} "
-                            "(convert the file to UTF-8)", raw.decode("utf-8", "replace").rstrip("\r\n"))
-                continue
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                if n == 1 and line.lstrip().startswith("["):
-                    raise CurateError("this looks like one JSON array, not JSON Lines (one object per line): "
-                                      "set file_type: json", f.at(":1").shown) from None
-                reader.skip(f.at(f":{n}"), f"malformed JSON line: {e.msg} (column {e.colno})", line.rstrip("\r\n"))
-                continue
-            except RecursionError:
-                reader.skip(f.at(f":{n}"), "malformed JSON line: nested too deeply", line[:1000])
-                continue
-            yield f.at(f":{n}"), record
-
-
-def _json_records(f: _File, reader: SourceReader):
-    with open_binary(f.path) as stream:
-        data = stream.read()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise CurateError(f"not valid UTF-8: byte 0x{data[e.start]:02x} (convert the file to UTF-8)", f.at(f":{line}").shown) from None
-    if not text.strip():
-        return
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        if e.msg != "Extra data":
-            raise CurateError(f"malformed JSON: {e.msg} (column {e.colno})", f.at(f":{e.lineno}").shown) from None
-        doc = None  # several JSON values, one per line: read it as JSON Lines
-    except RecursionError:
-        raise CurateError("malformed JSON: nested too deeply", f.path) from None
-    if doc is None:
-        del text, data
-        yield from _jsonl_records(f, reader)
-        return
-    if isinstance(doc, dict):  # {"data": [...]}: the one list inside
-        lists = [v for v in doc.values() if isinstance(v, list)]
-        if len(lists) != 1:
-            raise CurateError("expected a JSON array of rows (or an object holding one array)", f.path)
-        doc = lists[0]
-    if not isinstance(doc, list):
-        raise CurateError(f"expected a JSON array of rows, got {type(doc).__name__}", f.path)
-    for i, record in enumerate(doc):
-        yield f.at(f" record {i + 1}"), record
-
-
-def _csv_records(f: _File, csv_columns, reader: SourceReader):
-    """csv with a header line, or headerless with `csv_columns` (MMLU). Line numbers are exact,
-    also for quoted fields that span lines."""
-    import csv
-
-    with open_binary(f.path) as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        rows = csv.reader(text)
-        names = csv_columns
-        start = 1
-        try:
-            if names is None:
-                names = next(rows, None)
-                if names is None:
-                    return
-                start = rows.line_num + 1
-            for values in rows:
-                loc, start = f.at(f":{start}"), rows.line_num + 1
-                if not values:
-                    continue
-                if len(values) != len(names):
-                    msg = f"{len(values)} fields where the header has {len(names)}"
-                    reader.skip(loc, f"malformed csv: {msg}", ",".join(values), msg)
-                    continue
-                yield loc, dict(zip(names, values))
-        except UnicodeDecodeError as e:
-            raise CurateError(f"not valid UTF-8 ({e.reason}; convert the file to UTF-8)", f.at(f":{start}").shown) from None
-        except csv.Error as e:
-            raise CurateError(f"malformed csv: {e}", f.at(f":{start}").shown) from None
-
-
-def _parquet_records(f: _File, batch_rows: int = 4096):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(f.path)
-        batches = pf.iter_batches(batch_size=batch_rows)
-        n = 0
-        for batch in batches:
-            for record in batch.to_pylist():
-                n += 1
-                yield f.at(f" row {n}"), record
-    except (pa.ArrowException, OSError) as e:  # pyarrow's errors do not say which file
-        raise CurateError(f"could not read as parquet: {e}", f.path) from None
 
 
 # -- urls and the hub ----------------------------------------------------------------------------------
 
 
-def _is_url(path) -> bool:
+def is_url(path) -> bool:
     paths = path if isinstance(path, list) else [path]
     return all(isinstance(p, str) and p.startswith(("http://", "https://")) for p in paths)
 
@@ -418,37 +219,12 @@ def _hub_records(src, where, reader: SourceReader):
 
 # -- JSON Lines in chunks: the engine reads one big file on every core ----------------------------------
 
-CHUNK_BYTES = 32 << 20
-
-
-def jsonl_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> list[tuple[int, int, int]]:
-    """(start, end, first line number) of byte ranges of a JSON Lines file, each starting at a line."""
-    size = os.path.getsize(path)
-    bounds, line = [], 1
-    with open(path, "rb") as f:
-        start = 0
-        while start < size:
-            f.seek(min(start + chunk_bytes, size))
-            f.readline()  # to the end of the line the cut falls in
-            end = min(f.tell(), size) if start + chunk_bytes < size else size
-            bounds.append((start, end, line))
-            f.seek(start)
-            remaining, counted = end - start, 0
-            while remaining:
-                block = f.read(min(remaining, 1 << 24))
-                counted += block.count(b"\n")
-                remaining -= len(block)
-            line += counted
-            start = end
-    return bounds
-
-
 def read_chunk(name: str, src, base_dir: str, path: str, start: int, end: int, first_line: int,
                adapter: str) -> tuple[list[dict], list[Skipped]]:
     """The canonical rows of the lines of `path` that start in [start, end) (the adapter already decided)."""
     reader = SourceReader(name, src.model_copy(update={"format": adapter}), base_dir)
-    f = _File(path, reader.base_dir)
-    rows = [row for loc, record in _jsonl_records(f, reader, start, end, first_line)
+    f = LocalFile(path, reader.base_dir)
+    rows = [row for loc, record in jsonl_records(f, reader, start, end, first_line)
             if (row := reader.convert(loc, record)) is not None]
     return rows, reader.skipped
 
@@ -456,7 +232,7 @@ def read_chunk(name: str, src, base_dir: str, path: str, start: int, end: int, f
 def first_record(name: str, src, base_dir: str, path: str):
     """The first record of a JSON Lines file (None if it has none), to decide `format: auto`."""
     reader = SourceReader(name, src, base_dir)
-    for loc, record in _jsonl_records(_File(path, reader.base_dir), reader):
+    for loc, record in jsonl_records(LocalFile(path, reader.base_dir), reader):
         return loc, record
     return None
 

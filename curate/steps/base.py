@@ -32,14 +32,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, ClassVar, Iterable, Literal
+from typing import Annotated, Callable, ClassVar, Iterable, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, model_validator
 
 from curate.errors import CurateError, did_you_mean
+from curate.ledger import Drop
+from curate.strict import StrictModel
 
 
 def _valid_regex(pattern: str) -> str:
@@ -54,10 +56,8 @@ def _valid_regex(pattern: str) -> str:
 Regex = Annotated[str, AfterValidator(_valid_regex)]
 
 
-class StepParams(BaseModel):
+class StepParams(StrictModel):
     """Base for every step's parameters: unknown keys are errors, values are checked."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass
@@ -93,15 +93,6 @@ def merge_counts(into: dict, more: dict) -> dict:
         else:
             into[k] = into.get(k, 0) + v
     return into
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Why a filter or deduplicator dropped one row."""
-
-    reason: str  # short, names the rule: "response_words < 3", "exact duplicate (prompt)"
-    duplicate_of: str | None = None  # id of the kept row this one duplicated
-    detail: dict | None = None  # anything else worth keeping (similarity, matched pattern, ...)
 
 
 @dataclass
@@ -141,17 +132,22 @@ def numbers(table: pa.Table, column: str, where: str, what: str = "rank rows") -
     return np.asarray(col.cast(pa.float64()).fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def require_columns(available: Iterable[str], wanted: dict[str, str], where: str) -> None:
-    """Each `wanted` column (param name -> column) must be in `available`; else a did-you-mean error at
-    `<where>.<param>` (at `where` for the param "")."""
+def missing_columns(available: Iterable[str], wanted: dict[str, str], where: str) -> list[tuple[str, str, str]]:
+    """(location, column, did-you-mean hint) of each `wanted` column (param name -> column) not in
+    `available`; the location is `<where>.<param>` (`where` for the param "")."""
     names = list(available)
-    for param, column in wanted.items():
-        if column not in names:
-            # difflib is case-sensitive; a column differing only in case is the likeliest meaning
-            same = [c for c in names if c.lower() == column.lower()]
-            hint = f" (did you mean {same[0]!r}?)" if same else did_you_mean(column, names)
-            raise CurateError(f"no column {column!r}{hint}; the rows have: {', '.join(names)} (score columns come "
-                              "from score.* steps placed before this one)", f"{where}.{param}" if param else where)
+    return [(f"{where}.{param}" if param else where, column, did_you_mean(column, names))
+            for param, column in wanted.items() if column not in names]
+
+
+def require_columns(available: Iterable[str], wanted: dict[str, str], where: str) -> None:
+    """Each `wanted` column (param name -> column) must be in `available`; else a did-you-mean error."""
+    names = list(available)
+    missing = missing_columns(names, wanted, where)
+    if missing:
+        at, column, hint = missing[0]
+        raise CurateError(f"no column {column!r}{hint}; the rows have: {', '.join(names)} (score columns come "
+                          "from score.* steps placed before this one)", at)
 
 
 def to_array(name: str, data) -> pa.Array:
@@ -414,7 +410,3 @@ def take_within(order: Iterable[int], costs: np.ndarray, limit: int, by_rows: bo
         if spent >= limit:
             break
     return chosen
-
-
-def is_nan(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))

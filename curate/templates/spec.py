@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from curate.errors import did_you_mean
+from curate.strict import StrictModel
 
 FORMATS_DIR = Path(__file__).parent / "formats"
 SOURCES = ("tokenizer", "jinja")
@@ -18,7 +19,7 @@ def builtin_formats() -> list[str]:
     return sorted(p.stem for p in FORMATS_DIR.glob("*.jinja"))
 
 
-class TemplateSpec(BaseModel):
+class TemplateSpec(StrictModel):
     """Where the chat template comes from, and the markers it may emit.
 
     One source is used:
@@ -44,8 +45,6 @@ class TemplateSpec(BaseModel):
       YYYY-MM-DD. Never the clock: the same recipe renders the same bytes on any day. Without it
       `strftime_now` is undefined and such templates use their own default date.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     format: str = "chatml"
     tokenizer: str | None = None

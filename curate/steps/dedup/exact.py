@@ -9,9 +9,10 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from curate.ledger import Drop
 from curate.registry import register
 from curate.rows import text_of
-from curate.steps.base import Drop, as_table, values
+from curate.steps.base import as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]

@@ -7,25 +7,28 @@ import re
 from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import ConfigDict, Field, model_serializer, model_validator
 
 from curate.errors import CurateError
+from curate.ledger import Drop
+from curate.numbers import is_missing
 from curate.registry import register
-from curate.steps.base import Drop, Filter, StepParams, as_table, require_columns, values
+from curate.steps.base import Filter, StepParams, as_table, require_columns, values
+from curate.strict import StrictModel
 
 _COMPACT = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*(.*?)\s*$")
 _OPERATORS = {">=": "min", "<=": "max", ">": "above", "<": "below", "==": "equals", "!=": "not_in"}
 _NUMERIC = ("min", "max", "above", "below")
 
 
-class Rule(BaseModel):
+class Rule(StrictModel):
     """One condition on one column: `{column: response_words, min: 3}` or `"response_words >= 3"`.
 
     `min`/`max` are inclusive bounds, `above`/`below` strict ones; `equals`, `in` and `not_in`
     compare values (numbers or strings). A row passes when it meets every condition given.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
 
     column: str
     min: float | None = None
@@ -131,7 +134,7 @@ class Threshold(Filter):
             for i, rule in enumerate(rules):
                 v = columns[rule.column][row]
                 why = whys[rule.column][row] if rule.column in whys else None
-                if why is not None or _missing(v):
+                if why is not None or is_missing(v):
                     if keep_missing:
                         continue
                     reason = f"{rule.column} is {_missing_word(v)}" + (f" ({why})" if why else "")
@@ -176,10 +179,6 @@ def _literal(raw: str):
         if math.isfinite(value):
             return value
     return raw
-
-
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def _missing_word(v) -> str:

@@ -7,13 +7,11 @@ import math
 import pyarrow as pa
 
 from curate.registry import register
-from curate.steps.base import ModelScorer, as_table
-from curate.steps.score import lm_loss
-from curate.steps.score.lm_loss import LMParams
+from curate.steps.score.lm_loss import LMScorer
 
 
 @register
-class IFD(ModelScorer):
+class IFD(LMScorer):
     """Instruction-Following Difficulty: how much the prompt helps a causal LM predict the response.
 
     IFD = loss(response | prompt) / loss(response alone), with the losses of `score.perplexity`
@@ -38,41 +36,23 @@ class IFD(ModelScorer):
     """
 
     name = "score.ifd"
-    Params = LMParams
+    scores = ("ifd", "ifd_last_turn", "ifd_over_1")
 
-    @classmethod
-    def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
-        return lm_loss.cache_token_of(params, recipe_dir)
-
-    def adds(self) -> list[str]:
-        names = [self.params.prefix + c for c in ("ifd", "ifd_last_turn", "ifd_over_1")]
-        return [c for n in names for c in (n, f"{n}_why")]
-
-    def score(self, ds: pa.Table) -> dict[str, list]:
-        ds = as_table(ds)  # a datasets.Dataset works too
-        pre = self.params.prefix
-        names = [pre + "ifd", pre + "ifd_last_turn", pre + "ifd_over_1"]
-        cols = lm_loss.nan_columns(names, len(ds))
-        if len(ds) == 0:
-            return cols
-        plans, losses = lm_loss.score_responses(self, ds)
+    def fill(self, ds: pa.Table, cols: dict[str, list]) -> None:
+        names = self.names()
         flagged = 0
-        for i, (plan, turns) in enumerate(zip(plans, losses)):
-            if plan.why is not None:
-                lm_loss.set_why(cols, names, i, plan.why)
-                continue
+        for i, plan, turns in self.scored_turns(ds, cols):
             last = next(t for t in turns if t.turn == plan.last_turn)
             for name, cond, alone in ((names[0], sum(t.cond for t in turns), sum(t.alone for t in turns)),
                                       (names[1], last.cond, last.alone)):
                 value, why = _ratio(cond, alone)
                 cols[name][i], cols[f"{name}_why"][i] = value, why
             if math.isnan(cols[names[0]][i]):
-                lm_loss.set_why(cols, [names[2]], i, cols[f"{names[0]}_why"][i])
+                self.set_why(cols, [names[2]], i, cols[f"{names[0]}_why"][i])
             else:
                 cols[names[2]][i] = 1.0 if cols[names[0]][i] > 1 else 0.0
                 flagged += cols[names[2]][i] == 1.0
         self.ctx.count("ifd_over_1_rows", int(flagged))
-        return cols
 
 
 def _ratio(cond: float, alone: float) -> tuple[float, str | None]:

@@ -7,8 +7,6 @@ import json
 import math
 import os
 import re
-import urllib.error
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,11 +15,16 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from curate.errors import CurateError
+from curate.models import as_spec
+from curate.progress import rate_progress
 from curate.registry import register
 from curate.rows import conversation_text, prompt_text, response_text
-from curate.steps.base import ModelScorer, as_table, values
-from curate.steps.score import lm_loss
-from curate.steps.score.lm_loss import LMParams
+from curate.steps.base import values
+from curate.steps.score.judge_endpoint import RATINGS, ask_endpoint, safe_for_key
+from curate.steps.score.lm_batches import ScoreCache, stats
+from curate.steps.score.lm_forward import next_token_logprobs
+from curate.steps.score.lm_loss import LMParams, LMScorer
+from curate.steps.score.lm_plan import encode, generation_prompt, plain
 
 DEFAULT_RUBRIC = """\
 Rate the quality of the AI assistant's answer to the user's request below on a scale of 1 to 5.
@@ -39,7 +42,6 @@ Rate the quality of the AI assistant's answer to the user's request below on a s
 
 Reply with a single digit from 1 to 5."""
 
-RATINGS = (1, 2, 3, 4, 5)
 RUBRIC_FIELDS = {"prompt", "response", "conversation"}
 
 
@@ -67,7 +69,7 @@ def _check_rubric(text: str) -> str:
 
 
 @register
-class Judge(ModelScorer):
+class Judge(LMScorer):
     """An instruct model rates each row from 1 to 5 on a rubric the recipe can change.
 
     The rubric (a Jinja template over `prompt`, `response` and `conversation`) becomes the user
@@ -110,6 +112,7 @@ class Judge(ModelScorer):
     """
 
     name = "score.judge"
+    scores = ("judge", "judge_mass")
 
     class Params(LMParams):
         rubric: str = DEFAULT_RUBRIC
@@ -152,7 +155,7 @@ class Judge(ModelScorer):
 
     @classmethod
     def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
-        parts = [lm_loss.cache_token_of(params, recipe_dir) if params.endpoint is None else None]
+        parts = [super().cache_token(params, recipe_dir) if params.endpoint is None else None]
         if params.rubric_file is not None:
             path = _rubric_path(params.rubric_file, recipe_dir)
             if path.is_file():
@@ -161,25 +164,16 @@ class Judge(ModelScorer):
 
     # -- scoring -----------------------------------------------------------------------------------
 
-    def adds(self) -> list[str]:
-        names = [self.params.prefix + "judge", self.params.prefix + "judge_mass"]
-        return [c for n in names for c in (n, f"{n}_why")]
-
-    def score(self, ds: pa.Table) -> dict[str, list]:
-        ds = as_table(ds)  # a datasets.Dataset works too
-        pre = self.params.prefix
-        names = [pre + "judge", pre + "judge_mass"]
-        cols = lm_loss.nan_columns(names, len(ds))
-        if len(ds) == 0:
-            return cols
+    def fill(self, ds: pa.Table, cols: dict[str, list]) -> None:
+        names = self.names()
         rubric = self._rubric()
-        rows = [_plain(m) for m in values(ds, "messages")]
+        rows = [plain(m) for m in values(ds, "messages")]
         reasons: Counter = Counter()
         todo = []
         for i, messages in enumerate(rows):
             why = _unscorable(messages)
             if why:
-                lm_loss.set_why(cols, names, i, why)
+                self.set_why(cols, names, i, why)
                 reasons[why] += 1
             else:
                 todo.append(i)
@@ -190,7 +184,6 @@ class Judge(ModelScorer):
         if reasons:
             for why, n in sorted(reasons.items()):
                 self.ctx.count(why, n, group="unscored_reasons")
-        return cols
 
     def _rubric(self):
         p = self.params
@@ -217,35 +210,27 @@ class Judge(ModelScorer):
     # -- a local model ---------------------------------------------------------------------------
 
     def _score_local(self, rows, todo, rubric, cols, names, reasons) -> None:
-        p, ctx = self.params, self.ctx
-        model, tokenizer = lm_loss.shared_model(p, ctx, "causal")
-        max_length = lm_loss.context_length(model, tokenizer, lm_loss.spec_of(p))
-        templater = lm_loss.templater_for(p, tokenizer, model, ctx)
+        ctx = self.ctx
+        lm = self.load("causal")
+        tokenizer = lm.tokenizer
         ratings = rating_tokens(tokenizer, f"{ctx.where}.model")
         seqs, kept, truncated = [], [], 0
         for i in todo:
-            ids, cut = self._prompt_ids(rows[i], rubric, templater, tokenizer, max_length)
+            ids, cut = self._prompt_ids(rows[i], rubric, lm.templater, tokenizer, lm.max_length)
             if ids is None:
-                lm_loss.set_why(cols, names, i, "judge prompt longer than max_length even with the row cut")
+                self.set_why(cols, names, i, "judge prompt longer than max_length even with the row cut")
                 reasons["judge prompt too long"] += 1
                 continue
             truncated += cut
             seqs.append(ids)
             kept.append(i)
-        cache = lm_loss.open_cache(p, model)
-        try:
-            cand = [tid for tid, _ in ratings]
-            logps = lm_loss.next_token_logprobs(model, seqs, cand, cache=cache, batch_tokens=p.batch_tokens,
-                                                batch_size=p.batch_size, pad_id=lm_loss.pad_token(tokenizer),
-                                                desc=f"{ctx.label}: judging")
-        finally:
-            cache.close()
+        logps = self.compute(next_token_logprobs, lm, seqs, [tid for tid, _ in ratings], verb="judging")
         for i, lp in zip(kept, logps):
             probs = Counter()
             for (_, k), x in zip(ratings, lp):
                 probs[k] += math.exp(x)
             self._set(cols, names, i, probs, reasons)
-        lm_loss.note_model(ctx, model, max_length, truncated)
+        self.note_model(lm, truncated)
         ctx.notes["rating_tokens"] = {str(k): [tokenizer.convert_ids_to_tokens(t) for t, kk in ratings if kk == k] for k in RATINGS}
 
     def _prompt_ids(self, messages, rubric, templater, tokenizer, max_length):
@@ -253,15 +238,15 @@ class Judge(ModelScorer):
         where = f"{self.ctx.where}.template"
         prompt, response = prompt_text(messages), response_text(messages)
         for attempt in range(4):
-            text = lm_loss.generation_prompt(templater, self._messages(rubric, messages, prompt, response), where)
-            ids = lm_loss.encode(tokenizer, text + self.params.answer_prefix)
+            text = generation_prompt(templater, self._messages(rubric, messages, prompt, response), where)
+            ids = encode(tokenizer, text + self.params.answer_prefix)
             excess = len(ids) - max_length
             if excess <= 0:
                 return ids, attempt > 0
             # Shorten the response first, then the prompt, by the excess and a margin for re-tokenisation.
             for which in ("response", "prompt"):
                 part = response if which == "response" else prompt
-                toks = lm_loss.encode(tokenizer, part)
+                toks = encode(tokenizer, part)
                 if len(toks) > 8:
                     keep = max(len(toks) - excess - 8 - 4 * attempt, 0)
                     short = tokenizer.decode(toks[:keep]) + " [...]"
@@ -290,26 +275,26 @@ class Judge(ModelScorer):
         p = self.params
         url = p.endpoint.rstrip("/")
         url = url if url.endswith("/chat/completions") else url + "/chat/completions"
-        model_name = p.endpoint_model or lm_loss.spec_of(p).name
+        model_name = p.endpoint_model or as_spec(p.model).name
         key = os.environ.get(p.api_key_env) if p.api_key_env else None
-        if key and not _safe_for_key(url):
+        if key and not safe_for_key(url):
             raise CurateError(f"{p.api_key_env} would be sent in clear text over http to {url}; use https (plain http "
                               "only to a loopback address)", f"{self.ctx.where}.endpoint")
-        cache = lm_loss.ScoreCache(p.cache_dir, f"endpoint {url} {model_name}")
+        cache = ScoreCache(p.cache_dir, f"endpoint {url} {model_name}")
         requests = {i: self._messages(rubric, rows[i]) for i in todo}
         keys = {i: cache.key("judge", [], requests[i]) for i in todo}
         try:
             found = cache.get_many(list(set(keys.values())))
             ask = [i for i in todo if keys[i] not in found]
-            lm_loss.stats["cache_hits"] += len(todo) - len(ask)
-            lm_loss.stats["computed"] += len(ask)
+            stats["cache_hits"] += len(todo) - len(ask)
+            stats["computed"] += len(ask)
 
             def one(i):
-                return i, _ask(url, model_name, requests[i], key, p.timeout)
+                return i, ask_endpoint(url, model_name, requests[i], key, p.timeout)
 
             replies: dict[int, dict] = {}
             failures = 0
-            with lm_loss.rate_progress(len(ask), 0, f"{self.ctx.label}: asking {url}") as advance, \
+            with rate_progress(len(ask), 0, f"{self.ctx.label}: asking {url}") as advance, \
                     ThreadPoolExecutor(max_workers=p.concurrency) as pool:
                 for i, reply in pool.map(one, ask):
                     replies[i] = reply
@@ -327,11 +312,11 @@ class Judge(ModelScorer):
         for i in todo:
             reply = found.get(keys[i]) or replies[i]
             if "transport" in reply:
-                lm_loss.set_why(cols, names, i, f"endpoint error: {reply['transport']}")
+                self.set_why(cols, names, i, f"endpoint error: {reply['transport']}")
                 reasons["endpoint error"] += 1
                 continue
             if "invalid" in reply:
-                lm_loss.set_why(cols, names, i, reply["invalid"])
+                self.set_why(cols, names, i, reply["invalid"])
                 reasons["invalid log-probabilities"] += 1
                 continue
             probs, text = reply.get("probs"), reply.get("text", "")
@@ -345,7 +330,7 @@ class Judge(ModelScorer):
                 cols[f"{names[1]}_why"][i] = "the endpoint gave no log-probabilities; the rating was read from the reply"
             else:
                 shown = (text or "").strip()[:60]
-                lm_loss.set_why(cols, names, i, f"no rating 1-5 in the judge's reply: {shown!r}")
+                self.set_why(cols, names, i, f"no rating 1-5 in the judge's reply: {shown!r}")
                 reasons["no rating in the reply"] += 1
         self.ctx.notes["judge"] = {"endpoint": url, "model": model_name,
                                    "api_key_sent": p.api_key_env if key else None}
@@ -354,10 +339,6 @@ class Judge(ModelScorer):
 def _rubric_path(name: str, recipe_dir: str) -> Path:
     path = Path(name).expanduser()
     return path if path.is_absolute() else Path(recipe_dir) / path
-
-
-def _plain(messages) -> list[dict]:
-    return [{k: v for k, v in dict(m).items() if v is not None} for m in messages]
 
 
 def _unscorable(messages: list[dict]) -> str | None:
@@ -384,84 +365,3 @@ def rating_tokens(tokenizer, where: str) -> list[tuple[int, int]]:
             raise CurateError(f"the judge's tokenizer has no single token for the rating {k}; expected scores need "
                               "one (use an `endpoint`, or another model)", where)
     return sorted(out.items())
-
-
-def _safe_for_key(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.hostname or "") in ("localhost", "127.0.0.1", "::1")
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect would re-send the Authorization header to wherever the server points: refuse them all."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}; curate does not follow "
-                                     "redirects (the API key would go along): set endpoint to the final URL",
-                                     headers, fp)
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def _ask(url: str, model: str, messages: list[dict], key: str | None, timeout: float) -> dict:
-    """One chat completion: {"probs": {rating: p}, "text": ...}, or {"text": ...}, or {"transport": error},
-    or {"invalid": why} when a log-probability is not a number <= 0."""
-    body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 8, "logprobs": True, "top_logprobs": 20}
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    for attempt in range(2):
-        req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-        try:
-            with _OPENER.open(req, timeout=timeout) as r:
-                reply = json.loads(r.read().decode("utf-8"))
-            break
-        except urllib.error.HTTPError as e:
-            if e.code == 400 and attempt == 0 and "logprobs" in body:
-                body.pop("logprobs")  # some servers refuse the logprobs options: ask again without them
-                body.pop("top_logprobs")
-                continue
-            return {"transport": f"HTTP {e.code} {e.reason}"}
-        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as e:
-            return {"transport": f"{type(e).__name__}: {getattr(e, 'reason', e)}"}
-    try:
-        choice = reply["choices"][0]
-        text = (choice.get("message") or {}).get("content") or ""
-    except (KeyError, IndexError, TypeError):
-        return {"transport": "the reply has no choices[0].message"}
-    try:
-        probs = _rating_probs((choice.get("logprobs") or {}).get("content") or [])
-    except ValueError as e:
-        return {"invalid": str(e)}
-    return {"probs": probs, "text": text} if probs else {"text": text}
-
-
-def _logprob(value) -> float:
-    """A log-probability from a reply: a finite number <= 0 (a rounding error above 0 counts as 0)."""
-    try:
-        lp = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the endpoint gave a log-probability that is not a number: {value!r}") from None
-    if math.isnan(lp) or lp > 1e-6:  # -inf is a probability of 0; NaN, +inf and positive values are no log-probability
-        raise ValueError(f"the endpoint gave an invalid log-probability {value!r} (must be a number <= 0)")
-    return min(lp, 0.0)
-
-
-def _rating_probs(content: list) -> dict[str, float] | None:
-    """p(rating) from the top log-probabilities at the first generated token that is a rating."""
-    for entry in content:
-        if not isinstance(entry, dict) or str(entry.get("token", "")).strip() not in {str(k) for k in RATINGS}:
-            continue
-        probs: dict[str, float] = {}
-        seen = set()
-        for alt in (entry.get("top_logprobs") or []) + [entry]:
-            tok, lp = str(alt.get("token", "")), alt.get("logprob")
-            if tok in seen or lp is None:
-                continue
-            seen.add(tok)
-            if tok.strip() in {str(k) for k in RATINGS}:
-                probs[tok.strip()] = probs.get(tok.strip(), 0.0) + math.exp(_logprob(lp))
-        return probs or None
-    return None

@@ -7,13 +7,11 @@ import math
 import pyarrow as pa
 
 from curate.registry import register
-from curate.steps.base import ModelScorer, as_table
-from curate.steps.score import lm_loss
-from curate.steps.score.lm_loss import LMParams
+from curate.steps.score.lm_loss import LMScorer
 
 
 @register
-class Perplexity(ModelScorer):
+class Perplexity(LMScorer):
     """Mean token loss of each response under a causal language model, given its prompt and alone.
 
     The row is rendered with the chat template, and the loss is the mean negative log-likelihood
@@ -47,39 +45,26 @@ class Perplexity(ModelScorer):
     """
 
     name = "score.perplexity"
-    Params = LMParams
-
-    @classmethod
-    def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
-        return lm_loss.cache_token_of(params, recipe_dir)
+    scores = ("response_loss", "perplexity", "response_loss_alone", "perplexity_alone")
 
     def adds(self) -> list[str]:
-        names = [self.params.prefix + c for c in ("response_loss", "perplexity", "response_loss_alone", "perplexity_alone")]
-        return [c for n in names for c in (n, f"{n}_why")] + [self.params.prefix + "scored_tokens"]
+        return super().adds() + [self.params.prefix + "scored_tokens"]
 
-    def score(self, ds: pa.Table) -> dict[str, list]:
-        ds = as_table(ds)  # a datasets.Dataset works too
-        pre = self.params.prefix
-        names = [pre + c for c in ("response_loss", "perplexity", "response_loss_alone", "perplexity_alone")]
-        cols = lm_loss.nan_columns(names, len(ds))
-        cols[pre + "scored_tokens"] = [0] * len(ds)
-        if len(ds) == 0:
-            return cols
-        plans, losses = lm_loss.score_responses(self, ds)
-        for i, (plan, turns) in enumerate(zip(plans, losses)):
-            if plan.why is not None:
-                lm_loss.set_why(cols, names, i, plan.why)
-                continue
+    def unscored(self, n: int) -> dict[str, list]:
+        return {**super().unscored(n), self.params.prefix + "scored_tokens": [0] * n}
+
+    def fill(self, ds: pa.Table, cols: dict[str, list]) -> None:
+        names = self.names()
+        for i, _plan, turns in self.scored_turns(ds, cols):
             n = sum(t.n for t in turns)
             cond = sum(t.cond for t in turns) / n
             alone = sum(t.alone for t in turns) / n
-            cols[pre + "scored_tokens"][i] = n
+            cols[self.params.prefix + "scored_tokens"][i] = n
             for name, loss in ((names[0], cond), (names[2], alone)):
                 if math.isfinite(loss):
                     cols[name][i] = loss
                     ppl = math.exp(loss) if loss < 700 else math.inf
                     cols[name.replace("response_loss", "perplexity")][i] = ppl
                 else:
-                    lm_loss.set_why(cols, [name, name.replace("response_loss", "perplexity")], i,
-                                    "the model gave a non-finite loss")
-        return cols
+                    self.set_why(cols, [name, name.replace("response_loss", "perplexity")], i,
+                                 "the model gave a non-finite loss")

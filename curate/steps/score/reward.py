@@ -10,13 +10,14 @@ import pyarrow as pa
 from curate.errors import CurateError
 from curate.models import ModelField
 from curate.registry import register
-from curate.steps.base import ModelScorer, as_table, values
-from curate.steps.score import lm_loss
-from curate.steps.score.lm_loss import LMParams
+from curate.steps.base import values
+from curate.steps.score.lm_forward import classifier_logits
+from curate.steps.score.lm_loss import LMParams, LMScorer
+from curate.steps.score.lm_plan import encode, plain, truncate
 
 
 @register
-class Reward(ModelScorer):
+class Reward(LMScorer):
     """The score a sequence-classification reward model gives each conversation.
 
     The row is rendered with the reward model's chat template (or `template`) and tokenised in two
@@ -44,54 +45,33 @@ class Reward(ModelScorer):
         model: ModelField
         label: int | str | None = None
 
-    @classmethod
-    def cache_token(cls, params, recipe_dir: str = ".") -> str | None:
-        return lm_loss.cache_token_of(params, recipe_dir)
+    scores = ("reward",)
 
-    def adds(self) -> list[str]:
-        return [self.params.prefix + "reward", self.params.prefix + "reward_why"]
-
-    def score(self, ds: pa.Table) -> dict[str, list]:
-        ds = as_table(ds)  # a datasets.Dataset works too
-        p, ctx = self.params, self.ctx
-        column = p.prefix + "reward"
-        cols = lm_loss.nan_columns([column], len(ds))
-        if len(ds) == 0:
-            return cols
-        model, tokenizer = lm_loss.shared_model(p, ctx, "classifier")
-        label = self._label(model)
-        max_length = lm_loss.context_length(model, tokenizer, lm_loss.spec_of(p))
-        templater = lm_loss.templater_for(p, tokenizer, model, ctx)
+    def fill(self, ds: pa.Table, cols: dict[str, list]) -> None:
+        column = self.names()[0]
+        lm = self.load("classifier")
+        label = self._label(lm.model)
         reasons: Counter = Counter()
         seqs, kept, truncated = [], [], 0
         for i, messages in enumerate(values(ds, "messages")):
-            ids, why, cut = _sequence([{k: v for k, v in dict(m).items() if v is not None} for m in messages],
-                                      templater, tokenizer, max_length, str(i))
+            ids, why, cut = _sequence(plain(messages), lm.templater, lm.tokenizer, lm.max_length, str(i))
             if why:
-                lm_loss.set_why(cols, [column], i, why)
+                self.set_why(cols, [column], i, why)
                 reasons[why] += 1
                 continue
             truncated += cut
             seqs.append(ids)
             kept.append(i)
-        cache = lm_loss.open_cache(p, model)
-        try:
-            logits = lm_loss.classifier_logits(model, seqs, cache=cache, batch_tokens=p.batch_tokens,
-                                               batch_size=p.batch_size, pad_id=model.config.pad_token_id
-                                               if model.config.pad_token_id is not None else lm_loss.pad_token(tokenizer),
-                                               desc=f"{ctx.label}: rewarding")
-        finally:
-            cache.close()
+        logits = self.compute(classifier_logits, lm, seqs, verb="rewarding")
         for i, row in zip(kept, logits):
             value = row[label]
             if math.isfinite(value):
                 cols[column][i] = value
             else:
-                lm_loss.set_why(cols, [column], i, "the model gave a non-finite score")
+                self.set_why(cols, [column], i, "the model gave a non-finite score")
                 reasons["non-finite score"] += 1
-        lm_loss.note_model(ctx, model, max_length, truncated, reasons)
-        ctx.notes["label"] = label
-        return cols
+        self.note_model(lm, truncated, reasons)
+        self.ctx.notes["label"] = label
 
     def _label(self, model) -> int:
         cfg = model.config
@@ -122,8 +102,8 @@ def _sequence(messages, templater, tokenizer, max_length: int, row: str):
         return None, "empty response", False
     text, spans = templater.render(messages, row=row)
     start = spans[-1][0]
-    context = lm_loss.encode(tokenizer, text[:start])
-    rest = lm_loss.encode(tokenizer, text[start:])
-    keep_ctx, keep_rest = lm_loss.truncate(context, rest, max_length)
+    context = encode(tokenizer, text[:start])
+    rest = encode(tokenizer, text[start:])
+    keep_ctx, keep_rest = truncate(context, rest, max_length)
     ids = context[len(context) - keep_ctx :] + rest[:keep_rest]
     return ids, None, len(ids) < len(context) + len(rest)

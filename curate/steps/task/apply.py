@@ -16,6 +16,7 @@ from curate.errors import CurateError, did_you_mean
 from curate.progress import progress
 from curate.registry import register
 from curate.rows import prompt_text, response_text
+from curate.seeds import derive_seed
 from curate.steps.base import StepParams, Transform, as_table
 from curate.steps.task.library import (
     LETTERS,
@@ -137,14 +138,14 @@ class TaskTemplates(Transform):
 
     def phrasing_for(self, row_id: str) -> Phrasing:
         """The phrasing of a row: a hash of (seed, row id), so row order never matters."""
-        return self.phrasings[_hash_int(self.seed, "phrasing", row_id) % len(self.phrasings)]
+        return self.phrasings[derive_seed(self.seed, "phrasing", row_id, digits=16) % len(self.phrasings)]
 
     def shot_indices(self, row_id: str, pool: list[int], position: dict[str, int]) -> list[int]:
         """`shots` rows of `pool` (one row per distinct id, sorted by id), never the row's own id."""
         k = self.params.shots
         own = position.get(row_id)
         others = len(pool) - (own is not None)
-        rng = np.random.default_rng(_hash_int(self.seed, "shots", row_id))
+        rng = np.random.default_rng(derive_seed(self.seed, "shots", row_id, digits=16))
         draws = rng.choice(others, size=k, replace=False)
         return [pool[d + 1 if own is not None and d >= own else d] for d in draws.tolist()]
 
@@ -275,10 +276,6 @@ class TaskTemplates(Transform):
         if e.kind == "sandbox":
             return CurateError(f"{template} tried something the sandbox forbids on {row}: {e.detail}", self.ctx.where)
         return CurateError(f"{template} failed on {row}: {e.detail}", self.ctx.where)
-
-
-def _hash_int(seed: int, purpose: str, row_id: str) -> int:
-    return int(hashlib.sha256(f"{seed}:{purpose}:{row_id}".encode()).hexdigest()[:16], 16)
 
 
 def _decode(meta) -> dict:

@@ -39,8 +39,6 @@ import yaml
 from jinja2 import meta as jinja_meta
 from jinja2.sandbox import SecurityError
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -48,6 +46,7 @@ from pydantic import (
 )
 
 from curate.errors import CurateError, did_you_mean
+from curate.strict import StrictModel
 from curate.templates.render import RENDER_ERRORS, render_problem, sandbox_environment
 from curate.templates.spec import FORMATS_DIR
 
@@ -72,11 +71,7 @@ def shipped_path(task: str) -> Path:
 # -- the file format -------------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Variable(_Strict):
+class Variable(StrictModel):
     """A value the recipe may set. Without a `default` it is undefined unless set (or a row field)."""
 
     default: Any = None
@@ -94,7 +89,7 @@ class Variable(_Strict):
         return "default" in self.model_fields_set
 
 
-class PhrasingSpec(_Strict):
+class PhrasingSpec(StrictModel):
     id: str
     user: str
     assistant: str
@@ -110,7 +105,7 @@ class PhrasingSpec(_Strict):
         return v
 
 
-class LibrarySpec(_Strict):
+class LibrarySpec(StrictModel):
     task: str
     description: str = ""
     fields: dict[str, str] = Field(default_factory=dict)
