@@ -26,17 +26,14 @@ from typing import Callable, Iterator, TypeVar
 from curate.atomic import make_public, path_lock
 from curate.errors import CurateError
 from curate.faults import fault_point
+from curate.io import file_digest
 
 ENTRY = "entry.json"
 T = TypeVar("T")
 
 
 def file_checksum(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, hashlib.blake2b(digest_size=20))[0]
 
 
 @lru_cache(maxsize=None)

@@ -19,6 +19,7 @@ from pydantic import Field
 from curate.errors import CurateError
 from curate.recipe import Source
 from curate.rows import TEXT_KEYS, text_of
+from curate.sources.load import is_url
 
 
 class TextSet(Source):
@@ -54,7 +55,7 @@ def load_texts(spec: TextSet, where: str, recipe_dir: str = ".") -> Texts:
     from curate.sources.load import load_source
 
     src = spec.model_copy()
-    if src.path and not _is_url(src.path):
+    if src.path and not is_url(src.path):
         paths = src.path if isinstance(src.path, list) else [src.path]
         fixed = [_resolve(p, recipe_dir) for p in paths]
         src.path = fixed if isinstance(src.path, list) else fixed[0]
@@ -95,7 +96,7 @@ def fingerprint(spec: TextSet, recipe_dir: str = ".") -> dict:
     from curate.sources.files import expand_paths
 
     out = spec.model_dump(mode="json")
-    if spec.path and not _is_url(spec.path):
+    if spec.path and not is_url(spec.path):
         paths = spec.path if isinstance(spec.path, list) else [spec.path]
         resolved = Source(path=[_resolve(p, recipe_dir) for p in paths])
         try:
@@ -104,11 +105,6 @@ def fingerprint(spec: TextSet, recipe_dir: str = ".") -> dict:
             return out  # the step reports the missing file when it runs
         out["sha256"] = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files]
     return out
-
-
-def _is_url(path) -> bool:
-    paths = path if isinstance(path, list) else [path]
-    return all(isinstance(p, str) and p.startswith(("http://", "https://")) for p in paths)
 
 
 def _resolve(path: str, recipe_dir: str) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from curate.strict import StrictModel
 
 
-class CardSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CardSpec(StrictModel):
     write: bool = False  # write the data card at the end of `curate run`
     dir: str | None = None  # default data_cards/<name> (relative to the current directory)
     report: bool = False  # also write report.html into the run folder at the end of `curate run`

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from curate.errors import CurateError
 from curate.io import row_for_json
+from curate.numbers import is_missing
 from curate.runfolder import data_files, load_manifest, read_rejects, read_rows  # noqa: F401 - data_files for the card
 
 CORE_COLUMNS = ("id", "source", "messages", "meta", "text", "assistant_spans", "raw")
@@ -92,7 +93,7 @@ def words_of(row: dict) -> int:
 def number(v) -> float | None:
     if isinstance(v, bool):
         return float(v)
-    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+    if isinstance(v, (int, float)) and not is_missing(v):
         return float(v)
     return None
 
