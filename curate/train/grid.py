@@ -42,6 +42,38 @@ def train_ablation(recipe_path, overrides: list[str] | None = None, *, ablate_di
                       retention=a.retention if a else 0.98, iterations=a.bootstrap if a else 200)
 
 
+def suggest_ratios(recipe_path, overrides: list[str] | None, n: int) -> tuple[dict, list[dict], list[str], list[str]]:
+    """`curate ablate RECIPE --suggest N`: refit the trained grid (`<ablate dir>/train/pareto.json`) with the recipe's
+    `ablate.retention` and return (the fit document, the next `n` ratios per group, the fit's report lines, the
+    suggestion lines with the `--set` that adds them to the grid)."""
+    from curate.recipe import load_recipe
+    from curate.train.fit_report import fit_markdown
+    from curate.train.grid_fit import fit_grid, suggestions
+
+    recipe = load_recipe(recipe_path, overrides)
+    a = recipe.ablate
+    if a is None:
+        raise CurateError("the recipe has no `ablate:` section (ratios, sizes or grid)", "ablate")
+    path = Path(a.dir if a.dir else f"runs/{recipe.name}-ablate") / "train" / "pareto.json"
+    if not path.is_file():
+        raise CurateError("no trained grid: run `curate ablate RECIPE --train` first", str(path))
+    result = json.loads(path.read_text(encoding="utf-8"))
+    doc = fit_grid(result, retention=a.retention, iterations=a.bootstrap)
+    picks = suggestions(doc, n)
+    lines = []
+    for s in picks:
+        where = f" ({s['group']})" if len(picks) > 1 else ""
+        if not s["r"]:
+            lines.append(f"No ratio to suggest{where}: every candidate is within 0.05 of a trained one.")
+            continue
+        shown = ", ".join(s["ratios"]) if all(s["ratios"]) else ", ".join(f"r = {r:g}" for r in s["r"])
+        lines.append(f"Next {len(s['r'])} ratio(s) to train{where}, where the fit is least certain: {shown}")
+        if all(s["ratios"]):
+            ratios = list(dict.fromkeys([*a.ratios, *s["ratios"]]))
+            lines.append(f"  --set 'ablate.ratios={json.dumps(ratios)}'")
+    return doc, picks, fit_markdown(doc), lines
+
+
 def check_grid_training(recipe_path, overrides: list[str] | None = None) -> None:
     """Fail before any grid point is built when the recipe cannot be trained as a grid."""
     from curate.train import require_train_extra
