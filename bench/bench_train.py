@@ -13,6 +13,10 @@
              the mix holds out (no point trains on them), the domain metric the loss on 64 held-out ARC-Easy rows;
              ARC-Easy and MMLU accuracy beside them. Prints the fitted law, the recommended ratio (retention 0.98)
              and the next ratios `--suggest` would propose.
+  resample   fresh general rows each epoch against the same rows every epoch: science_mix at 50:50, a 48-row mix
+             trained 3 epochs with reshuffle off, the cyclic schedule and a high learning rate (the staircase
+             setting), `mix.components.general.resample` once vs per_epoch as an ablate grid axis (same rows per
+             epoch, same steps), 2 seeds; the staircase score, the held-out general and science losses.
   staircase  one small run with the cyclic schedule (one LR cycle per epoch) and reshuffle off over 3 epochs,
              with a high learning rate: the setting under which a model memorises what it saw once; prints the
              staircase report and writes the loss plot.
@@ -26,7 +30,7 @@
 3 epochs, every ARC-Easy and MMLU validation question through lm-eval, 200 held-out pool rows).
 
 Usage:
-  python bench/bench_train.py [compare ablate mixfit staircase speed] [--full] [--rows 16] [--full-rows 48] [--mc 30]
+  python bench/bench_train.py [compare ablate mixfit resample staircase speed] [--full] [--rows 16] [--full-rows 48] [--mc 30]
                               [--threads 1] [--before DIR]
 Runs runs/lima_style first (the README's command) when missing. Results: bench/.cache/train/*.json; the figures
 are copied to bench/train_*.png. The model is the packaged offline copy when the hub is unreachable.
@@ -181,6 +185,39 @@ def part_mixfit(a) -> dict:
             "fit": {k: fit[k] for k in ("constraints", "retention")} | {"groups": [
                 {k: g[k] for k in ("ratios", "seeds", "recommendation", "warnings", "suggest")}
                 | {"params": {m: e["params"] for m, e in g["metrics"].items()}} for g in fit["groups"]]}}
+
+
+def part_resample(a) -> dict:
+    """`resample: once` against `per_epoch` for the general component, the rest identical (an ablate grid axis)."""
+    from curate.ablate import run_ablation
+    from curate.train.compare import train_ablation
+
+    recipe = ROOT / "recipes" / "science_mix.yaml"
+    sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'resample'}",
+            f"train.model={MODEL}", *eval_paths("arc_easy", "mmlu"), f"mix.size.rows={a.stair_rows}",
+            "ablate.sizes=[]", 'ablate.ratios=["50:50"]', "mix.epochs=3",
+            'ablate.grid={"mix.components.general.resample": [once, per_epoch]}',
+            f"compare.seeds={a.seeds or '[0, 1]'}", "train.epochs=3", "train.reshuffle=false", "train.schedule=cyclic",
+            f"train.learning_rate={a.stair_lr}", f"train.batch_size={a.stair_batch}", "train.max_length=256",
+            "train.val_fraction=0", "train.lora.dropout=0", f"train.threads={a.threads}", "train.save_adapter=false",
+            "evals.batch_size=8", "evals.max_length=256", f"evals.tasks.general_heldout.n={a.heldout}",
+            f"evals.tasks.science_heldout.n={a.heldout}", "evals.tasks.arc_easy.n=20", "evals.tasks.mmlu.n=20"]
+    t = time.perf_counter()
+    grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
+    out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
+    seconds = time.perf_counter() - t
+    doc = json.loads((out / "pareto.json").read_text())
+    runs = []
+    for p in doc["points"]:
+        for r in p["runs"]:
+            summary = json.loads((out / r["dir"] / "train.json").read_text())
+            runs.append({"point": p["point"], "seed": r["seed"], "steps": r["steps"], "staircase": summary["staircase"],
+                         "epochs_plan": summary.get("epochs_plan"), "metrics": r["metrics"],
+                         "train_loss_last": r["train_loss_last"]})
+            shutil.copy(out / r["dir"] / "loss.png", ROOT / "bench" / f"{FIGURES}_resample_{p['point'].split('_')[-1]}_seed{r['seed']}.png")
+    print((out / "results.md").read_text())
+    return {"dir": str(out), "seconds": round(seconds, 1), "sets": sets, "base": doc["base"]["metrics"],
+            "mix": {p["point"]: p["mix"] for p in doc["points"]}, "runs": runs}
 
 
 def prepare_gpu(run_dir: Path) -> None:
@@ -352,8 +389,8 @@ def main():
     for part in a.parts:
         log(f"== {part}")
         results[part] = {"compare": part_compare, "ablate": part_ablate, "mixfit": part_mixfit,
-                         "staircase": part_staircase, "speed": part_speed,
-                         }[part](*((a,) if part in ("compare", "ablate", "mixfit") else (a, run_dir)))
+                         "resample": part_resample, "staircase": part_staircase, "speed": part_speed,
+                         }[part](*((a,) if part in ("compare", "ablate", "mixfit", "resample") else (a, run_dir)))
         (OUT / f"{part}.json").write_text(json.dumps(results[part], indent=2, default=str))
     results["seconds"] = round(time.perf_counter() - started, 1)
     log(f"done in {results['seconds']} s")

@@ -93,7 +93,7 @@ class MixSpec(Strict):
     short: Literal["upsample", "shrink", "error"] = "error"
     temperature: float | None = Field(default=None, gt=0)
     shuffle: bool = True  # interleave the components in a seeded order (else component by component)
-    epochs: int = Field(default=1, ge=1)  # training epochs a `resample: per_epoch` component is drawn for
+    epochs: int = Field(default=1, ge=1)  # training epochs a `resample: per_epoch` component is drawn for (else unused)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -102,8 +102,6 @@ class MixSpec(Strict):
         resampled = [n for n, c in self.components.items() if c.resample == "per_epoch"]
         if resampled and self.epochs < 2:
             raise ValueError(f"{resampled} resample per epoch: set `epochs` to the training's epochs (2 or more)")
-        if self.epochs > 1 and not resampled:
-            raise ValueError("`epochs` is for components with `resample: per_epoch`; none has it")
         if resampled and self.size is not None and self.size.tokens is not None:
             raise ValueError(f"`resample: per_epoch` ({resampled}) needs a mix size in rows, not tokens")
         kinds = {name: c.share_kind for name, c in self.components.items()}

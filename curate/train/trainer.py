@@ -19,6 +19,7 @@ What a training folder holds (written to a temporary folder and swapped in whole
 | `train.json` | the spec, the base model, data counts and row ids, steps, losses, tokens/s, the staircase report |
 | `loss.csv` | `kind,step,epoch,loss,learning_rate,grad_norm,tokens_seen`: kind `train` (every optimizer step), `eval` (validation loss every `eval_every` steps and at the end), `epoch_end` (the last step of each epoch) |
 | `loss.png` | training loss per step, validation loss, epoch boundaries, learning rate |
+| `epochs.json` | the ids of the rows each epoch read, when they differ from epoch to epoch (a mix with `resample: per_epoch`, or `stages`: curate.train.epochs) |
 | `adapter/` | the LoRA adapter (peft) and tokenizer, when `save_adapter` |
 | `merged/` | the base model with the adapter folded in, when `save_merged` |
 """
