@@ -84,7 +84,7 @@ def test_ablate_train_fits_the_ratio_per_schedule_and_suggests_the_next(tmp_path
     assert seen == sorted(seen, key=lambda c: c != "general")  # every general row before any domain row
     # the fit: one law per schedule, the recommendation and its warnings
     fit = json.loads((out / "fit.json").read_text())
-    assert [g["group"] for g in fit["groups"]] == ["train.stages=None", "train.stages=['general', 'domain']"]
+    assert [g["group"] for g in fit["groups"]] == ["schedule-mixed", "schedule-sequential"]
     assert fit["retention"] == 0.9 and fit["constraints"][0]["metric"] == "general_heldout.loss"
     for g in fit["groups"]:
         assert g["ratios"] == [0.0, 0.5, 1.0] and g["seeds"] == 2
@@ -94,7 +94,7 @@ def test_ablate_train_fits_the_ratio_per_schedule_and_suggests_the_next(tmp_path
     for name in ("fit.png", "pareto.png", "results.md"):
         assert (out / name).is_file()
     assert "## Fitted mixing law" in (out / "results.md").read_text()
-    assert "Next 2 ratio(s) to train (train.stages=None)" in result.output and "--set 'ablate.ratios=" in result.output
+    assert "Next 2 ratio(s) to train (schedule-mixed)" in result.output and "--set 'ablate.ratios=" in result.output
 
     # --suggest alone refits the trained grid with the recipe's retention as it is now
     again = CliRunner().invoke(app, ["ablate", "r.yaml", "--suggest", "1", "--set", "ablate.retention=0.5"])

@@ -127,10 +127,10 @@ def test_suggestions_go_where_the_bands_are_widest():
 def test_points_that_differ_beyond_the_ratio_are_fitted_apart():
     a, b = synthetic([0.0, 0.3, 0.6]), synthetic([0.0, 0.3, 0.6], loss=(2.2, -0.3, -2.0), seed=1)
     for p in a["points"]:
-        p["changes"]["train.stages"] = None
+        p["changes"]["train.stages"], p["point"] = None, p["point"] + "_schedule-mixed"
     for p in b["points"]:
-        p["changes"]["train.stages"] = ["general", "science"]
+        p["changes"]["train.stages"], p["point"] = ["general", "science"], p["point"] + "_schedule-sequential"
     a["points"] += b["points"]
     doc = fit_grid(a, retention=0.98, iterations=30)
-    assert [g["group"] for g in doc["groups"]] == ["train.stages=None", "train.stages=['general', 'science']"]
+    assert [g["group"] for g in doc["groups"]] == ["schedule-mixed", "schedule-sequential"]
     assert doc["groups"][0]["metrics"]["held.loss"]["params"] != doc["groups"][1]["metrics"]["held.loss"]["params"]

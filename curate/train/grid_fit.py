@@ -19,6 +19,7 @@ The general metrics are `evals.general_metric` when set, else every primary metr
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -69,13 +70,15 @@ def _constraint(metric: str, info: dict, base, retention: float) -> dict:
 
 
 def _groups(points: list[dict]):
-    """(label, changes, points) of the points that differ only in their ratio."""
-    out: dict[str, tuple[dict, list]] = {}
+    """(label, changes, points) of the points that differ only in their ratio; the label is what their names share
+    besides the ratio (`schedule-mixed`, `size500`), or "all points"."""
+    out: dict[str, tuple[str, dict, list]] = {}
     for p in points:
         rest = {k: v for k, v in (p.get("changes") or {}).items() if not (k.startswith("mix.components.") and k.endswith(FRACTION))}
-        label = ", ".join(f"{k}={v}" for k, v in rest.items())
-        out.setdefault(label, (rest, []))[1].append(p)
-    return [(label, rest, pts) for label, (rest, pts) in out.items()]
+        key = json.dumps(rest, sort_keys=True, default=str)
+        label = "_".join(x for x in str(p.get("point", "")).split("_") if not x.startswith("ratio")) if rest else ""
+        out.setdefault(key, (label, rest, []))[2].append(p)
+    return list(out.values())
 
 
 def point_values(result: dict, changes: dict | None, metric: str) -> list[tuple[float, list[float]]]:
