@@ -139,3 +139,28 @@ def test_held_out_tasks_need_a_mix(tmp_path, lm_dir, monkeypatch):
         EvalTask.model_validate({"kind": "loss", "heldout": "general", "source": {"path": "x.jsonl"}})
     with pytest.raises(ValueError, match="heldout: not for kind lm_eval"):
         EvalTask.model_validate({"kind": "lm_eval", "tasks": ["arc_easy"], "heldout": "general"})
+
+
+def test_gsm8k_exact_match_on_held_out_math_rows(lm_dir):
+    """math_mix's domain: exact match of the final number on GSM8K rows the mix held out."""
+    import pytest
+
+    from curate.errors import CurateError
+    from curate.evals.spec import EvalSpec
+    from curate.evals.suite import Suite
+    from curate.models import load_causal_lm
+
+    rows = [{"id": f"m{i}", "source": "gsm8k", "meta": json.dumps({"final_answer": str(i + 2)}),
+             "messages": [{"role": "user", "content": f"what is {i} plus two"},
+                          {"role": "assistant", "content": f"{i} + 2 = {i + 2}\n#### {i + 2}"}]} for i in range(5)]
+    spec = EvalSpec.model_validate({"tasks": {"gsm": {"kind": "gsm8k", "role": "domain", "heldout": "math", "n": 3,
+                                                      "max_new_tokens": 6}}, "batch_size": 4})
+    model, tok = load_causal_lm(str(lm_dir))
+    res = Suite(spec, heldout={"math": rows}).run(model, tok)
+    assert res["tasks"]["gsm"]["n"] == 3 and 0 <= res["metrics"]["gsm.exact_match"] <= 1
+    assert len(res["items"]["gsm.exact_match"]["values"]) == 3
+    for r in rows:
+        r["meta"] = "{}"
+    with pytest.raises(CurateError) as e:
+        Suite(spec, heldout={"math": rows}).run(model, tok)
+    assert e.value.where == "evals.tasks.gsm" and "final answer" in str(e.value)
