@@ -9,14 +9,16 @@
              mix, 1 epoch each, then ARC-Easy validation (the domain; the mix trains on ARC-Easy train) against
              MMLU validation (general): domain gain, general retention and the Pareto front.
   mixfit     `curate ablate recipes/science_mix.yaml --train`, reduced, with the fitted mixing law: three general:science
-             ratios x 2 seeds of a 96-row mix, 1 epoch each; the general metric is the loss on 64 of the general rows
-             the mix holds out (no point trains on them), the domain metric the loss on 64 held-out ARC-Easy rows;
-             ARC-Easy and MMLU accuracy beside them. Prints the fitted law, the recommended ratio (retention 0.98)
-             and the next ratios `--suggest` would propose.
+             ratios x 2 seeds of a 96-row mix (--mix-rows), 1 epoch each, no validation split; the general metric is
+             the loss on 64 (--heldout) of the general rows the mix holds out (no point trains on them), the domain
+             metric the loss on as many held-out ARC-Easy rows; ARC-Easy and MMLU accuracy beside them (--mc-fit; 0:
+             none). Prints the fitted law, the recommended ratio (retention 0.98) and the next ratios `--suggest`
+             would propose.
   resample   fresh general rows each epoch against the same rows every epoch: science_mix at 50:50, a 48-row mix
-             trained 3 epochs with reshuffle off, the cyclic schedule and a high learning rate (the staircase
-             setting), `mix.components.general.resample` once vs per_epoch as an ablate grid axis (same rows per
-             epoch, same steps), 2 seeds; the staircase score, the held-out general and science losses.
+             (--stair-rows) trained 3 epochs with reshuffle off, the cyclic schedule and a high learning rate (the
+             staircase setting), `mix.components.general.resample` once vs per_epoch as an ablate grid axis (same
+             rows per epoch, same steps), 2 seeds; the staircase score, the held-out general and science losses
+             (--heldout rows each; ARC-Easy and MMLU accuracy on --mc-resample questions, 0: none).
   staircase  one small run with the cyclic schedule (one LR cycle per epoch) and reshuffle off over 3 epochs,
              with a high learning rate: the setting under which a model memorises what it saw once; prints the
              staircase report and writes the loss plot.
@@ -156,6 +158,16 @@ def part_ablate(a) -> dict:
                        for p in doc["points"]]}
 
 
+def heldout_evals(a, mc: int) -> list[str]:
+    """science_mix's evals at bench size: the held-out losses on `--heldout` rows each, and ARC-Easy and MMLU accuracy
+    on `mc` questions each; mc 0 leaves the multiple-choice tasks out (on a loaded CPU they cost as much as training)."""
+    if mc == 0:
+        return ["evals.tasks={general_heldout: {kind: loss, role: general, heldout: general, n: %d}, "
+                "science_heldout: {kind: loss, role: domain, heldout: science, n: %d}}" % (a.heldout, a.heldout)]
+    return [f"evals.tasks.general_heldout.n={a.heldout}", f"evals.tasks.science_heldout.n={a.heldout}",
+            f"evals.tasks.arc_easy.n={mc}", f"evals.tasks.mmlu.n={mc}"]
+
+
 def part_mixfit(a) -> dict:
     """The reduced science_mix grid with the fit: 3 ratios x 2 seeds, loss-based domain and general metrics."""
     from curate.ablate import run_ablation
@@ -167,9 +179,7 @@ def part_mixfit(a) -> dict:
             f"mix.size.rows={a.mix_rows}", "ablate.sizes=[]", f"ablate.ratios={json.dumps(a.ratios)}",
             f"compare.seeds={a.seeds or '[0, 1]'}", "train.epochs=1", "train.max_length=256", "train.batch_size=4",
             "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.save_adapter=false",
-            "evals.batch_size=8", "evals.max_length=256", f"evals.tasks.general_heldout.n={a.heldout}",
-            f"evals.tasks.science_heldout.n={a.heldout}", f"evals.tasks.arc_easy.n={a.mc_fit}",
-            f"evals.tasks.mmlu.n={a.mc_fit}"]
+            "train.val_fraction=0", "evals.batch_size=8", "evals.max_length=256", *heldout_evals(a, a.mc_fit)]
     t = time.perf_counter()
     grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
     out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
@@ -200,8 +210,7 @@ def part_resample(a) -> dict:
             f"compare.seeds={a.seeds or '[0, 1]'}", "train.epochs=3", "train.reshuffle=false", "train.schedule=cyclic",
             f"train.learning_rate={a.stair_lr}", f"train.batch_size={a.stair_batch}", "train.max_length=256",
             "train.val_fraction=0", "train.lora.dropout=0", f"train.threads={a.threads}", "train.save_adapter=false",
-            "evals.batch_size=8", "evals.max_length=256", f"evals.tasks.general_heldout.n={a.heldout}",
-            f"evals.tasks.science_heldout.n={a.heldout}", "evals.tasks.arc_easy.n=20", "evals.tasks.mmlu.n=20"]
+            "evals.batch_size=8", "evals.max_length=256", *heldout_evals(a, a.mc_resample)]
     t = time.perf_counter()
     grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
     out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
@@ -351,8 +360,9 @@ def main():
     p.add_argument("--mix-rows", type=int, default=96, help="rows of each science_mix grid point (ablate)")
     p.add_argument("--ratios", nargs="+", default=["0:100", "30:70", "70:30"], help="general:science ratios (ablate)")
     p.add_argument("--grid-mc", type=int, default=200, help="ARC-Easy and MMLU questions each (ablate)")
-    p.add_argument("--mc-fit", type=int, default=100, help="ARC-Easy and MMLU questions each (mixfit)")
-    p.add_argument("--heldout", type=int, default=64, help="held-out general and science rows each (mixfit)")
+    p.add_argument("--mc-fit", type=int, default=100, help="ARC-Easy and MMLU questions each (mixfit; 0: none)")
+    p.add_argument("--mc-resample", type=int, default=20, help="ARC-Easy and MMLU questions each (resample; 0: none)")
+    p.add_argument("--heldout", type=int, default=64, help="held-out general and science rows each (mixfit, resample)")
     p.add_argument("--stair-rows", type=int, default=48)
     p.add_argument("--stair-batch", type=int, default=2)
     p.add_argument("--stair-lr", type=float, default=2e-3)
