@@ -177,9 +177,9 @@ def part_mixfit(a) -> dict:
     sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'mixfit'}",
             f"train.model={MODEL}", *eval_paths("arc_easy", "mmlu"),
             f"mix.size.rows={a.mix_rows}", "ablate.sizes=[]", f"ablate.ratios={json.dumps(a.ratios)}",
-            f"compare.seeds={a.seeds or '[0, 1]'}", "train.epochs=1", "train.max_length=256", "train.batch_size=4",
+            f"compare.seeds={a.seeds or '[0, 1]'}", "train.epochs=1", f"train.max_length={a.max_length}", "train.batch_size=4",
             "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.save_adapter=false",
-            "train.val_fraction=0", "evals.batch_size=8", "evals.max_length=256", *heldout_evals(a, a.mc_fit)]
+            "train.val_fraction=0", "evals.batch_size=8", f"evals.max_length={a.max_length}", *heldout_evals(a, a.mc_fit)]
     t = time.perf_counter()
     grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
     out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
@@ -208,9 +208,9 @@ def part_resample(a) -> dict:
             "ablate.sizes=[]", 'ablate.ratios=["50:50"]', "mix.epochs=3",
             'ablate.grid={"mix.components.general.resample": [once, per_epoch]}',
             f"compare.seeds={a.seeds or '[0, 1]'}", "train.epochs=3", "train.reshuffle=false", "train.schedule=cyclic",
-            f"train.learning_rate={a.stair_lr}", f"train.batch_size={a.stair_batch}", "train.max_length=256",
+            f"train.learning_rate={a.stair_lr}", f"train.batch_size={a.stair_batch}", f"train.max_length={a.max_length}",
             "train.val_fraction=0", "train.lora.dropout=0", f"train.threads={a.threads}", "train.save_adapter=false",
-            "evals.batch_size=8", "evals.max_length=256", *heldout_evals(a, a.mc_resample)]
+            "evals.batch_size=8", f"evals.max_length={a.max_length}", *heldout_evals(a, a.mc_resample)]
     t = time.perf_counter()
     grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
     out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
@@ -362,6 +362,7 @@ def main():
     p.add_argument("--grid-mc", type=int, default=200, help="ARC-Easy and MMLU questions each (ablate)")
     p.add_argument("--mc-fit", type=int, default=100, help="ARC-Easy and MMLU questions each (mixfit; 0: none)")
     p.add_argument("--mc-resample", type=int, default=20, help="ARC-Easy and MMLU questions each (resample; 0: none)")
+    p.add_argument("--max-length", type=int, default=256, help="tokens per row, training and loss evals (mixfit, resample)")
     p.add_argument("--heldout", type=int, default=64, help="held-out general and science rows each (mixfit, resample)")
     p.add_argument("--stair-rows", type=int, default=48)
     p.add_argument("--stair-batch", type=int, default=2)
