@@ -15,6 +15,18 @@ fits, keeping the requested ratio).
 
 Quotas in rows are met exactly; quotas in tokens are met to within one row (rows are taken in a
 seeded order while they fit). Every row not drawn goes to the ledger with step `mix`.
+
+Two more component keys serve training on the mix (curate ablate --train):
+- `holdout: N` sets N seeded rows of the component aside before anything is drawn: the same rows at every
+  share and size (the draw depends on the seed and the component's name only), so no point of an ablation
+  grid trains on them; they go to the ledger with a "held out" reason and an eval task names them with
+  `heldout: <component>` (curate.evals.spec).
+- `resample: per_epoch` draws the component's share afresh for each of `mix.epochs` training epochs: epoch k
+  takes the next rows of one seeded order of the component, so no row repeats while the component has rows
+  left (epochs x share of them); after that the order starts again (a row is reused only once every row has
+  been used) and the manifest counts the reused rows. A component with fewer rows than one epoch's share
+  is settled by `short` as before. The rows carry `mix_epoch` (0: every epoch, k: epoch k only), which
+  training reads (curate.train.epochs).
 """
 
 from __future__ import annotations
@@ -57,6 +69,8 @@ class Component(Strict):
     fraction: float | None = Field(default=None, ge=0, le=1)
     count: int | None = Field(default=None, ge=0)
     of_component: float | None = Field(default=None, ge=0, le=1)
+    holdout: int = Field(default=0, ge=0)  # rows set aside before any draw, the same at every share
+    resample: Literal["once", "per_epoch"] = "once"  # per_epoch: a fresh draw for each of mix.epochs
 
     @model_validator(mode="after")
     def _one_origin(self):
@@ -79,11 +93,17 @@ class MixSpec(Strict):
     short: Literal["upsample", "shrink", "error"] = "error"
     temperature: float | None = Field(default=None, gt=0)
     shuffle: bool = True  # interleave the components in a seeded order (else component by component)
+    epochs: int = Field(default=1, ge=1)  # training epochs a `resample: per_epoch` component is drawn for (else unused)
 
     @model_validator(mode="after")
     def _consistent(self):
         if not self.components:
             raise ValueError("a mix needs at least one component")
+        resampled = [n for n, c in self.components.items() if c.resample == "per_epoch"]
+        if resampled and self.epochs < 2:
+            raise ValueError(f"{resampled} resample per epoch: set `epochs` to the training's epochs (2 or more)")
+        if resampled and self.size is not None and self.size.tokens is not None:
+            raise ValueError(f"`resample: per_epoch` ({resampled}) needs a mix size in rows, not tokens")
         kinds = {name: c.share_kind for name, c in self.components.items()}
         if self.temperature is not None:
             given = [n for n, k in kinds.items() if k]
@@ -135,21 +155,29 @@ def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: 
 
     names = list(spec.components)
     by_tokens = spec.size is not None and spec.size.tokens is not None
-    costs = {n: _costs(components[n], spec, n, where) for n in names}
-    available = {n: int(costs[n].sum()) for n in names}  # rows, or tokens
     for n in names:
         if len(components[n]) == 0:
             raise CurateError("the component has no rows (check its source and the steps before the mix)", f"{where}.components.{n}")
+    components, drops, held = _hold_out(spec, components, seed, where)
+    costs = {n: _costs(components[n], spec, n, where) for n in names}
+    available = {n: int(costs[n].sum()) for n in names}  # rows, or tokens
 
     quotas, requested = _quotas(spec, names, available, {n: len(components[n]) for n in names})
     quotas = _settle_short(spec, names, quotas, available, where)
 
-    picked, drops, info = {}, [], {}
+    picked, epoch_of, info = {}, {}, {}
     for n in names:
         ds, cost = components[n], costs[n]
-        idx = _draw(len(ds), cost, quotas[n], by_tokens, np.random.default_rng(_seed(seed, n)))
+        rng = np.random.default_rng(_seed(seed, n))
+        per_epoch = spec.components[n].resample == "per_epoch"
+        if per_epoch:  # epoch k: the next quota rows of one seeded stream of passes
+            idx = _draw(len(ds), cost, quotas[n] * spec.epochs, False, rng)
+            epoch_of[n] = np.repeat(np.arange(1, spec.epochs + 1), quotas[n])
+        else:
+            idx = _draw(len(ds), cost, quotas[n], by_tokens, rng)
+            epoch_of[n] = np.zeros(len(idx), dtype=np.int64)
         picked[n] = idx
-        chosen = set(idx)
+        chosen = set(idx.tolist())
         not_drawn = [i for i in range(len(ds)) if i not in chosen]
         reason = Drop(reason=f"not drawn by the mix (component {n}: {len(chosen)} of {len(ds)} rows)")
         drops += _drop_entries(ds, not_drawn, reason)
@@ -159,24 +187,59 @@ def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: 
             "realised": {"rows": len(idx), "unique_rows": len(chosen), "repeats": len(idx) - len(chosen),
                          "tokens": int(cost[idx].sum()) if by_tokens or _has_tokens(ds, spec) else None},
         }
+        if per_epoch:
+            info[n]["resample"] = {"epochs": spec.epochs, "rows_per_epoch": quotas[n],
+                                   "fresh_epochs": min(spec.epochs, len(ds) // quotas[n]) if quotas[n] else spec.epochs,
+                                   "reused_rows": len(idx) - len(chosen)}
+        if n in held:
+            info[n]["heldout"] = held[n]
+    resampling = any(c.resample == "per_epoch" for c in spec.components.values())
     parts = []
     common = _common_columns([components[n] for n in names])
     for n in names:
         part = components[n].select(picked[n]).select_columns(common)
-        parts.append(part.add_column("component", [n] * len(part)))
+        part = part.add_column("component", [n] * len(part))
+        if resampling:  # which epoch trains on the row: 0 every epoch, k only the k-th
+            part = part.add_column("mix_epoch", [int(e) for e in epoch_of[n]])
+        parts.append(part)
     mixed = concatenate_datasets(parts) if parts else components[names[0]].select([])
     if spec.shuffle and len(mixed):
         mixed = mixed.select(np.random.default_rng(_seed(seed, "__order__")).permutation(len(mixed)).tolist())
-    total_rows = len(mixed)
+    per_epoch_rows = {n: (quotas[n] if spec.components[n].resample == "per_epoch" else len(picked[n])) for n in names}
+    epoch_total = sum(per_epoch_rows.values())
     summary = {
         "spec": spec.model_dump(mode="json", exclude_none=True),
         "components": info,
-        "realised": {"rows": total_rows, "shares": {n: round(len(picked[n]) / total_rows, 6) if total_rows else 0 for n in names}},
+        "realised": {"rows": len(mixed),
+                     "shares": {n: round(per_epoch_rows[n] / epoch_total, 6) if epoch_total else 0 for n in names}},
         "repeats": sum(v["realised"]["repeats"] for v in info.values()),
     }
+    if resampling:
+        summary["realised"]["rows_per_epoch"] = epoch_total
     if by_tokens:
         summary["realised"]["tokens"] = sum(v["realised"]["tokens"] for v in info.values())
     return mixed, drops, summary
+
+
+def _hold_out(spec: MixSpec, components: dict, seed: int, where: str) -> tuple[dict, list[dict], dict]:
+    """Set each component's `holdout` rows aside: a seeded draw from the component alone (its seed and name,
+    never the shares), so every point of a grid holds out the same rows. Returns (the components less those
+    rows, their ledger entries, name -> {"rows", "ids"})."""
+    out, drops, held = dict(components), [], {}
+    for n, c in spec.components.items():
+        if not c.holdout:
+            continue
+        ds = components[n]
+        if c.holdout >= len(ds):
+            raise CurateError(f"holds out {c.holdout} rows but the component has {len(ds)}", f"{where}.components.{n}.holdout")
+        order = np.random.default_rng(_seed(seed, f"{n}:holdout")).permutation(len(ds))
+        aside = sorted(int(i) for i in order[: c.holdout])
+        keep = sorted(int(i) for i in order[c.holdout:])
+        reason = Drop(reason=f"held out for evaluation ({where}.components.{n}.holdout: {c.holdout} rows no draw uses)")
+        drops += _drop_entries(ds, aside, reason)
+        held[n] = {"rows": len(aside), "ids": [str(x) for x in ds.select(aside)["id"]] if "id" in ds.column_names else []}
+        out[n] = ds.select(keep)
+    return out, drops, held
 
 
 def _costs(ds, spec: MixSpec, name: str, where: str) -> np.ndarray:

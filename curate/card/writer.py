@@ -24,7 +24,9 @@ Results other commands leave behind, rendered when present and marked "Not run" 
 - `curate ablate`'s `index.json` (`RUN_DIR/ablate/`, the recipe's `ablate.dir`, or `<name>-ablate/`
   beside the run folder): `{"points": [{"point", "rows", "mix": {component: {"rows"}}, "changes"}]}`
   becomes one row per grid point; `train/pareto.json` beside it (`curate ablate --train`) adds domain gain,
-  general retention and the Pareto front per point, with `pareto.png` copied as ablate-pareto.png.
+  general retention and the Pareto front per point, with `pareto.png` copied as ablate-pareto.png;
+  `train/fit.json` the fitted mixing law and the recommended general share (curate.card.fit), with `fit.png`
+  copied as ablate-fit.png.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "1
 COMPARE_RESULTS = Path("compare") / "results.json"
 ABLATE_INDEX = Path("ablate") / "index.json"
 ABLATE_TRAINED = Path("train") / "pareto.json"  # `curate ablate --train`, beside the grid's index.json
+ABLATE_FIT = Path("train") / "fit.json"  # its fitted mixing law and recommended ratio
 CONFIGS = (("default", "data"), ("random_baseline", "baseline_random"))
 PREFERRED_FORMATS = ("parquet", "jsonl", "arrow")
 
@@ -113,16 +116,18 @@ def _copy_compare_plots(run: S.Run, out: Path) -> list[str]:
 
 
 def _copy_pareto_plot(run: S.Run, out: Path) -> list[str]:
-    """`curate ablate --train`'s pareto.png, beside the card as ablate-pareto.png."""
+    """`curate ablate --train`'s pareto.png and fit.png, beside the card as ablate-pareto.png and ablate-fit.png."""
     import shutil
 
-    (out / "ablate-pareto.png").unlink(missing_ok=True)
     index = ablation_index(run)
-    png = index.parent / ABLATE_TRAINED.parent / "pareto.png" if index is not None else None
-    if png is None or not png.is_file():
-        return []
-    shutil.copyfile(png, out / "ablate-pareto.png")
-    return ["ablate-pareto.png"]
+    names = []
+    for name in ("pareto.png", "fit.png"):
+        (out / f"ablate-{name}").unlink(missing_ok=True)
+        png = index.parent / ABLATE_TRAINED.parent / name if index is not None else None
+        if png is not None and png.is_file():
+            shutil.copyfile(png, out / f"ablate-{name}")
+            names.append(f"ablate-{name}")
+    return names
 
 
 def spec_from_manifest(manifest: dict) -> CardSpec:
@@ -957,6 +962,13 @@ def _results(c) -> str:
             out += ["", trained_grid_markdown(_read_json(trained, "trained ablation results"))]
             if "ablate-pareto.png" in c["plots"]:
                 out += ["", "![domain gain against general retention](ablate-pareto.png)"]
+        fitted = abl_path.parent / ABLATE_FIT
+        if fitted.is_file():  # the mixing law fitted to the trained grid (curate.card.fit)
+            from curate.card.fit import fit_markdown
+
+            out += ["", "#### The fitted ratio", "", fit_markdown(_read_json(fitted, "fitted mixing law"))]
+            if "ablate-fit.png" in c["plots"]:
+                out += ["", "![the fitted mixing law per metric](ablate-fit.png)"]
     else:
         out.append(f"Not run: no `curate ablate` index ({code(ABLATE_INDEX.as_posix())} in the run folder, or "
                    f"`{run.name}-ablate/index.json` beside it).")

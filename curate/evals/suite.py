@@ -52,9 +52,11 @@ class LossSet:
 
 
 class Suite:
-    def __init__(self, spec: EvalSpec, loss_sets: dict[str, LossSet] | None = None):
+    def __init__(self, spec: EvalSpec, loss_sets: dict[str, LossSet] | None = None,
+                 heldout: dict[str, list[dict]] | None = None):
         self.spec = spec
         self.loss_sets = dict(loss_sets or {})
+        self.heldout = dict(heldout or {})  # mix component -> the rows it held out (tasks with `heldout:`)
         self._rows: dict[str, list[dict]] = {}
         self._harness: dict = {}
 
@@ -72,7 +74,7 @@ class Suite:
         if name not in self._rows:
             from curate.evals.data import load_task_rows
 
-            self._rows[name] = load_task_rows(name, self.spec.tasks[name], self.spec.seed)
+            self._rows[name] = load_task_rows(name, self.spec.tasks[name], self.spec.seed, self.heldout)
         return self._rows[name]
 
     def metric_info(self) -> dict[str, dict]:

@@ -81,6 +81,9 @@ class TrainSpec(_Strict):
     - `save_adapter` (true) / `save_merged` (false): write `adapter/` and `merged/` (the LoRA weights folded
       into a full model).
     - `threads` (null: torch's default): CPU threads for torch.
+    - `stages` (null): the mix's components in training order, one stage each (`[general, science]`: every
+      epoch over the general rows, then every epoch over the science rows), the same steps as the mixed run
+      (curate.train.epochs); null trains on the rows as the mix interleaved them.
     - `staircase_threshold` (0.05) / `staircase_z` (3): a boundary is flagged as a memorisation step when the
       loss falls across it by more than this share of the loss beyond the within-epoch trend, and by more than
       `staircase_z` standard errors (curate.train.staircase).
@@ -116,6 +119,7 @@ class TrainSpec(_Strict):
     threads: int | None = Field(None, ge=1)
     staircase_threshold: float = Field(0.05, ge=0)
     staircase_z: float = Field(3.0, ge=0)
+    stages: list[str] | None = Field(None, min_length=2)
 
     @field_validator("model", mode="before")
     @classmethod
