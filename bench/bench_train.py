@@ -136,7 +136,7 @@ def part_ablate(a) -> dict:
     """`curate ablate recipes/science_mix.yaml --train`, reduced: three general:science ratios of a small mix,
     1 epoch each; ARC-Easy validation (domain, never trained on) against MMLU validation (general)."""
     from curate.ablate import run_ablation
-    from curate.train.compare import train_ablation
+    from curate.train.grid import train_ablation
 
     recipe = ROOT / "recipes" / "science_mix.yaml"
     sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'ablate'}",
@@ -171,7 +171,7 @@ def heldout_evals(a, mc: int) -> list[str]:
 def part_mixfit(a) -> dict:
     """The reduced science_mix grid with the fit: 3 ratios x 2 seeds, loss-based domain and general metrics."""
     from curate.ablate import run_ablation
-    from curate.train.compare import train_ablation
+    from curate.train.grid import train_ablation
 
     recipe = ROOT / "recipes" / "science_mix.yaml"
     sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'mixfit'}",
@@ -200,7 +200,7 @@ def part_mixfit(a) -> dict:
 def part_resample(a) -> dict:
     """`resample: once` against `per_epoch` for the general component, the rest identical (an ablate grid axis)."""
     from curate.ablate import run_ablation
-    from curate.train.compare import train_ablation
+    from curate.train.grid import train_ablation
 
     recipe = ROOT / "recipes" / "science_mix.yaml"
     sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'resample'}",

@@ -5,7 +5,7 @@ a mix size, and any other recipe values listed in `grid` (every combination). Ea
 run with its own manifest, in `<ablate.dir>/<point>/`; the steps before the mix come from the cache,
 so a grid costs little more than its mixes. `index.json` and `index.md` list the points with the
 composition each one realised; `curate ablate --train` then fine-tunes every point
-(curate.train.compare.train_ablation).
+(curate.train.grid.train_ablation).
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def _slug(v) -> str:
 def run_ablation(recipe_path: str, overrides: list[str] | None = None, reporter=None, notice=None) -> Path:
     """Build every grid point; `reporter(i, n, name)` before each, `notice(message)` for what the user should
     know (stale training results removed). Returns the ablation folder."""
-    from curate.pipeline import data_digest, run_recipe
+    from curate.pipeline import run_recipe
+    from curate.runfolder import data_digest
     from curate.recipe import load_raw, validate_recipe
 
     raw = load_raw(recipe_path, overrides)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from curate.strict import StrictModel
 
 _RATIO = re.compile(r"^\s*\d+(\.\d+)?(\s*:\s*\d+(\.\d+)?)+\s*$")
 
 
-class AblateSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AblateSpec(StrictModel):
 
     dir: str | None = None  # default runs/<name>-ablate
     components: list[str] | None = None  # which mix components `ratios` refer to (default: all, in order)

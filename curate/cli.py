@@ -144,14 +144,14 @@ def ablate(
     from curate.ablate import run_ablation
 
     if suggest is not None and not train:  # from the trained grid as it is
-        from curate.train.compare import suggest_ratios
+        from curate.train.grid import suggest_ratios
 
         _, _, report, proposed = suggest_ratios(str(recipe), set_, suggest)
         out.print("\n".join(report + proposed), markup=False)
         return
 
     if train:  # check the training sections before building anything
-        from curate.train.compare import check_grid_training
+        from curate.train.grid import check_grid_training
 
         check_grid_training(str(recipe), set_)
     out_dir = run_ablation(str(recipe), set_, reporter=lambda i, n, name: err.print(f"[bold]point {i + 1}/{n}[/] {name}"),
@@ -159,14 +159,14 @@ def ablate(
     out.print((out_dir / "index.md").read_text(encoding="utf-8"), markup=False)
     out.print(f"wrote {out_dir}/index.json and one run folder per point")
     if train:
-        from curate.train.compare import train_ablation
+        from curate.train.grid import train_ablation
 
         folder = train_ablation(str(recipe), set_, ablate_dir=out_dir, progress=print_progress)
         out.print((folder / "results.md").read_text(encoding="utf-8"), markup=False)
         out.print(f"wrote {folder}/pareto.json, fit.json, results.md, pareto.png, fit.png and one training folder per "
                   "point and seed")
         if suggest is not None:
-            from curate.train.compare import suggest_ratios
+            from curate.train.grid import suggest_ratios
 
             out.print("\n".join(suggest_ratios(str(recipe), set_, suggest)[3]), markup=False)
 

@@ -31,102 +31,17 @@ Two more component keys serve training on the mix (curate ablate --train):
 
 from __future__ import annotations
 
-import hashlib
 import json
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curate.errors import CurateError
 from curate.io import row_for_json
-from curate.steps.base import Drop
+from curate.ledger import Drop
+from curate.mix_spec import Component, MixSpec
+from curate.seeds import derive_seed
 
 CANONICAL = ["id", "source", "messages", "meta"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MixSize(Strict):
-    rows: int | None = Field(default=None, ge=1)
-    tokens: int | None = Field(default=None, ge=1)
-    token_column: str = "n_tokens"
-
-    @model_validator(mode="after")
-    def _one(self):
-        if (self.rows is None) == (self.tokens is None):
-            raise ValueError("give exactly one of rows or tokens")
-        return self
-
-
-class Component(Strict):
-    source: str | None = None  # a source of this recipe, taken after the recipe's steps
-    run: str | None = None  # a run folder written by `curate run` (its data.parquet or data.jsonl)
-    recipe: str | None = None  # a recipe file, run (through its cache) for its output
-    overrides: list[str] = Field(default_factory=list)  # --set overrides for that recipe
-    fraction: float | None = Field(default=None, ge=0, le=1)
-    count: int | None = Field(default=None, ge=0)
-    of_component: float | None = Field(default=None, ge=0, le=1)
-    holdout: int = Field(default=0, ge=0)  # rows set aside before any draw, the same at every share
-    resample: Literal["once", "per_epoch"] = "once"  # per_epoch: a fresh draw for each of mix.epochs
-
-    @model_validator(mode="after")
-    def _one_origin(self):
-        origins = [k for k in ("source", "run", "recipe") if getattr(self, k)]
-        if len(origins) != 1:
-            raise ValueError(f"give exactly one of source, run or recipe (got {origins or 'none'})")
-        shares = [k for k in ("fraction", "count", "of_component") if getattr(self, k) is not None]
-        if len(shares) > 1:
-            raise ValueError(f"give one of fraction, count or of_component, not {shares}")
-        return self
-
-    @property
-    def share_kind(self) -> str | None:
-        return next((k for k in ("fraction", "count", "of_component") if getattr(self, k) is not None), None)
-
-
-class MixSpec(Strict):
-    components: dict[str, Component]
-    size: MixSize | None = None
-    short: Literal["upsample", "shrink", "error"] = "error"
-    temperature: float | None = Field(default=None, gt=0)
-    shuffle: bool = True  # interleave the components in a seeded order (else component by component)
-    epochs: int = Field(default=1, ge=1)  # training epochs a `resample: per_epoch` component is drawn for (else unused)
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if not self.components:
-            raise ValueError("a mix needs at least one component")
-        resampled = [n for n, c in self.components.items() if c.resample == "per_epoch"]
-        if resampled and self.epochs < 2:
-            raise ValueError(f"{resampled} resample per epoch: set `epochs` to the training's epochs (2 or more)")
-        if resampled and self.size is not None and self.size.tokens is not None:
-            raise ValueError(f"`resample: per_epoch` ({resampled}) needs a mix size in rows, not tokens")
-        kinds = {name: c.share_kind for name, c in self.components.items()}
-        if self.temperature is not None:
-            given = [n for n, k in kinds.items() if k]
-            if given:
-                raise ValueError(f"with temperature the shares come from component sizes; remove fraction/count/of_component from {given}")
-            if self.size is None:
-                raise ValueError("temperature sampling needs `size`")
-            return self
-        missing = [n for n, k in kinds.items() if k is None]
-        if missing:
-            raise ValueError(f"components {missing} need one of fraction, count or of_component (or set temperature)")
-        if any(k == "fraction" for k in kinds.values()):
-            others = [n for n, k in kinds.items() if k != "fraction"]
-            if others:
-                raise ValueError(f"fractions are shares of the final mix: every component needs one, not count/of_component ({others})")
-            total = sum(c.fraction for c in self.components.values())
-            if abs(total - 1) > 1e-6:
-                raise ValueError(f"fractions must sum to 1, they sum to {total:g}")
-            if self.size is None:
-                raise ValueError("fractions of the final mix need `size` (rows or tokens)")
-        elif self.size is not None:
-            raise ValueError("with count/of_component the mix size is their sum: remove `size`")
-        return self
 
 
 # -- the mix ----------------------------------------------------------------------------------------
@@ -145,8 +60,6 @@ def largest_remainder(total: int, weights: list[float]) -> list[int]:
     return [int(x) for x in base]
 
 
-def _seed(seed: int, name: str) -> int:
-    return int(hashlib.sha256(f"{seed}:mix:{name}".encode()).hexdigest()[:8], 16)
 
 
 def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: str = "mix"):
@@ -168,7 +81,7 @@ def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: 
     picked, epoch_of, info = {}, {}, {}
     for n in names:
         ds, cost = components[n], costs[n]
-        rng = np.random.default_rng(_seed(seed, n))
+        rng = np.random.default_rng(derive_seed(seed, "mix", n))
         per_epoch = spec.components[n].resample == "per_epoch"
         if per_epoch:  # epoch k: the next quota rows of one seeded stream of passes
             idx = _draw(len(ds), cost, quotas[n] * spec.epochs, False, rng)
@@ -204,7 +117,7 @@ def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: 
         parts.append(part)
     mixed = concatenate_datasets(parts) if parts else components[names[0]].select([])
     if spec.shuffle and len(mixed):
-        mixed = mixed.select(np.random.default_rng(_seed(seed, "__order__")).permutation(len(mixed)).tolist())
+        mixed = mixed.select(np.random.default_rng(derive_seed(seed, "mix", "__order__")).permutation(len(mixed)).tolist())
     per_epoch_rows = {n: (quotas[n] if spec.components[n].resample == "per_epoch" else len(picked[n])) for n in names}
     epoch_total = sum(per_epoch_rows.values())
     summary = {
@@ -232,7 +145,7 @@ def _hold_out(spec: MixSpec, components: dict, seed: int, where: str) -> tuple[d
         ds = components[n]
         if c.holdout >= len(ds):
             raise CurateError(f"holds out {c.holdout} rows but the component has {len(ds)}", f"{where}.components.{n}.holdout")
-        order = np.random.default_rng(_seed(seed, f"{n}:holdout")).permutation(len(ds))
+        order = np.random.default_rng(derive_seed(seed, "mix", f"{n}:holdout")).permutation(len(ds))
         aside = sorted(int(i) for i in order[: c.holdout])
         keep = sorted(int(i) for i in order[c.holdout:])
         reason = Drop(reason=f"held out for evaluation ({where}.components.{n}.holdout: {c.holdout} rows no draw uses)")

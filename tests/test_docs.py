@@ -47,7 +47,7 @@ def test_readme_documents_every_key_of_the_mix_and_ablate_sections():
     text = README.read_text(encoding="utf-8")
     section = text.split("## Mixing general and domain data", 1)[1].split("\n## ", 1)[0]
     from curate.ablate_spec import AblateSpec
-    from curate.mix import Component, MixSize, MixSpec
+    from curate.mix_spec import Component, MixSize, MixSpec
 
     for model in (MixSpec, Component, MixSize, AblateSpec):
         for name in model.model_fields:

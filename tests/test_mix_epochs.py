@@ -12,7 +12,8 @@ from tests.model_fixtures import lm_dir, model_env, needs  # noqa: E402,F401 - f
 needs("torch", "peft")
 
 from curate.errors import CurateError  # noqa: E402
-from curate.mix import MixSpec, apply_mix  # noqa: E402
+from curate.mix import apply_mix  # noqa: E402
+from curate.mix_spec import MixSpec  # noqa: E402
 from tests.test_train import spec, toy_rows  # noqa: E402
 
 

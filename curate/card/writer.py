@@ -43,6 +43,8 @@ from curate.card import stats as S
 from curate.card.licenses import HUB_LICENSES, LicenseDecision, decide
 from curate.card.spec import CardSpec
 from curate.errors import CurateError
+from curate.numbers import fmt
+from curate.runfolder import data_files
 
 NEEDED = "[More Information Needed]"
 SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
@@ -155,12 +157,12 @@ def published_files(run_dir: Path) -> dict[str, tuple[str, list[Path]]]:
     Hub's native format; jsonl, then the Arrow folder's .arrow files otherwise."""
     out = {}
     for _, stem in CONFIGS:
-        found = S.data_files(Path(run_dir), stem)
-        for fmt in PREFERRED_FORMATS:
-            if fmt in found:
-                path = found[fmt]
-                files = sorted(p for p in path.iterdir() if p.suffix in (".arrow", ".json")) if fmt == "arrow" else [path]
-                out[stem] = (fmt, files)
+        found = data_files(Path(run_dir), stem)
+        for kind in PREFERRED_FORMATS:
+            if kind in found:
+                path = found[kind]
+                files = sorted(p for p in path.iterdir() if p.suffix in (".arrow", ".json")) if kind == "arrow" else [path]
+                out[stem] = (kind, files)
                 break
     return out
 
@@ -261,22 +263,6 @@ def code(value) -> str:
 def prose(value) -> str:
     """Text from the recipe put into the card as prose: markdown stays, HTML is escaped."""
     return str(value).strip().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if v != v:
-            return "NaN"
-        if v == int(v) and abs(v) < 1e9:
-            return f"{int(v):,}"
-        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
 
 
 def table(header: list[str], rows: list[list], align: list[str] | None = None) -> str:

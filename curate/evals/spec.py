@@ -36,9 +36,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from curate.errors import did_you_mean
+from curate.strict import StrictModel
 
 KINDS = ("multiple_choice", "gsm8k", "generation", "loss", "lm_eval")
 PRIMARY = {"multiple_choice": "accuracy", "gsm8k": "exact_match", "generation": "rougeL", "loss": "loss"}
@@ -63,11 +64,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EvalSource(_Strict):
+class EvalSource(StrictModel):
     """Where an evaluation's rows come from: the fields of a recipe source (`curate.recipe.Source`).
 
     Kept as its own model so that this module does not import `curate.recipe` (which imports it).
@@ -98,7 +95,7 @@ class EvalSource(_Strict):
         return Source(**self.model_dump(exclude_none=False), license=None)
 
 
-class EvalTask(_Strict):
+class EvalTask(StrictModel):
     """One evaluation: a kind, its rows, its role and its size.
 
     - `kind`: multiple_choice (log-likelihood of each option: accuracy, MAP@3), gsm8k (greedy generation,
@@ -187,7 +184,7 @@ class EvalTask(_Strict):
         return PRIMARY.get(self.kind)
 
 
-class EvalSpec(_Strict):
+class EvalSpec(StrictModel):
     """The evaluation suite run on each trained model and, once per configuration, on its base model.
 
     - `tasks`: name -> EvalTask (a list of preset names is accepted too).

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from curate.evals.spec import LOWER_IS_BETTER, PRIMARY, EvalSpec
+from curate.numbers import metric
 
 METRICS = {
     "multiple_choice": ("accuracy", "map@3"),
@@ -252,14 +253,8 @@ def markdown_table(results: dict[str, dict], info: dict[str, dict]) -> list[str]
     lines = ["| metric | role | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for m, i in info.items():
         arrow = "↑" if i["higher_is_better"] else "↓"
-        cells = [_fmt(results[n].get(m)) for n in names]
+        cells = [metric(results[n].get(m)) for n in names]
         lines.append(f"| {m} {arrow} | {i['role'] or '-'} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)

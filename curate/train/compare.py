@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Callable
 
 from curate.errors import CurateError
-from curate.io import check_replaceable, staged_folder
+from curate.atomic import staged_folder
+from curate.io import check_replaceable
 from curate.train.context import RecipeContext
-from curate.train.grid import check_grid_training, suggest_ratios, train_ablation, train_grid  # noqa: F401 - the commands' entry points
 from curate.train.runs import sayer, train_and_eval
-from curate.train.stats import pareto_front, summarize  # noqa: F401 - re-exported
 
 
 def compare(recipe_path, overrides: list[str] | None = None, *, rerun: bool = False,

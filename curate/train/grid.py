@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from curate.errors import CurateError
-from curate.io import check_replaceable, staged_folder
+from curate.atomic import staged_folder
+from curate.io import check_replaceable
 from curate.train.context import RecipeContext
 from curate.train.spec import EvalSpec, TrainSpec
 from curate.train.stats import pareto_front, summarize
@@ -99,7 +100,6 @@ def train_grid(ablate_dir: str | Path, train_spec: TrainSpec, eval_spec: EvalSpe
     """Fine-tune and evaluate every point of `<ablate_dir>/index.json`; write `<ablate_dir>/train/`."""
     from curate.evals.suite import Suite
     from curate.train.runs import sayer, train_and_eval
-    from curate.train.compare_report import num
 
     started = time.perf_counter()
     say = sayer(progress)
@@ -209,7 +209,7 @@ def point_train_spec(spec: TrainSpec, changes: dict, point: str) -> TrainSpec:
 
 
 def grid_markdown(result: dict) -> list[str]:
-    from curate.train.compare_report import num
+    from curate.numbers import metric
 
     metrics = [m for m, i in result["metrics"].items() if i["primary"]]
     head = ["point", "rows", "domain gain", "general retention", "Pareto", *metrics]
@@ -217,10 +217,10 @@ def grid_markdown(result: dict) -> list[str]:
              f"x = domain gain: {result['x']['definition']}; y = general retention: {result['y']['definition']}. "
              f"Seeds {result['seeds']}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines.append("| base | – | 0 | 0 | – | " + " | ".join(num(result["base"]["metrics"].get(m)) for m in metrics) + " |")
+    lines.append("| base | – | 0 | 0 | – | " + " | ".join(metric(result["base"]["metrics"].get(m)) for m in metrics) + " |")
     for p in result["points"]:
-        cells = [p["point"], str(p["rows"]), num(p["domain_gain"]), num(p["general_retention"]),
-                 "yes" if p["pareto"] else "", *[num(p["metrics"].get(m)) for m in metrics]]
+        cells = [p["point"], str(p["rows"]), metric(p["domain_gain"]), metric(p["general_retention"]),
+                 "yes" if p["pareto"] else "", *[metric(p["metrics"].get(m)) for m in metrics]]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Pareto front: {', '.join(result['front']) or '(none)'}.", ""]
     return lines

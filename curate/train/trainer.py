@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from curate.errors import CurateError
-from curate.io import check_replaceable, staged_folder
+from curate.atomic import staged_folder
+from curate.io import check_replaceable
 from curate.train.data import EncodeStats, batch_tokens, check_rows, encode_rows, read_rows, split_rows
 from curate.train.spec import TrainSpec
 from curate.train.staircase import detect_staircase
