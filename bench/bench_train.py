@@ -8,6 +8,17 @@
   ablate     `curate ablate recipes/science_mix.yaml --train`, reduced: three general:science ratios of a 96-row
              mix, 1 epoch each, then ARC-Easy validation (the domain; the mix trains on ARC-Easy train) against
              MMLU validation (general): domain gain, general retention and the Pareto front.
+  mixfit     `curate ablate recipes/science_mix.yaml --train`, reduced, with the fitted mixing law: three general:science
+             ratios x 2 seeds of a 96-row mix (--mix-rows), 1 epoch each, no validation split; the general metric is
+             the loss on 64 (--heldout) of the general rows the mix holds out (no point trains on them), the domain
+             metric the loss on as many held-out ARC-Easy rows; ARC-Easy and MMLU accuracy beside them (--mc-fit; 0:
+             none). Prints the fitted law, the recommended ratio (retention 0.98) and the next ratios `--suggest`
+             would propose.
+  resample   fresh general rows each epoch against the same rows every epoch: science_mix at 50:50, a 48-row mix
+             (--stair-rows) trained 3 epochs with reshuffle off, the cyclic schedule and a high learning rate (the
+             staircase setting), `mix.components.general.resample` once vs per_epoch as an ablate grid axis (same
+             rows per epoch, same steps), 2 seeds; the staircase score, the held-out general and science losses
+             (--heldout rows each; ARC-Easy and MMLU accuracy on --mc-resample questions, 0: none).
   staircase  one small run with the cyclic schedule (one LR cycle per epoch) and reshuffle off over 3 epochs,
              with a high learning rate: the setting under which a model memorises what it saw once; prints the
              staircase report and writes the loss plot.
@@ -21,7 +32,7 @@
 3 epochs, every ARC-Easy and MMLU validation question through lm-eval, 200 held-out pool rows).
 
 Usage:
-  python bench/bench_train.py [compare ablate staircase speed] [--full] [--rows 16] [--full-rows 48] [--mc 30]
+  python bench/bench_train.py [compare ablate mixfit resample staircase speed] [--full] [--rows 16] [--full-rows 48] [--mc 30]
                               [--threads 1] [--before DIR]
 Runs runs/lima_style first (the README's command) when missing. Results: bench/.cache/train/*.json; the figures
 are copied to bench/train_*.png. The model is the packaged offline copy when the hub is unreachable.
@@ -125,7 +136,7 @@ def part_ablate(a) -> dict:
     """`curate ablate recipes/science_mix.yaml --train`, reduced: three general:science ratios of a small mix,
     1 epoch each; ARC-Easy validation (domain, never trained on) against MMLU validation (general)."""
     from curate.ablate import run_ablation
-    from curate.train.compare import train_ablation
+    from curate.train.grid import train_ablation
 
     recipe = ROOT / "recipes" / "science_mix.yaml"
     sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'ablate'}",
@@ -145,6 +156,77 @@ def part_ablate(a) -> dict:
     return {"dir": str(out), "seconds": round(seconds, 1), "base": doc["base"]["metrics"], "front": doc["front"],
             "points": [{k: p[k] for k in ("point", "rows", "mix", "metrics", "domain_gain", "general_retention", "pareto")}
                        for p in doc["points"]]}
+
+
+def heldout_evals(a, mc: int) -> list[str]:
+    """science_mix's evals at bench size: the held-out losses on `--heldout` rows each, and ARC-Easy and MMLU accuracy
+    on `mc` questions each; mc 0 leaves the multiple-choice tasks out (on a loaded CPU they cost as much as training)."""
+    if mc == 0:
+        return ["evals.tasks={general_heldout: {kind: loss, role: general, heldout: general, n: %d}, "
+                "science_heldout: {kind: loss, role: domain, heldout: science, n: %d}}" % (a.heldout, a.heldout)]
+    return [f"evals.tasks.general_heldout.n={a.heldout}", f"evals.tasks.science_heldout.n={a.heldout}",
+            f"evals.tasks.arc_easy.n={mc}", f"evals.tasks.mmlu.n={mc}"]
+
+
+def part_mixfit(a) -> dict:
+    """The reduced science_mix grid with the fit: 3 ratios x 2 seeds, loss-based domain and general metrics."""
+    from curate.ablate import run_ablation
+    from curate.train.grid import train_ablation
+
+    recipe = ROOT / "recipes" / "science_mix.yaml"
+    sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'mixfit'}",
+            f"train.model={MODEL}", *eval_paths("arc_easy", "mmlu"),
+            f"mix.size.rows={a.mix_rows}", "ablate.sizes=[]", f"ablate.ratios={json.dumps(a.ratios)}",
+            f"compare.seeds={a.seeds or '[0, 1]'}", "train.epochs=1", f"train.max_length={a.max_length}", "train.batch_size=4",
+            "train.learning_rate=5e-4", f"train.threads={a.threads}", "train.save_adapter=false",
+            "train.val_fraction=0", "evals.batch_size=8", f"evals.max_length={a.max_length}", *heldout_evals(a, a.mc_fit)]
+    t = time.perf_counter()
+    grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
+    out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
+    seconds = time.perf_counter() - t
+    for name in ("pareto.png", "fit.png"):
+        shutil.copy(out / name, ROOT / "bench" / f"{FIGURES}_mixfit_{name}")
+    doc, fit = json.loads((out / "pareto.json").read_text()), json.loads((out / "fit.json").read_text())
+    print((out / "results.md").read_text())
+    return {"dir": str(out), "seconds": round(seconds, 1), "sets": sets, "base": doc["base"]["metrics"],
+            "points": [{k: p[k] for k in ("point", "general_share", "rows", "metrics", "domain_gain", "general_retention")}
+                       | {"runs": [{k: r[k] for k in ("seed", "metrics", "domain_gain", "general_retention", "steps")}
+                                   for r in p["runs"]]} for p in doc["points"]],
+            "fit": {k: fit[k] for k in ("constraints", "retention")} | {"groups": [
+                {k: g[k] for k in ("ratios", "seeds", "recommendation", "warnings", "suggest")}
+                | {"params": {m: e["params"] for m, e in g["metrics"].items()}} for g in fit["groups"]]}}
+
+
+def part_resample(a) -> dict:
+    """`resample: once` against `per_epoch` for the general component, the rest identical (an ablate grid axis)."""
+    from curate.ablate import run_ablation
+    from curate.train.grid import train_ablation
+
+    recipe = ROOT / "recipes" / "science_mix.yaml"
+    sets = [f"sources.arc_easy.path={DATA / 'arc_easy_train.json'}", f"ablate.dir={OUT / 'resample'}",
+            f"train.model={MODEL}", *eval_paths("arc_easy", "mmlu"), f"mix.size.rows={a.stair_rows}",
+            "ablate.sizes=[]", 'ablate.ratios=["50:50"]', "mix.epochs=3",
+            'ablate.grid={"mix.components.general.resample": [once, per_epoch]}',
+            f"compare.seeds={a.seeds or '[0, 1]'}", "train.epochs=3", "train.reshuffle=false", "train.schedule=cyclic",
+            f"train.learning_rate={a.stair_lr}", f"train.batch_size={a.stair_batch}", f"train.max_length={a.max_length}",
+            "train.val_fraction=0", "train.lora.dropout=0", f"train.threads={a.threads}", "train.save_adapter=false",
+            "evals.batch_size=8", f"evals.max_length={a.max_length}", *heldout_evals(a, a.mc_resample)]
+    t = time.perf_counter()
+    grid = run_ablation(str(recipe), sets, reporter=lambda i, n, name: log(f"grid point {i + 1}/{n} {name}"))
+    out = train_ablation(recipe, sets, ablate_dir=grid, progress=log)
+    seconds = time.perf_counter() - t
+    doc = json.loads((out / "pareto.json").read_text())
+    runs = []
+    for p in doc["points"]:
+        for r in p["runs"]:
+            summary = json.loads((out / r["dir"] / "train.json").read_text())
+            runs.append({"point": p["point"], "seed": r["seed"], "steps": r["steps"], "staircase": summary["staircase"],
+                         "epochs_plan": summary.get("epochs_plan"), "metrics": r["metrics"],
+                         "train_loss_last": r["train_loss_last"]})
+            shutil.copy(out / r["dir"] / "loss.png", ROOT / "bench" / f"{FIGURES}_resample_{p['point'].split('_')[-1]}_seed{r['seed']}.png")
+    print((out / "results.md").read_text())
+    return {"dir": str(out), "seconds": round(seconds, 1), "sets": sets, "base": doc["base"]["metrics"],
+            "mix": {p["point"]: p["mix"] for p in doc["points"]}, "runs": runs}
 
 
 def prepare_gpu(run_dir: Path) -> None:
@@ -278,6 +360,10 @@ def main():
     p.add_argument("--mix-rows", type=int, default=96, help="rows of each science_mix grid point (ablate)")
     p.add_argument("--ratios", nargs="+", default=["0:100", "30:70", "70:30"], help="general:science ratios (ablate)")
     p.add_argument("--grid-mc", type=int, default=200, help="ARC-Easy and MMLU questions each (ablate)")
+    p.add_argument("--mc-fit", type=int, default=100, help="ARC-Easy and MMLU questions each (mixfit; 0: none)")
+    p.add_argument("--mc-resample", type=int, default=20, help="ARC-Easy and MMLU questions each (resample; 0: none)")
+    p.add_argument("--max-length", type=int, default=256, help="tokens per row, training and loss evals (mixfit, resample)")
+    p.add_argument("--heldout", type=int, default=64, help="held-out general and science rows each (mixfit, resample)")
     p.add_argument("--stair-rows", type=int, default=48)
     p.add_argument("--stair-batch", type=int, default=2)
     p.add_argument("--stair-lr", type=float, default=2e-3)
@@ -313,8 +399,9 @@ def main():
     started = time.perf_counter()
     for part in a.parts:
         log(f"== {part}")
-        results[part] = {"compare": part_compare, "ablate": part_ablate, "staircase": part_staircase,
-                         "speed": part_speed}[part](*((a,) if part in ("compare", "ablate") else (a, run_dir)))
+        results[part] = {"compare": part_compare, "ablate": part_ablate, "mixfit": part_mixfit,
+                         "resample": part_resample, "staircase": part_staircase, "speed": part_speed,
+                         }[part](*((a,) if part in ("compare", "ablate", "mixfit", "resample") else (a, run_dir)))
         (OUT / f"{part}.json").write_text(json.dumps(results[part], indent=2, default=str))
     results["seconds"] = round(time.perf_counter() - started, 1)
     log(f"done in {results['seconds']} s")

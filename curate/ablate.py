@@ -5,7 +5,7 @@ a mix size, and any other recipe values listed in `grid` (every combination). Ea
 run with its own manifest, in `<ablate.dir>/<point>/`; the steps before the mix come from the cache,
 so a grid costs little more than its mixes. `index.json` and `index.md` list the points with the
 composition each one realised; `curate ablate --train` then fine-tunes every point
-(curate.train.compare.train_ablation).
+(curate.train.grid.train_ablation).
 """
 
 from __future__ import annotations
@@ -36,14 +36,37 @@ def grid_points(recipe, raw: dict) -> list[tuple[str, dict, dict]]:
         axes.append([(f"size{n}", {f"mix.size.{unit}": n}) for n in spec.sizes])
     for path, values in spec.grid.items():
         axes.append([(f"{path.rsplit('.', 1)[-1]}{_slug(v)}", {path: v}) for v in values])
+    if spec.schedule:
+        if recipe.mix is None:
+            raise CurateError("a schedule orders the mix's components: the recipe needs a `mix:` section", "ablate.schedule")
+        general = general_component(recipe)
+        stages = [general] + [n for n in recipe.mix.components if n != general]
+        axes.append([(f"schedule-{s}", {"train.stages": None if s == "mixed" else stages}) for s in spec.schedule])
     if not axes:
-        raise CurateError("the ablate section lists no ratios, sizes or grid values", "ablate")
+        raise CurateError("the ablate section lists no ratios, sizes, schedules or grid values", "ablate")
     points = []
     for combo in itertools.product(*axes):
         name = "_".join(n for n, _ in combo)
         changes = {k: v for _, c in combo for k, v in c.items()}
         points.append((name, changes, _apply(raw, changes)))
     return points
+
+
+def general_component(recipe) -> str:
+    """The mix component whose share r the fitted law is a function of: `ablate.general`, else `general`, else the
+    first of `ablate.components` (or of the mix)."""
+    names = list(recipe.mix.components) if recipe.mix else []
+    spec = recipe.ablate
+    if spec.general is not None:
+        if spec.general not in names:
+            raise CurateError(f"no mix component {spec.general!r}; the mix has {names}", "ablate.general")
+        return spec.general
+    if "general" in names:
+        return "general"
+    order = spec.components or names
+    if not order:
+        raise CurateError("the fit needs a mix: the recipe has no `mix:` components", "ablate.general")
+    return order[0]
 
 
 def _ratio_point(recipe, spec, ratio: str) -> tuple[str, dict]:
@@ -90,7 +113,8 @@ def _slug(v) -> str:
 def run_ablation(recipe_path: str, overrides: list[str] | None = None, reporter=None, notice=None) -> Path:
     """Build every grid point; `reporter(i, n, name)` before each, `notice(message)` for what the user should
     know (stale training results removed). Returns the ablation folder."""
-    from curate.pipeline import data_digest, run_recipe
+    from curate.pipeline import run_recipe
+    from curate.runfolder import data_digest
     from curate.recipe import load_raw, validate_recipe
 
     raw = load_raw(recipe_path, overrides)
@@ -103,16 +127,21 @@ def run_ablation(recipe_path: str, overrides: list[str] | None = None, reporter=
         point_raw.setdefault("outputs", {})["dir"] = str(out / name)
         checked.append((name, changes, validate_recipe(point_raw, where=f"{recipe_path} (ablate point {name})")))
     index = []
+    general = general_component(recipe) if recipe.mix else None
     for i, (name, changes, point) in enumerate(checked):
         if reporter:
             reporter(i, len(checked), name)
         result = run_recipe(point, recipe_dir=str(Path(recipe_path).parent))
         m = result.manifest
+        share = point.mix.components[general].fraction if general else None  # r of the fit (null: no fractions)
         index.append({"point": name, "changes": changes, "dir": name, "rows": m["totals"]["rows_out"],
+                      "general_share": share,
                       "mix": {n: c["realised"] for n, c in (m.get("mix") or {}).get("components", {}).items()},
                       "recipe_hash": m["recipe_hash"], "data_sha256": data_digest(result.out_dir)})
     _drop_stale_training(out, index, notice)
-    write_json_atomic(out / "index.json", {"recipe": recipe.name, "points": index})
+    comps = recipe.ablate.components or (list(recipe.mix.components) if recipe.mix else [])
+    write_json_atomic(out / "index.json", {"recipe": recipe.name, "general": {"component": general, "components": comps},
+                                           "points": index})
     write_text_atomic(out / "index.md", _markdown(recipe.name, index))
     return out
 

@@ -133,14 +133,25 @@ def print_funnel(manifest: dict) -> None:
 def ablate(
     recipe: Annotated[Path, typer.Argument(help="A recipe with an `ablate:` section.")],
     set_: SetOption = None,
-    train: Annotated[bool, typer.Option("--train", help="Then fine-tune every point (train: and evals: sections) and "
-                                        "draw domain gain against general retention (the Pareto front).")] = False,
+    train: Annotated[bool, typer.Option("--train", help="Then fine-tune every point (train: and evals: sections), "
+                                        "draw domain gain against general retention (the Pareto front) and fit the "
+                                        "mixing law that recommends a general share.")] = False,
+    suggest: Annotated[int | None, typer.Option("--suggest", metavar="N", min=1, help="Propose the next N ratios to train, "
+                                                "where the fitted law of the trained grid is least certain (alone: "
+                                                "builds and trains nothing).")] = None,
 ):
     """Build one dataset per point of the recipe's ablation grid (mix ratios, sizes, any values); --train fine-tunes each."""
     from curate.ablate import run_ablation
 
+    if suggest is not None and not train:  # from the trained grid as it is
+        from curate.train.grid import suggest_ratios
+
+        _, _, report, proposed = suggest_ratios(str(recipe), set_, suggest)
+        out.print("\n".join(report + proposed), markup=False)
+        return
+
     if train:  # check the training sections before building anything
-        from curate.train.compare import check_grid_training
+        from curate.train.grid import check_grid_training
 
         check_grid_training(str(recipe), set_)
     out_dir = run_ablation(str(recipe), set_, reporter=lambda i, n, name: err.print(f"[bold]point {i + 1}/{n}[/] {name}"),
@@ -148,11 +159,16 @@ def ablate(
     out.print((out_dir / "index.md").read_text(encoding="utf-8"), markup=False)
     out.print(f"wrote {out_dir}/index.json and one run folder per point")
     if train:
-        from curate.train.compare import train_ablation
+        from curate.train.grid import train_ablation
 
         folder = train_ablation(str(recipe), set_, ablate_dir=out_dir, progress=print_progress)
         out.print((folder / "results.md").read_text(encoding="utf-8"), markup=False)
-        out.print(f"wrote {folder}/pareto.json, results.md, pareto.png and one training folder per point and seed")
+        out.print(f"wrote {folder}/pareto.json, fit.json, results.md, pareto.png, fit.png and one training folder per "
+                  "point and seed")
+        if suggest is not None:
+            from curate.train.grid import suggest_ratios
+
+            out.print("\n".join(suggest_ratios(str(recipe), set_, suggest)[3]), markup=False)
 
 
 @app.command()

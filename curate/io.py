@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Iterable
 
 from curate.atomic import make_public as _public
-from curate.atomic import staged_folder  # noqa: F401 - the folder swap other commands use
 from curate.errors import CurateError
 
 # Files are written with a fixed layout (Arrow record batches and parquet row groups of this many rows,
@@ -169,3 +168,16 @@ def file_digest(path, digest=None) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def arrow_batches(data):
+    """In-memory rows as Arrow tables of at most 8,192 rows."""
+    import pyarrow as pa
+
+    if isinstance(data, list):
+        for i in range(0, len(data), 8192):
+            yield pa.Table.from_pylist(data[i:i + 8192])
+        return
+    table = data if isinstance(data, pa.Table) else data.with_format("arrow")[:]
+    for i in range(0, table.num_rows, 8192):
+        yield table.slice(i, 8192)

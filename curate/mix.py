@@ -15,98 +15,33 @@ fits, keeping the requested ratio).
 
 Quotas in rows are met exactly; quotas in tokens are met to within one row (rows are taken in a
 seeded order while they fit). Every row not drawn goes to the ledger with step `mix`.
+
+Two more component keys serve training on the mix (curate ablate --train):
+- `holdout: N` sets N seeded rows of the component aside before anything is drawn: the same rows at every
+  share and size (the draw depends on the seed and the component's name only), so no point of an ablation
+  grid trains on them; they go to the ledger with a "held out" reason and an eval task names them with
+  `heldout: <component>` (curate.evals.spec).
+- `resample: per_epoch` draws the component's share afresh for each of `mix.epochs` training epochs: epoch k
+  takes the next rows of one seeded order of the component, so no row repeats while the component has rows
+  left (epochs x share of them); after that the order starts again (a row is reused only once every row has
+  been used) and the manifest counts the reused rows. A component with fewer rows than one epoch's share
+  is settled by `short` as before. The rows carry `mix_epoch` (0: every epoch, k: epoch k only), which
+  training reads (curate.train.epochs).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curate.errors import CurateError
 from curate.io import row_for_json
-from curate.steps.base import Drop
+from curate.ledger import Drop
+from curate.mix_spec import Component, MixSpec
+from curate.seeds import derive_seed
 
 CANONICAL = ["id", "source", "messages", "meta"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MixSize(Strict):
-    rows: int | None = Field(default=None, ge=1)
-    tokens: int | None = Field(default=None, ge=1)
-    token_column: str = "n_tokens"
-
-    @model_validator(mode="after")
-    def _one(self):
-        if (self.rows is None) == (self.tokens is None):
-            raise ValueError("give exactly one of rows or tokens")
-        return self
-
-
-class Component(Strict):
-    source: str | None = None  # a source of this recipe, taken after the recipe's steps
-    run: str | None = None  # a run folder written by `curate run` (its data.parquet or data.jsonl)
-    recipe: str | None = None  # a recipe file, run (through its cache) for its output
-    overrides: list[str] = Field(default_factory=list)  # --set overrides for that recipe
-    fraction: float | None = Field(default=None, ge=0, le=1)
-    count: int | None = Field(default=None, ge=0)
-    of_component: float | None = Field(default=None, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _one_origin(self):
-        origins = [k for k in ("source", "run", "recipe") if getattr(self, k)]
-        if len(origins) != 1:
-            raise ValueError(f"give exactly one of source, run or recipe (got {origins or 'none'})")
-        shares = [k for k in ("fraction", "count", "of_component") if getattr(self, k) is not None]
-        if len(shares) > 1:
-            raise ValueError(f"give one of fraction, count or of_component, not {shares}")
-        return self
-
-    @property
-    def share_kind(self) -> str | None:
-        return next((k for k in ("fraction", "count", "of_component") if getattr(self, k) is not None), None)
-
-
-class MixSpec(Strict):
-    components: dict[str, Component]
-    size: MixSize | None = None
-    short: Literal["upsample", "shrink", "error"] = "error"
-    temperature: float | None = Field(default=None, gt=0)
-    shuffle: bool = True  # interleave the components in a seeded order (else component by component)
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if not self.components:
-            raise ValueError("a mix needs at least one component")
-        kinds = {name: c.share_kind for name, c in self.components.items()}
-        if self.temperature is not None:
-            given = [n for n, k in kinds.items() if k]
-            if given:
-                raise ValueError(f"with temperature the shares come from component sizes; remove fraction/count/of_component from {given}")
-            if self.size is None:
-                raise ValueError("temperature sampling needs `size`")
-            return self
-        missing = [n for n, k in kinds.items() if k is None]
-        if missing:
-            raise ValueError(f"components {missing} need one of fraction, count or of_component (or set temperature)")
-        if any(k == "fraction" for k in kinds.values()):
-            others = [n for n, k in kinds.items() if k != "fraction"]
-            if others:
-                raise ValueError(f"fractions are shares of the final mix: every component needs one, not count/of_component ({others})")
-            total = sum(c.fraction for c in self.components.values())
-            if abs(total - 1) > 1e-6:
-                raise ValueError(f"fractions must sum to 1, they sum to {total:g}")
-            if self.size is None:
-                raise ValueError("fractions of the final mix need `size` (rows or tokens)")
-        elif self.size is not None:
-            raise ValueError("with count/of_component the mix size is their sum: remove `size`")
-        return self
 
 
 # -- the mix ----------------------------------------------------------------------------------------
@@ -125,8 +60,6 @@ def largest_remainder(total: int, weights: list[float]) -> list[int]:
     return [int(x) for x in base]
 
 
-def _seed(seed: int, name: str) -> int:
-    return int(hashlib.sha256(f"{seed}:mix:{name}".encode()).hexdigest()[:8], 16)
 
 
 def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: str = "mix"):
@@ -135,21 +68,29 @@ def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: 
 
     names = list(spec.components)
     by_tokens = spec.size is not None and spec.size.tokens is not None
-    costs = {n: _costs(components[n], spec, n, where) for n in names}
-    available = {n: int(costs[n].sum()) for n in names}  # rows, or tokens
     for n in names:
         if len(components[n]) == 0:
             raise CurateError("the component has no rows (check its source and the steps before the mix)", f"{where}.components.{n}")
+    components, drops, held = _hold_out(spec, components, seed, where)
+    costs = {n: _costs(components[n], spec, n, where) for n in names}
+    available = {n: int(costs[n].sum()) for n in names}  # rows, or tokens
 
     quotas, requested = _quotas(spec, names, available, {n: len(components[n]) for n in names})
     quotas = _settle_short(spec, names, quotas, available, where)
 
-    picked, drops, info = {}, [], {}
+    picked, epoch_of, info = {}, {}, {}
     for n in names:
         ds, cost = components[n], costs[n]
-        idx = _draw(len(ds), cost, quotas[n], by_tokens, np.random.default_rng(_seed(seed, n)))
+        rng = np.random.default_rng(derive_seed(seed, "mix", n))
+        per_epoch = spec.components[n].resample == "per_epoch"
+        if per_epoch:  # epoch k: the next quota rows of one seeded stream of passes
+            idx = _draw(len(ds), cost, quotas[n] * spec.epochs, False, rng)
+            epoch_of[n] = np.repeat(np.arange(1, spec.epochs + 1), quotas[n])
+        else:
+            idx = _draw(len(ds), cost, quotas[n], by_tokens, rng)
+            epoch_of[n] = np.zeros(len(idx), dtype=np.int64)
         picked[n] = idx
-        chosen = set(idx)
+        chosen = set(idx.tolist())
         not_drawn = [i for i in range(len(ds)) if i not in chosen]
         reason = Drop(reason=f"not drawn by the mix (component {n}: {len(chosen)} of {len(ds)} rows)")
         drops += _drop_entries(ds, not_drawn, reason)
@@ -159,24 +100,59 @@ def apply_mix(spec: MixSpec, components: dict[str, "object"], seed: int, where: 
             "realised": {"rows": len(idx), "unique_rows": len(chosen), "repeats": len(idx) - len(chosen),
                          "tokens": int(cost[idx].sum()) if by_tokens or _has_tokens(ds, spec) else None},
         }
+        if per_epoch:
+            info[n]["resample"] = {"epochs": spec.epochs, "rows_per_epoch": quotas[n],
+                                   "fresh_epochs": min(spec.epochs, len(ds) // quotas[n]) if quotas[n] else spec.epochs,
+                                   "reused_rows": len(idx) - len(chosen)}
+        if n in held:
+            info[n]["heldout"] = held[n]
+    resampling = any(c.resample == "per_epoch" for c in spec.components.values())
     parts = []
     common = _common_columns([components[n] for n in names])
     for n in names:
         part = components[n].select(picked[n]).select_columns(common)
-        parts.append(part.add_column("component", [n] * len(part)))
+        part = part.add_column("component", [n] * len(part))
+        if resampling:  # which epoch trains on the row: 0 every epoch, k only the k-th
+            part = part.add_column("mix_epoch", [int(e) for e in epoch_of[n]])
+        parts.append(part)
     mixed = concatenate_datasets(parts) if parts else components[names[0]].select([])
     if spec.shuffle and len(mixed):
-        mixed = mixed.select(np.random.default_rng(_seed(seed, "__order__")).permutation(len(mixed)).tolist())
-    total_rows = len(mixed)
+        mixed = mixed.select(np.random.default_rng(derive_seed(seed, "mix", "__order__")).permutation(len(mixed)).tolist())
+    per_epoch_rows = {n: (quotas[n] if spec.components[n].resample == "per_epoch" else len(picked[n])) for n in names}
+    epoch_total = sum(per_epoch_rows.values())
     summary = {
         "spec": spec.model_dump(mode="json", exclude_none=True),
         "components": info,
-        "realised": {"rows": total_rows, "shares": {n: round(len(picked[n]) / total_rows, 6) if total_rows else 0 for n in names}},
+        "realised": {"rows": len(mixed),
+                     "shares": {n: round(per_epoch_rows[n] / epoch_total, 6) if epoch_total else 0 for n in names}},
         "repeats": sum(v["realised"]["repeats"] for v in info.values()),
     }
+    if resampling:
+        summary["realised"]["rows_per_epoch"] = epoch_total
     if by_tokens:
         summary["realised"]["tokens"] = sum(v["realised"]["tokens"] for v in info.values())
     return mixed, drops, summary
+
+
+def _hold_out(spec: MixSpec, components: dict, seed: int, where: str) -> tuple[dict, list[dict], dict]:
+    """Set each component's `holdout` rows aside: a seeded draw from the component alone (its seed and name,
+    never the shares), so every point of a grid holds out the same rows. Returns (the components less those
+    rows, their ledger entries, name -> {"rows", "ids"})."""
+    out, drops, held = dict(components), [], {}
+    for n, c in spec.components.items():
+        if not c.holdout:
+            continue
+        ds = components[n]
+        if c.holdout >= len(ds):
+            raise CurateError(f"holds out {c.holdout} rows but the component has {len(ds)}", f"{where}.components.{n}.holdout")
+        order = np.random.default_rng(derive_seed(seed, "mix", f"{n}:holdout")).permutation(len(ds))
+        aside = sorted(int(i) for i in order[: c.holdout])
+        keep = sorted(int(i) for i in order[c.holdout:])
+        reason = Drop(reason=f"held out for evaluation ({where}.components.{n}.holdout: {c.holdout} rows no draw uses)")
+        drops += _drop_entries(ds, aside, reason)
+        held[n] = {"rows": len(aside), "ids": [str(x) for x in ds.select(aside)["id"]] if "id" in ds.column_names else []}
+        out[n] = ds.select(keep)
+    return out, drops, held
 
 
 def _costs(ds, spec: MixSpec, name: str, where: str) -> np.ndarray:

@@ -33,3 +33,12 @@ def fmt(v) -> str:
             return f"{int(v):,}"
         return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)
+
+
+def metric(v) -> str:
+    """A metric in a results table (evals, compare, ablate): 4 decimals, 1 from 100 up, "–" for None."""
+    if v is None:
+        return "–"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)

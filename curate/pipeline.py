@@ -31,7 +31,7 @@ from curate.engine.run import run as run_engine
 from curate.errors import CurateError
 from curate.ledger import reason_group
 from curate.recipe import Recipe
-from curate.runfolder import MANIFEST, data_digest, funnel_rows  # noqa: F401 - the run folder's readers
+from curate.runfolder import MANIFEST, funnel_rows
 
 
 def run_recipe(recipe: Recipe, reporter: Reporter | None = None, use_cache: bool | None = None,

@@ -21,10 +21,11 @@ import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from curate.errors import CurateError, did_you_mean
+from curate.io import arrow_batches
 from curate.strict import StrictModel
 from curate.ablate_spec import AblateSpec
 from curate.card.spec import CardSpec
-from curate.mix import MixSpec
+from curate.mix_spec import MixSpec
 from curate.templates.spec import TemplateSpec
 from curate.evals.spec import EvalSpec
 from curate.train.spec import CompareSpec, TrainSpec
@@ -63,26 +64,13 @@ class Source(StrictModel):
         import pyarrow as pa
 
         digest = hashlib.sha256()
-        for table in _arrow_batches(self.data):
+        for table in arrow_batches(self.data):
             table = table.replace_schema_metadata(None).combine_chunks()  # the rows, not how they were built
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
             digest.update(sink.getvalue())
         return digest.hexdigest()
-
-
-def _arrow_batches(data):
-    """In-memory rows as Arrow tables of at most 8,192 rows."""
-    import pyarrow as pa
-
-    if isinstance(data, list):
-        for i in range(0, len(data), 8192):
-            yield pa.Table.from_pylist(data[i:i + 8192])
-        return
-    table = data if isinstance(data, pa.Table) else data.with_format("arrow")[:]
-    for i in range(0, table.num_rows, 8192):
-        yield table.slice(i, 8192)
 
 
 class Outputs(StrictModel):

@@ -15,7 +15,7 @@ from tests.model_fixtures import lm_dir, model_env, needs  # noqa: E402,F401 - f
 needs("torch", "peft", "scipy", "matplotlib")
 
 from curate.errors import CurateError  # noqa: E402
-from curate.train.compare import pareto_front, summarize  # noqa: E402
+from curate.train.stats import pareto_front, summarize  # noqa: E402
 
 WORDS = "the cat sat on a mat and the dog ran to the park while birds sang songs about rain sun water".split()
 

@@ -40,3 +40,17 @@ def test_readme_documents_every_key_of_the_training_sections():
                 f"recipe key {model.__name__}.{name} is not documented"
     for arm in CONDITIONS:
         assert f"| `{arm}` |" in section, f"compare arm {arm} is not in the README's table"
+
+
+def test_readme_documents_every_key_of_the_mix_and_ablate_sections():
+    """mix: (its components and size) and ablate: (curate.mix, curate.ablate_spec): every key on a line of its own."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Mixing general and domain data", 1)[1].split("\n## ", 1)[0]
+    from curate.ablate_spec import AblateSpec
+    from curate.mix_spec import Component, MixSize, MixSpec
+
+    for model in (MixSpec, Component, MixSize, AblateSpec):
+        for name in model.model_fields:
+            assert re.search(rf"^\s*{name}:", section, re.M) or (model is MixSize and f"{name}:" in section), \
+                f"recipe key {model.__name__}.{name} is not documented"
+    assert "--suggest N" in section

@@ -3,7 +3,8 @@
 import pytest
 
 from curate.errors import CurateError
-from curate.io import check_replaceable, staged_folder
+from curate.atomic import staged_folder
+from curate.io import check_replaceable
 
 
 def test_staged_folder_creates_and_replaces_whole(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from curate.errors import CurateError
-from curate.mix import MixSpec, apply_mix, largest_remainder
+from curate.mix import apply_mix, largest_remainder
+from curate.mix_spec import MixSpec
 from tests.helpers import pairs_dataset
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from curate.card import stats as S
 from curate.card.writer import published_files, scrub_paths, write_card
 from curate.errors import CurateError
-from curate.io import staged_folder
+from curate.atomic import staged_folder
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PLOT_NAMES = tuple(name for name, _ in S.PLOTS)

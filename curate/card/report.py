@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from curate.card import stats as S
-from curate.card.writer import fmt
+from curate.numbers import fmt
 from curate.ledger import reason_group
 
 PAGE_SIZE = 100  # kept rows rendered at a time ("show more" renders the next page)

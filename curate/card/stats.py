@@ -20,7 +20,7 @@ from pathlib import Path
 from curate.errors import CurateError
 from curate.io import row_for_json
 from curate.numbers import is_missing
-from curate.runfolder import data_files, load_manifest, read_rejects, read_rows  # noqa: F401 - data_files for the card
+from curate.runfolder import load_manifest, read_rejects, read_rows
 
 CORE_COLUMNS = ("id", "source", "messages", "meta", "text", "assistant_spans", "raw")
 DEDUP_PREFIX = "dedup"

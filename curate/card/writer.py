@@ -24,7 +24,9 @@ Results other commands leave behind, rendered when present and marked "Not run" 
 - `curate ablate`'s `index.json` (`RUN_DIR/ablate/`, the recipe's `ablate.dir`, or `<name>-ablate/`
   beside the run folder): `{"points": [{"point", "rows", "mix": {component: {"rows"}}, "changes"}]}`
   becomes one row per grid point; `train/pareto.json` beside it (`curate ablate --train`) adds domain gain,
-  general retention and the Pareto front per point, with `pareto.png` copied as ablate-pareto.png.
+  general retention and the Pareto front per point, with `pareto.png` copied as ablate-pareto.png;
+  `train/fit.json` the fitted mixing law and the recommended general share (curate.card.fit), with `fit.png`
+  copied as ablate-fit.png.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from curate.card import stats as S
 from curate.card.licenses import HUB_LICENSES, LicenseDecision, decide
 from curate.card.spec import CardSpec
 from curate.errors import CurateError
+from curate.numbers import fmt
+from curate.runfolder import data_files
 
 NEEDED = "[More Information Needed]"
 SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
@@ -48,6 +52,7 @@ SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "1
 COMPARE_RESULTS = Path("compare") / "results.json"
 ABLATE_INDEX = Path("ablate") / "index.json"
 ABLATE_TRAINED = Path("train") / "pareto.json"  # `curate ablate --train`, beside the grid's index.json
+ABLATE_FIT = Path("train") / "fit.json"  # its fitted mixing law and recommended ratio
 CONFIGS = (("default", "data"), ("random_baseline", "baseline_random"))
 PREFERRED_FORMATS = ("parquet", "jsonl", "arrow")
 
@@ -113,16 +118,18 @@ def _copy_compare_plots(run: S.Run, out: Path) -> list[str]:
 
 
 def _copy_pareto_plot(run: S.Run, out: Path) -> list[str]:
-    """`curate ablate --train`'s pareto.png, beside the card as ablate-pareto.png."""
+    """`curate ablate --train`'s pareto.png and fit.png, beside the card as ablate-pareto.png and ablate-fit.png."""
     import shutil
 
-    (out / "ablate-pareto.png").unlink(missing_ok=True)
     index = ablation_index(run)
-    png = index.parent / ABLATE_TRAINED.parent / "pareto.png" if index is not None else None
-    if png is None or not png.is_file():
-        return []
-    shutil.copyfile(png, out / "ablate-pareto.png")
-    return ["ablate-pareto.png"]
+    names = []
+    for name in ("pareto.png", "fit.png"):
+        (out / f"ablate-{name}").unlink(missing_ok=True)
+        png = index.parent / ABLATE_TRAINED.parent / name if index is not None else None
+        if png is not None and png.is_file():
+            shutil.copyfile(png, out / f"ablate-{name}")
+            names.append(f"ablate-{name}")
+    return names
 
 
 def spec_from_manifest(manifest: dict) -> CardSpec:
@@ -150,12 +157,12 @@ def published_files(run_dir: Path) -> dict[str, tuple[str, list[Path]]]:
     Hub's native format; jsonl, then the Arrow folder's .arrow files otherwise."""
     out = {}
     for _, stem in CONFIGS:
-        found = S.data_files(Path(run_dir), stem)
-        for fmt in PREFERRED_FORMATS:
-            if fmt in found:
-                path = found[fmt]
-                files = sorted(p for p in path.iterdir() if p.suffix in (".arrow", ".json")) if fmt == "arrow" else [path]
-                out[stem] = (fmt, files)
+        found = data_files(Path(run_dir), stem)
+        for kind in PREFERRED_FORMATS:
+            if kind in found:
+                path = found[kind]
+                files = sorted(p for p in path.iterdir() if p.suffix in (".arrow", ".json")) if kind == "arrow" else [path]
+                out[stem] = (kind, files)
                 break
     return out
 
@@ -256,22 +263,6 @@ def code(value) -> str:
 def prose(value) -> str:
     """Text from the recipe put into the card as prose: markdown stays, HTML is escaped."""
     return str(value).strip().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if v != v:
-            return "NaN"
-        if v == int(v) and abs(v) < 1e9:
-            return f"{int(v):,}"
-        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
 
 
 def table(header: list[str], rows: list[list], align: list[str] | None = None) -> str:
@@ -957,6 +948,13 @@ def _results(c) -> str:
             out += ["", trained_grid_markdown(_read_json(trained, "trained ablation results"))]
             if "ablate-pareto.png" in c["plots"]:
                 out += ["", "![domain gain against general retention](ablate-pareto.png)"]
+        fitted = abl_path.parent / ABLATE_FIT
+        if fitted.is_file():  # the mixing law fitted to the trained grid (curate.card.fit)
+            from curate.card.fit import fit_markdown
+
+            out += ["", "#### The fitted ratio", "", fit_markdown(_read_json(fitted, "fitted mixing law"))]
+            if "ablate-fit.png" in c["plots"]:
+                out += ["", "![the fitted mixing law per metric](ablate-fit.png)"]
     else:
         out.append(f"Not run: no `curate ablate` index ({code(ABLATE_INDEX.as_posix())} in the run folder, or "
                    f"`{run.name}-ablate/index.json` beside it).")

@@ -12,19 +12,26 @@ from curate.evals.spec import EvalTask
 PLACEHOLDER = "\u2063CURATE-ANSWER\u2063"
 
 
-def load_task_rows(name: str, task: EvalTask, seed: int) -> list[dict]:
+def load_task_rows(name: str, task: EvalTask, seed: int, heldout: dict[str, list[dict]] | None = None) -> list[dict]:
     """The task's rows (canonical rows with `meta` as a dict): all, or a seeded sample of `task.n`.
 
-    The sample depends on the seed and the task name only, so every model sees the same rows."""
-    from curate.sources.load import load_source
+    The sample depends on the seed and the task name only, so every model sees the same rows. A task with
+    `heldout: <component>` takes the rows that mix component held out (`heldout`: component -> rows)."""
+    if task.heldout is not None:
+        if not heldout or task.heldout not in heldout:
+            have = f"; the grid holds out rows of {sorted(heldout)}" if heldout else ""
+            raise CurateError(f"no held-out rows of mix component {task.heldout!r}: only `curate ablate --train` on a mix "
+                              f"with `mix.components.{task.heldout}.holdout` has them{have}", f"evals.tasks.{name}.heldout")
+        rows = heldout[task.heldout]
+    else:
+        from curate.sources.load import load_source
 
-    if task.source is None:
-        raise CurateError(f"a {task.kind} evaluation has no rows of curate's own", f"evals.tasks.{name}")
-    try:
-        loaded = load_source(name, task.source.to_source())
-    except CurateError as e:
-        raise CurateError(str(e), f"evals.tasks.{name}") from None
-    rows = loaded.rows
+        if task.source is None:
+            raise CurateError(f"a {task.kind} evaluation has no rows of curate's own", f"evals.tasks.{name}")
+        try:
+            rows = load_source(name, task.source.to_source()).rows
+        except CurateError as e:
+            raise CurateError(str(e), f"evals.tasks.{name}") from None
     if task.n is not None and task.n < len(rows):
         picked = sorted(random.Random(f"{seed}:{name}").sample(range(len(rows)), task.n))
         rows = [rows[i] for i in picked]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from curate.numbers import rounded
+
 
 def assistant_loss(model, tokenizer, rows: list[dict], *, max_length: int = 1024, batch_size: int = 8) -> dict:
     """`{"loss", "perplexity", "tokens", "rows", "rows_without_answer", "items"}` over rows with `text` and
@@ -21,8 +23,8 @@ def assistant_loss(model, tokenizer, rows: list[dict], *, max_length: int = 1024
     total, count = sum(sums), sum(counts)
     loss = total / count if count else None
     per_row = {"ids": [str(e["idx"]) for e in encoded],
-               "values": [_r(s / c) if c else None for s, c in zip(sums, counts)], "weights": counts}
-    return {"loss": _r(loss), "perplexity": _r(math.exp(loss)) if loss is not None and loss < 50 else None,
+               "values": [rounded(s / c) if c else None for s, c in zip(sums, counts)], "weights": counts}
+    return {"loss": rounded(loss), "perplexity": rounded(math.exp(loss)) if loss is not None and loss < 50 else None,
             "tokens": count, "rows": len(encoded), "rows_without_answer": stats.dropped_no_answer,
             "items": {"loss": per_row}}
 
@@ -58,6 +60,3 @@ def row_token_losses(model, tokenizer, encoded: list[dict], batch_size: int) -> 
         model.train()
     return sums, counts
 
-
-def _r(x):
-    return None if x is None else round(float(x), 6)

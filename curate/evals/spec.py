@@ -36,9 +36,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from curate.errors import did_you_mean
+from curate.strict import StrictModel
 
 KINDS = ("multiple_choice", "gsm8k", "generation", "loss", "lm_eval")
 PRIMARY = {"multiple_choice": "accuracy", "gsm8k": "exact_match", "generation": "rougeL", "loss": "loss"}
@@ -63,11 +64,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EvalSource(_Strict):
+class EvalSource(StrictModel):
     """Where an evaluation's rows come from: the fields of a recipe source (`curate.recipe.Source`).
 
     Kept as its own model so that this module does not import `curate.recipe` (which imports it).
@@ -98,7 +95,7 @@ class EvalSource(_Strict):
         return Source(**self.model_dump(exclude_none=False), license=None)
 
 
-class EvalTask(_Strict):
+class EvalTask(StrictModel):
     """One evaluation: a kind, its rows, its role and its size.
 
     - `kind`: multiple_choice (log-likelihood of each option: accuracy, MAP@3), gsm8k (greedy generation,
@@ -116,6 +113,10 @@ class EvalTask(_Strict):
     - `scoring` (multiple choice; letter): `letter` scores the option letter after the lettered question
       (one token: fast); `text` scores each option's text, by mean log-probability per token.
     - `max_new_tokens` (gsm8k, generation): default the section's.
+    - `heldout` (instead of `source`): the rows a mix component held out (`mix.components.<name>.holdout`), which
+      no point of an ablation grid trains on: a held-out general set for `kind: loss` (the general metric of the
+      mix recipes), or held-out domain rows (`kind: gsm8k`: exact match on GSM8K rows the grid never saw). Only
+      `curate ablate --train` has them.
     """
 
     kind: Literal["multiple_choice", "gsm8k", "generation", "loss", "lm_eval"]
@@ -130,6 +131,7 @@ class EvalTask(_Strict):
     num_fewshot: int | None = Field(None, ge=0)
     chat_template: bool = True
     data_dir: str | None = None
+    heldout: str | None = None
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -141,9 +143,14 @@ class EvalTask(_Strict):
         if self.kind == "lm_eval":
             if not self.tasks:
                 raise ValueError("an lm_eval evaluation needs `tasks`: lm-eval task names or task YAML files")
+            if self.heldout is not None:
+                raise ValueError("heldout: not for kind lm_eval (lm-eval reads its own task files)")
         else:
-            if self.source is None:
-                raise ValueError(f"a {self.kind} evaluation needs a `source` (`path` or `hub`)")
+            if self.source is None and self.heldout is None:
+                raise ValueError(f"a {self.kind} evaluation needs a `source` (`path` or `hub`) or `heldout` "
+                                 "(a mix component's held-out rows)")
+            if self.source is not None and self.heldout is not None:
+                raise ValueError("give `source` or `heldout`, not both")
             extra = [k for k in ("tasks", "limit", "num_fewshot", "data_dir") if getattr(self, k) is not None]
             if extra:
                 raise ValueError(f"{', '.join(extra)}: only for kind lm_eval")
@@ -177,7 +184,7 @@ class EvalTask(_Strict):
         return PRIMARY.get(self.kind)
 
 
-class EvalSpec(_Strict):
+class EvalSpec(StrictModel):
     """The evaluation suite run on each trained model and, once per configuration, on its base model.
 
     - `tasks`: name -> EvalTask (a list of preset names is accepted too).

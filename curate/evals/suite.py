@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from curate.evals.spec import LOWER_IS_BETTER, PRIMARY, EvalSpec
+from curate.numbers import metric
 
 METRICS = {
     "multiple_choice": ("accuracy", "map@3"),
@@ -52,9 +53,11 @@ class LossSet:
 
 
 class Suite:
-    def __init__(self, spec: EvalSpec, loss_sets: dict[str, LossSet] | None = None):
+    def __init__(self, spec: EvalSpec, loss_sets: dict[str, LossSet] | None = None,
+                 heldout: dict[str, list[dict]] | None = None):
         self.spec = spec
         self.loss_sets = dict(loss_sets or {})
+        self.heldout = dict(heldout or {})  # mix component -> the rows it held out (tasks with `heldout:`)
         self._rows: dict[str, list[dict]] = {}
         self._harness: dict = {}
 
@@ -72,7 +75,7 @@ class Suite:
         if name not in self._rows:
             from curate.evals.data import load_task_rows
 
-            self._rows[name] = load_task_rows(name, self.spec.tasks[name], self.spec.seed)
+            self._rows[name] = load_task_rows(name, self.spec.tasks[name], self.spec.seed, self.heldout)
         return self._rows[name]
 
     def metric_info(self) -> dict[str, dict]:
@@ -250,14 +253,8 @@ def markdown_table(results: dict[str, dict], info: dict[str, dict]) -> list[str]
     lines = ["| metric | role | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for m, i in info.items():
         arrow = "↑" if i["higher_is_better"] else "↓"
-        cells = [_fmt(results[n].get(m)) for n in names]
+        cells = [metric(results[n].get(m)) for n in names]
         lines.append(f"| {m} {arrow} | {i['role'] or '-'} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)

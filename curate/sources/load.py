@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from curate.errors import CurateError
-from curate.io import file_digest
+from curate.io import arrow_batches, file_digest
 from curate.rows import make_row
 from curate.sources.adapters import RowError, check_messages, detect_adapter, get_adapter
 from curate.sources.files import (
@@ -239,11 +239,9 @@ def first_record(name: str, src, base_dir: str, path: str):
 
 def _memory_records(src, reader: SourceReader):
     """Rows given in memory (Pipeline.run(data)): a datasets.Dataset, a pyarrow Table or a list of dicts."""
-    from curate.recipe import _arrow_batches
-
     reader.inputs.append({"memory": True, "sha256": src.data_fingerprint()})
     n = 0
-    for table in _arrow_batches(src.data):
+    for table in arrow_batches(src.data):
         for record in table.to_pylist():
             n += 1
             yield Location(f"data row {n}", f"data row {n}"), record

@@ -6,12 +6,15 @@
 - schedules.py: cosine, 1cycle, cyclic (per epoch), constant;
 - trainer.py: `train(data, spec, out_dir)` with TRL's SFTTrainer and a peft LoRA adapter; loss.csv,
   loss.png, train.json;
+- epochs.py: which rows each epoch reads (a mix's fresh rows per epoch, `stages`);
 - staircase.py: the memorisation detector over the loss log;
 - context.py: a recipe with its training sections, and its run folder;
 - arms.py: the arms of compare (subset, random, random_tokens, random_balanced, full, full_steps);
 - stats.py: t-intervals over seeds, the paired per-item bootstrap, the Pareto front;
 - compare.py / compare_report.py: compare's runs, and what it writes;
-- grid.py: ablation grids trained, and their Pareto front;
+- grid.py: ablation grids trained, and their Pareto front; heldout.py: the rows a mix held out, for the evals;
+- mixlaw.py / grid_fit.py / fit_report.py: the mixing law fitted to a trained grid, the recommended ratio, the
+  next ratios to train, and the fit in results.md;
 - runs.py: one training run and its evaluation;
 - run.py / cli.py: the commands.
 

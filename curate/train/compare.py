@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Callable
 
 from curate.errors import CurateError
-from curate.io import check_replaceable, staged_folder
+from curate.atomic import staged_folder
+from curate.io import check_replaceable
 from curate.train.context import RecipeContext
-from curate.train.grid import check_grid_training, train_ablation, train_grid  # noqa: F401 - the commands' entry points
 from curate.train.runs import sayer, train_and_eval
-from curate.train.stats import pareto_front, summarize  # noqa: F401 - re-exported
 
 
 def compare(recipe_path, overrides: list[str] | None = None, *, rerun: bool = False,
@@ -49,6 +48,9 @@ def compare(recipe_path, overrides: list[str] | None = None, *, rerun: bool = Fa
     say = sayer(progress)
     ctx = RecipeContext(recipe_path, overrides)
     tspec, espec, cspec = ctx.train_spec, ctx.eval_spec, ctx.compare_spec
+    from curate.train.heldout import check_heldout_unused
+
+    check_heldout_unused(espec, "compare")
     if ctx.recipe.mix is not None:
         raise CurateError("compare contrasts a selection with random subsets of its pool; a recipe with a `mix:` is "
                           "compared point by point with `curate ablate --train`", f"{ctx.where}: mix")

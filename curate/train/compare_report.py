@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from curate.numbers import metric
 from curate.train.stats import NO_DIFFERENCE, paired, summarize
 
 FORMAT_VERSION = 2  # 2: conditions report tokens and steps; `paired` holds the per-item comparisons
@@ -130,7 +131,7 @@ def compare_markdown(results: dict) -> list[str]:
     for m, e in results["metrics"].items():
         arrow = "↑" if e["higher_is_better"] else "↓"
         cells = [pm(e["by_condition"][c]) for c in conds]
-        lines.append(f"| {m} {arrow} | {e['role'] or '-'} | {num(e['base'])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {m} {arrow} | {e['role'] or '-'} | {metric(e['base'])} | " + " | ".join(cells) + " |")
     lines += paired_markdown(results)
     lines += ["", "| condition | domain gain | general retention (forgetting = −retention) | final train loss | staircase score |",
               "|---|---|---|---|---|"]
@@ -159,8 +160,8 @@ def paired_markdown(results: dict) -> list[str]:
     for m, row in pairs.items():
         for arm, p in row.items():
             verdict = p["verdict"] if p["verdict"] != "arm better" else f"{arm} better"
-            lines.append(f"| {m} | {arm} | {p['items']} × {p['seeds']} | {num(p['advantage'])} | "
-                         f"[{num(p['ci'][0])}, {num(p['ci'][1])}] | {p['wins']} / {p['ties']} / {p['losses']} | {verdict} |")
+            lines.append(f"| {m} | {arm} | {p['items']} × {p['seeds']} | {metric(p['advantage'])} | "
+                         f"[{metric(p['ci'][0])}, {metric(p['ci'][1])}] | {p['wins']} / {p['ties']} / {p['losses']} | {verdict} |")
     return lines
 
 
@@ -169,11 +170,7 @@ def pm(s: dict) -> str:
         return "–"
     if s.get("ci"):
         half = (s["ci"][1] - s["ci"][0]) / 2
-        return f"{num(s['mean'])} ± {num(half)}"
-    return num(s["mean"])
+        return f"{metric(s['mean'])} ± {metric(half)}"
+    return metric(s["mean"])
 
 
-def num(v) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"

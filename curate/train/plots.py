@@ -133,8 +133,12 @@ def compare_plot(metrics: dict, conditions: list[str], path: Path, title: str = 
     return path
 
 
-def pareto_plot(points: list[dict], path: Path, x_label: str, y_label: str, title: str = "") -> Path:
-    """Domain gain (x) against general retention (y) per grid point; the Pareto front joined."""
+def pareto_plot(points: list[dict], path: Path, x_label: str, y_label: str, title: str = "", fit: dict | None = None) -> Path:
+    """Domain gain (x) against general retention (y) per grid point; the Pareto front joined. With `fit` (the fit
+    document of curate.train.grid_fit): each group's fitted curve (domain gain(r), general retention(r)) over the
+    ratios it spans, the 95% bands of both at every 0.1 of r as crosses, and the recommended ratio as a star."""
+    import numpy as np
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 5), dpi=100)
     for p in points:
@@ -148,12 +152,79 @@ def pareto_plot(points: list[dict], path: Path, x_label: str, y_label: str, titl
     if front:
         ax.plot([p["domain_gain"] for p in front], [p["general_retention"] for p in front], "-", color="#d94801",
                 lw=1.2, label="Pareto front")
-        ax.legend(fontsize=8)
+    for k, g in enumerate((fit or {}).get("groups", [])):
+        x, y = g["metrics"].get("domain_gain"), g["metrics"].get("general_retention")
+        if not x or not y:
+            continue
+        from curate.train.grid_fit import GRID
+
+        inside = (GRID >= g["ratios"][0] - 1e-9) & (GRID <= g["ratios"][-1] + 1e-9)
+        fx, fy = np.asarray(x["curve"]["fit"], dtype=float), np.asarray(y["curve"]["fit"], dtype=float)
+        color = ("#31a354", "#756bb1", "#636363", "#e6550d")[k % 4]
+        label = "fitted law" + (f" ({g['group']})" if len(fit["groups"]) > 1 else "")
+        ax.plot(fx[inside], fy[inside], "-", color=color, lw=1.5, alpha=0.9, label=label)
+        if "lo" in x["curve"] and "lo" in y["curve"]:
+            for i in np.flatnonzero(inside & np.isclose((GRID * 10) % 1, 0, atol=1e-6)):
+                ax.plot([x["curve"]["lo"][i], x["curve"]["hi"][i]], [fy[i], fy[i]], color=color, lw=0.8, alpha=0.5)
+                ax.plot([fx[i], fx[i]], [y["curve"]["lo"][i], y["curve"]["hi"][i]], color=color, lw=0.8, alpha=0.5)
+        rec = g.get("recommendation") or {}
+        if rec.get("r") is not None:
+            i = int(np.argmin(np.abs(GRID - rec["r"])))
+            ax.scatter([fx[i]], [fy[i]], marker="*", s=160, color=color, zorder=4, label=f"recommended r = {rec['r']:g}")
+    if front or fit:
+        ax.legend(fontsize=7)
     ax.axhline(0, color="grey", lw=0.8, ls=":")
     ax.axvline(0, color="grey", lw=0.8, ls=":")
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def fit_plot(doc: dict, result: dict, path: Path) -> Path:
+    """One row per group of the fit, one panel per metric of the decision (domain gain, each constrained general
+    metric) and general retention: every run (dots), the fitted law (solid over the trained ratios, dashed beyond),
+    its 95% band, the retention bound (dotted) and the recommended ratio with its interval."""
+    import numpy as np
+
+    from curate.train.grid_fit import GRID, point_values
+
+    plt = _plt()
+    groups = doc["groups"] or [{"group": "no fit", "metrics": {}, "ratios": []}]
+    bounds = {c["metric"]: c["bound"] for c in doc["constraints"]}
+    names = ["domain_gain"] + [m for m in bounds if m != "domain_gain"] + ["general_retention"]
+    names = list(dict.fromkeys(names))
+    fig, axes = plt.subplots(len(groups), len(names), figsize=(3.6 * len(names), 3.0 * len(groups)), dpi=100, squeeze=False)
+    for gi, g in enumerate(groups):
+        rec = g.get("recommendation") or {}
+        for mi, m in enumerate(names):
+            ax = axes[gi][mi]
+            for r, vals in point_values(result, g.get("changes"), m):
+                ax.scatter([r] * len(vals), vals, s=14, color="#6baed6", zorder=3)
+            e = g["metrics"].get(m)
+            if e and g["ratios"]:
+                fitted = np.asarray(e["curve"]["fit"], dtype=float)
+                inside = (GRID >= g["ratios"][0] - 1e-9) & (GRID <= g["ratios"][-1] + 1e-9)
+                ax.plot(GRID[inside], fitted[inside], color="#08519c", lw=1.5)
+                ax.plot(GRID, np.where(inside, np.nan, fitted), color="#08519c", lw=1, ls="--")
+                if "lo" in e["curve"]:
+                    ax.fill_between(GRID, np.asarray(e["curve"]["lo"], dtype=float), np.asarray(e["curve"]["hi"], dtype=float),
+                                    color="#6baed6", alpha=0.25, lw=0)
+            if bounds.get(m) is not None:
+                ax.axhline(bounds[m], color="#d94801", ls=":", lw=1, label="retention bound")
+                ax.legend(fontsize=6)
+            if rec.get("r") is not None:
+                ax.axvline(rec["r"], color="#31a354", lw=1)
+                if rec.get("interval"):
+                    ax.axvspan(*rec["interval"], color="#31a354", alpha=0.12, lw=0)
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_xlabel("general share r", fontsize=8)
+            ax.set_title(m + (f" ({g['group']})" if len(groups) > 1 else ""), fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.suptitle(f"{result.get('recipe')}: fitted mixing law " + doc["law"], fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

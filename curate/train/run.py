@@ -62,6 +62,9 @@ def train_target(target, overrides: list[str] | None = None, *, model: str | Non
         tspec = tspec.model_copy(update={"model": tspec.model.model_copy(update={"name": model})})
     out = Path(out) if out else run_dir / ("train" if dataset == "data" else f"train-{dataset}")
     rows = read_rows(run_dir, dataset)
+    from curate.train.heldout import heldout_rows
+
+    heldout = heldout_rows([(str(run_dir), run_dir)], espec) if evaluate else {}  # a mix's held-out rows
     say(f"training {tspec.model.name} on {len(rows)} rows of {run_dir}/{dataset} into {out}")
     res = train(rows, tspec, out, base_dir=base_dir, keep_model=evaluate,
                 progress=train_progress(progress, {"cond": dataset, "seed": tspec.seed}))
@@ -69,7 +72,7 @@ def train_target(target, overrides: list[str] | None = None, *, model: str | Non
         from curate.evals.suite import LossSet, Suite
 
         loss_sets = {"validation": LossSet(res.val_rows, None)} if res.val_rows else {}
-        suite = Suite(espec, loss_sets)
+        suite = Suite(espec, loss_sets, heldout=heldout)
         say("evaluating the tuned model")
         tuned = suite.run(res.model, res.tokenizer, progress=say)
         del res.model

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from curate.evals.spec import EvalSpec, EvalTask  # noqa: F401 - re-exported: the recipe's sections live here
+from curate.evals.spec import EvalSpec
 from curate.models import ModelSpec
+from curate.strict import StrictModel
 
 SCHEDULES = ("cosine", "onecycle", "cyclic", "constant")
 # the arms of curate compare (curate.train.arms); the default runs the first three of the issue's list
@@ -36,11 +37,7 @@ CONDITIONS = ("subset", "random", "random_tokens", "random_balanced", "full", "f
 DEFAULT_CONDITIONS = ("subset", "random", "full")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LoraSpec(_Strict):
+class LoraSpec(StrictModel):
     """LoRA adapter settings (peft `LoraConfig`). `target_modules`: `all-linear` (every linear layer but
     the output head) or a list of module names (`[q_proj, v_proj]`)."""
 
@@ -50,7 +47,7 @@ class LoraSpec(_Strict):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
-class TrainSpec(_Strict):
+class TrainSpec(StrictModel):
     """How `curate train` fine-tunes: LoRA SFT with TRL's SFTTrainer, loss on assistant tokens only.
 
     - `model`: a `curate.models.ModelSpec` or just its name (hub id, folder or .gguf file).
@@ -81,6 +78,9 @@ class TrainSpec(_Strict):
     - `save_adapter` (true) / `save_merged` (false): write `adapter/` and `merged/` (the LoRA weights folded
       into a full model).
     - `threads` (null: torch's default): CPU threads for torch.
+    - `stages` (null): the mix's components in training order, one stage each (`[general, science]`: every
+      epoch over the general rows, then every epoch over the science rows), the same steps as the mixed run
+      (curate.train.epochs); null trains on the rows as the mix interleaved them.
     - `staircase_threshold` (0.05) / `staircase_z` (3): a boundary is flagged as a memorisation step when the
       loss falls across it by more than this share of the loss beyond the within-epoch trend, and by more than
       `staircase_z` standard errors (curate.train.staircase).
@@ -116,6 +116,7 @@ class TrainSpec(_Strict):
     threads: int | None = Field(None, ge=1)
     staircase_threshold: float = Field(0.05, ge=0)
     staircase_z: float = Field(3.0, ge=0)
+    stages: list[str] | None = Field(None, min_length=2)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -129,7 +130,7 @@ class TrainSpec(_Strict):
         return {"cosine": 0.03, "onecycle": 0.3, "constant": 0.0, "cyclic": 0.0}[self.schedule]
 
 
-class CompareSpec(_Strict):
+class CompareSpec(StrictModel):
     """`curate compare`: the same training on the curated subset and on matched baselines (curate.train.arms).
 
     - `seeds` ([0, 1, 2]): one training per condition and seed; means and confidence intervals over seeds, and

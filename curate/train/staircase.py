@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 
+from curate.numbers import rounded
+
 
 def detect_staircase(steps: list[int], losses: list[float], boundaries: list[int], *, threshold: float = 0.05,
                      z_min: float = 3.0, window: int | None = None) -> dict:
@@ -72,14 +74,14 @@ def detect_staircase(steps: list[int], losses: list[float], boundaries: list[int
             se = noise * math.sqrt(2.0 / w)
             z = excess / se if se > 0 else (math.inf if excess > 0 else 0.0)
         flagged = relative is not None and relative > threshold and (z is None or z > z_min)
-        entry.update(window=w, drop=_r(drop), expected=_r(expected), excess=_r(excess), relative=_r(relative),
-                     z=_r(z) if z is not None and math.isfinite(z) else z, flagged=flagged)
+        entry.update(window=w, drop=rounded(drop), expected=rounded(expected), excess=rounded(excess), relative=rounded(relative),
+                     z=rounded(z) if z is not None and math.isfinite(z) else z, flagged=flagged)
         report["boundaries"].append(entry)
         if relative is not None:
             scores.append(relative)
-    report["score"] = _r(max(scores)) if scores else None
+    report["score"] = rounded(max(scores)) if scores else None
     report["flagged"] = any(b["flagged"] for b in report["boundaries"])
-    report["epoch_means"] = [_r(_mean([v for _, v in ep])) if ep else None for ep in epochs]
+    report["epoch_means"] = [rounded(_mean([v for _, v in ep])) if ep else None for ep in epochs]
     windows = [b["window"] for b in report["boundaries"] if b["window"]]
     if windows and min(windows) < 3:
         report["note"] = (f"only {min(windows)} step(s) per window: with so few steps per epoch the score mostly "
@@ -108,6 +110,3 @@ def _trend(points) -> tuple[float | None, float | None]:
     resid = [y - (my + slope * (x - mx)) for x, y in zip(xs, ys)]
     return slope, math.sqrt(sum(r * r for r in resid) / (n - 2))
 
-
-def _r(x):
-    return None if x is None else round(float(x), 6)

@@ -18,8 +18,10 @@ same interval.
 
 from __future__ import annotations
 
-import hashlib
 import math
+
+from curate.numbers import is_missing, rounded
+from curate.seeds import derive_seed
 
 TIE = 1e-9  # per-item differences smaller than this are ties (losses are floats)
 NO_DIFFERENCE = "no difference detected"
@@ -28,20 +30,20 @@ NO_DIFFERENCE = "no difference detected"
 def summarize(values: list, confidence: float = 0.95) -> dict:
     """`{"values", "n", "mean", "std", "ci": [lo, hi] | None}`: a t-distribution interval for the mean
     (None with fewer than two values); missing values are left out."""
-    xs = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    xs = [float(v) for v in values if not is_missing(v)]
     n = len(xs)
-    out = {"values": [_r(v) for v in values], "n": n, "mean": None, "std": None, "ci": None}
+    out = {"values": [rounded(v) for v in values], "n": n, "mean": None, "std": None, "ci": None}
     if n == 0:
         return out
     mean = sum(xs) / n
-    out["mean"] = _r(mean)
+    out["mean"] = rounded(mean)
     if n >= 2:
         from scipy import stats
 
         sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
         half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
-        out["std"] = _r(sd)
-        out["ci"] = [_r(mean - half), _r(mean + half)]
+        out["std"] = rounded(sd)
+        out["ci"] = [rounded(mean - half), rounded(mean + half)]
     return out
 
 
@@ -95,8 +97,8 @@ def paired(subset_items: list[dict | None], arm_items: list[dict | None], *, hig
         verdict = NO_DIFFERENCE
     else:
         verdict = "subset better" if lo > 0 else "arm better"
-    return {"items": len(common), "seeds": int(d.shape[0]), "pairs": int(d.size), "advantage": _r(estimate),
-            "ci": [_r(lo), _r(hi)], "wins": wins, "ties": ties, "losses": losses, "verdict": verdict,
+    return {"items": len(common), "seeds": int(d.shape[0]), "pairs": int(d.size), "advantage": rounded(estimate),
+            "ci": [rounded(lo), rounded(hi)], "wins": wins, "ties": ties, "losses": losses, "verdict": verdict,
             "unpaired": total - len(common)}
 
 
@@ -109,7 +111,7 @@ def bootstrap_interval(d, w, *, confidence: float = 0.95, iterations: int = 2000
     d = np.asarray(d, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     k, n = d.shape
-    rng = np.random.default_rng(int(hashlib.sha256(f"paired:{seed}".encode()).hexdigest()[:16], 16))
+    rng = np.random.default_rng(derive_seed("paired", seed, digits=16))
     stats = np.empty(iterations)
     dw = d * w  # k x n
     chunk = max(1, min(iterations, 2_000_000 // max(n, 1)))
@@ -129,8 +131,5 @@ def _by_id(items: dict) -> dict:
     """id -> (value, weight) for the items with a value."""
     weights = items.get("weights") or [1.0] * len(items["ids"])
     return {i: (float(v), float(wt)) for i, v, wt in zip(items["ids"], items["values"], weights)
-            if v is not None and not (isinstance(v, float) and math.isnan(v)) and wt}
+            if not is_missing(v) and wt}
 
-
-def _r(x):
-    return None if x is None else round(float(x), 6)

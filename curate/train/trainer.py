@@ -19,6 +19,7 @@ What a training folder holds (written to a temporary folder and swapped in whole
 | `train.json` | the spec, the base model, data counts and row ids, steps, losses, tokens/s, the staircase report |
 | `loss.csv` | `kind,step,epoch,loss,learning_rate,grad_norm,tokens_seen`: kind `train` (every optimizer step), `eval` (validation loss every `eval_every` steps and at the end), `epoch_end` (the last step of each epoch) |
 | `loss.png` | training loss per step, validation loss, epoch boundaries, learning rate |
+| `epochs.json` | the ids of the rows each epoch read, when they differ from epoch to epoch (a mix with `resample: per_epoch`, or `stages`: curate.train.epochs) |
 | `adapter/` | the LoRA adapter (peft) and tokenizer, when `save_adapter` |
 | `merged/` | the base model with the adapter folded in, when `save_merged` |
 """
@@ -39,7 +40,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from curate.errors import CurateError
-from curate.io import check_replaceable, staged_folder
+from curate.atomic import staged_folder
+from curate.io import check_replaceable
 from curate.train.data import EncodeStats, batch_tokens, check_rows, encode_rows, read_rows, split_rows
 from curate.train.spec import TrainSpec
 from curate.train.staircase import detect_staircase
@@ -110,6 +112,9 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
         raise CurateError(f"no training row has an assistant token within max_length={spec.max_length}", "train.max_length")
     if not spec.reshuffle:  # one seeded order, read sequentially every epoch
         random.Random(spec.seed).shuffle(train_set)
+    from curate.train.epochs import epoch_rows, plan_epochs
+
+    plan = plan_epochs(train_rows, train_set, spec)  # fresh rows per epoch, or stages: None for neither
 
     packing = on_cuda if spec.packing == "auto" else bool(spec.packing)
     fused = on_cuda if spec.fused_loss == "auto" else bool(spec.fused_loss)
@@ -117,7 +122,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
     fp16 = on_cuda and not bf16 and next(model.parameters()).dtype == torch.float16
     attention = _set_attention(model, spec.attention, on_cuda)
 
-    batches_per_epoch = math.ceil(len(train_set) / spec.batch_size)
+    batches_per_epoch = math.ceil((len(plan.epochs[0]) if plan else len(train_set)) / spec.batch_size)
     steps_per_epoch = max(batches_per_epoch // spec.grad_accum + int(batches_per_epoch % spec.grad_accum > 0), 1)
     total_steps = spec.max_steps or max(1, math.ceil(spec.epochs * steps_per_epoch))
     eval_every = (spec.eval_every or max(1, total_steps // 10)) if val_set else None
@@ -125,7 +130,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as tmp:
         trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch,
-                                   total_steps, eval_every, bf16, fp16, device, progress, record_order)
+                                   total_steps, eval_every, bf16, fp16, device, progress, record_order, plan)
         trainer.train()
         if val_set and (not logger.log or logger.last_eval_step != trainer.state.global_step):
             trainer.evaluate()
@@ -157,6 +162,9 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
                            [r.get("id") for r in train_rows], [r.get("id") for r in val], steps_per_epoch, trainer,
                            logger, log, staircase, started)
         summary["fused_loss"] = fused
+        if plan:  # which rows each epoch read
+            summary["epochs_plan"] = plan.info
+            (tmp / "epochs.json").write_text(json.dumps(epoch_rows(plan, train_set, train_rows), indent=1), encoding="utf-8")
         _write_log(tmp / "loss.csv", log)
         from curate.train.plots import loss_plot
 
@@ -255,7 +263,7 @@ def _callback_class():
 
 
 def _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch, total_steps,
-             eval_every, bf16, fp16, device, progress, record_order):
+             eval_every, bf16, fp16, device, progress, record_order, plan=None):
     from datasets import Dataset
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -291,6 +299,13 @@ def _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, st
 
         def _send_telemetry(self):  # curate runs offline and reports nothing anywhere
             return None
+
+        def _get_train_sampler(self, train_dataset=None):
+            if plan is None:
+                return super()._get_train_sampler(train_dataset)
+            from curate.train.epochs import plan_sampler
+
+            return plan_sampler(plan)  # epoch k reads plan.epochs[k] (curate.train.epochs)
 
     args = SFTConfig(
         output_dir=str(tmp / "checkpoints"),
