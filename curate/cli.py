@@ -222,15 +222,21 @@ def inspect(
 
 @app.command()
 def steps(
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print the step reference as Markdown (the README's).")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the step reference as Markdown (docs/steps.md).")] = False,
+    write: Annotated[Optional[Path], typer.Option("--write", help="With --markdown: write it to this file instead.")] = None,
 ):
     """List every step with its role and parameters."""
     from curate.registry import get_step, step_names
 
     if markdown:
-        from curate.docs import steps_markdown
+        from curate.docs import steps_page
+        from curate.io import write_text_atomic
 
-        sys.stdout.write(steps_markdown())
+        if write is None:
+            sys.stdout.write(steps_page())
+        else:
+            write_text_atomic(write, [steps_page().rstrip("\n")])  # it adds the last newline
+            err.print(f"wrote {write}")
         return
     from curate.docs import param_defaults
 

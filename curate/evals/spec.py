@@ -21,7 +21,7 @@ evals:
 Presets name the Hub datasets; offline, point them at local copies with `--set`
 (`evals.tasks.arc_easy.source.path=../shared/data/arc_easy_validation.json`,
 `evals.tasks.mmlu.source.path=../shared/data/mmlu/val/*.csv`). A source is a recipe source
-(`hub`/`path`, `format`, `options`, ...; see the README's recipe reference). `n` evaluates a seeded random
+(`hub`/`path`, `format`, `options`, ...; see docs/recipes.md). `n` evaluates a seeded random
 sample of that many rows (the same rows for every model), so CPU runs stay small.
 
 Each task has a `role`: `domain` (what the data is meant to teach) or `general` (what the model should
