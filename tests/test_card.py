@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 
 from curate.card.licenses import HUB_LICENSES, decide, missing_license_warnings, normalise
 from curate.card.spec import CardSpec
-from curate.card.writer import CardWarning, NEEDED, build_card, check_metadata, size_category, write_card
+from curate.card.markdown import NEEDED
+from curate.card.metadata import check_metadata, size_category
+from curate.card.writer import CardWarning, build_card, write_card
 from curate.errors import CurateError
 from curate.pipeline import run_recipe
 from curate.recipe import load_recipe, validate_recipe

@@ -4,7 +4,7 @@ One renderer for the data card and for the grid's results.md (curate.train.fit_r
 
 from __future__ import annotations
 
-from curate.card.writer import cell, code, table  # cell: in tables; the prose is curate's own text
+from curate.card.markdown import cell, code, table  # cell: in tables; the prose is curate's own text
 
 
 def fit_markdown(doc: dict) -> str:

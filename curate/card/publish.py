@@ -23,7 +23,9 @@ import tempfile
 from pathlib import Path
 
 from curate.card import stats as S
-from curate.card.writer import published_files, scrub_paths, write_card
+from curate.card.metadata import published_files
+from curate.card.sections.recipe import scrub_paths
+from curate.card.writer import write_card
 from curate.errors import CurateError
 from curate.atomic import staged_folder
 
