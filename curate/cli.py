@@ -180,7 +180,7 @@ def validate(
     """Check a recipe (schema, step names and parameters) without running it."""
     from curate.recipe import load_recipe
 
-    from curate.engine.run import check_columns
+    from curate.engine.columns import check_columns
     from curate.runfolder import check_output_dir
 
     r = load_recipe(recipe, set_)

@@ -27,6 +27,7 @@ from curate import __version__
 from curate.atomic import work_folder
 from curate.cache import StepCache, code_token
 from curate.engine import load as loading
+from curate.engine.columns import check_columns
 from curate.engine.executor import LocalExecutor
 from curate.engine.outputs import (DataWriter, change_part, change_tasks, output_schema, render_part, render_tasks,
                                    rows_of, write_rejects)
@@ -40,7 +41,7 @@ from curate.ledger import Ledger, reason_group
 from curate.registry import get_step
 from curate.runfolder import FORMAT_VERSION, MANIFEST, Carried, check_output_dir, replace_run_folder, run_folder_lock
 from curate.seeds import derive_seed
-from curate.steps.base import Budget, GlobalFilter, missing_columns
+from curate.steps.base import Budget, GlobalFilter
 
 LIBRARIES = ("datasets", "pyarrow", "pydantic", "transformers", "rensa", "py3langid", "jinja2", "numpy",
              "sentence-transformers", "scikit-learn", "torch")
@@ -444,27 +445,3 @@ def library_versions() -> dict:
 
 def _hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def column_problems(recipe) -> list[str]:
-    """Steps that read a column no earlier step adds (a filter on a score nothing computes, a typo): found
-    from what each step declares, before any row is read."""
-    from curate.engine.store import BASE_SCHEMA, INTERNAL
-
-    available = [f.name for f in BASE_SCHEMA if f.name not in INTERNAL]
-    problems = []
-    for i, (label, name, raw) in enumerate(recipe.step_entries()):
-        cls = get_step(name)
-        step = StepSpec(i, name, cls.Params.model_validate(raw).model_dump_json(), label, f"steps[{i}].{name}",
-                        0, recipe.base_dir).build()
-        for where, column, hint in missing_columns(available, step.reads(), f"steps[{i}].{name}"):
-            problems.append(f"{where}: no step before this one adds the column {column!r}{hint}; "
-                            f"columns by then: {', '.join(available)}")
-        available += [c for c in step.adds() if c not in available]
-    return problems
-
-
-def check_columns(recipe) -> None:
-    problems = column_problems(recipe)
-    if problems:
-        raise CurateError("\n".join(problems))
