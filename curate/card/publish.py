@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from curate.card import stats as S
+from curate.card.plots import PLOTS
 from curate.card.metadata import published_files
 from curate.card.sections.recipe import scrub_paths
 from curate.card.writer import write_card
@@ -30,7 +31,7 @@ from curate.errors import CurateError
 from curate.atomic import staged_folder
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-PLOT_NAMES = tuple(name for name, _ in S.PLOTS)
+PLOT_NAMES = tuple(name for name, _ in PLOTS)
 OWNED = re.compile(r"^(README\.md|manifest\.json|rejects\.jsonl|[\w.-]+\.png|(data|baseline_random)(\.\w+)?)$")
 
 

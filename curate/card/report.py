@@ -16,6 +16,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from curate.card import plots
 from curate.card import stats as S
 from curate.numbers import fmt
 from curate.ledger import reason_group
@@ -142,8 +143,8 @@ def _scores(run: S.Run) -> str:
         lang = "<h3>Language mix (kept rows)</h3><p>" + ", ".join(
             f"<code>{e(k)}</code> {v:,}" for k, v in mix["kept"].items()) + "</p>"
     return ('<section id="scores"><h2>Scores and lengths</h2><p>Histograms: every scored row (grey) and the kept rows (blue).</p>'
-            + _img(S.plot_scores(run), "score histograms") + table + "<h3>Lengths of the kept rows</h3>"
-            + _img(S.plot_lengths(run), "prompt and response words per kept row") + lang + "</section>")
+            + _img(plots.plot_scores(run), "score histograms") + table + "<h3>Lengths of the kept rows</h3>"
+            + _img(plots.plot_lengths(run), "prompt and response words per kept row") + lang + "</section>")
 
 
 def _rows_payload(run: S.Run, max_rows: int) -> dict:

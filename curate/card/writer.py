@@ -36,6 +36,7 @@ import warnings
 from pathlib import Path
 
 from curate.card import stats as S
+from curate.card.plots import write_plots
 from curate.card.licenses import decide
 from curate.card.metadata import card_data, check_metadata
 from curate.card.sections import datasheet, overview, preprocessing, statistics
@@ -78,7 +79,7 @@ def write_card(run_dir: str | os.PathLike, spec: CardSpec | None = None, out_dir
     if out.exists() and not out.is_dir():
         raise CurateError("the card's folder is a file", str(out))
     out.mkdir(parents=True, exist_ok=True)
-    plots = S.write_plots(run, out) + _copy_compare_plots(run, out) + _copy_pareto_plot(run, out)
+    plots = write_plots(run, out) + _copy_compare_plots(run, out) + _copy_pareto_plot(run, out)
     text, notes = build_card(run, spec, plots=plots, repo_id=repo_id)
     for msg in notes:
         warnings.warn(msg, CardWarning, stacklevel=2)
