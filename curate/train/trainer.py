@@ -22,6 +22,9 @@ What a training folder holds (written to a temporary folder and swapped in whole
 | `epochs.json` | the ids of the rows each epoch read, when they differ from epoch to epoch (a mix with `resample: per_epoch`, or `stages`: curate.train.epochs) |
 | `adapter/` | the LoRA adapter (peft) and tokenizer, when `save_adapter` |
 | `merged/` | the base model with the adapter folded in, when `save_merged` |
+
+One job at ~470 lines: setting up and running one TRL training; the data preparation (curate.train.data),
+schedules, epochs and plots live beside it.
 """
 
 from __future__ import annotations
