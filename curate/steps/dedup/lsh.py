@@ -108,25 +108,15 @@ def lsh_pairs(sig: np.ndarray, reps: np.ndarray, bands: int, rows: int, threshol
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Connected components of the edge list: each row's root is the smallest row in its component.
+    """Connected components of the edge list (scipy's): each row's root is the smallest row in its component."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    Vectorised union-find: hook every edge's larger root under its smaller one, then jump pointers
-    until every row points at a root; repeat until no edge joins two roots.
-    """
-    parent = np.arange(n)
-    while len(a):
-        ra, rb = parent[a], parent[b]
-        lo, hi = np.minimum(ra, rb), np.maximum(ra, rb)
-        join = lo != hi
-        if not join.any():
-            break
-        np.minimum.at(parent, hi[join], lo[join])
-        while True:
-            up = parent[parent]
-            if np.array_equal(up, parent):
-                break
-            parent = up
-    return parent
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    smallest = np.full(label.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(smallest, label, np.arange(n))
+    return smallest[label]
 
 
 # -- clusters --------------------------------------------------------------------------------------
