@@ -255,7 +255,7 @@ def prepare_gpu(run_dir: Path) -> None:
 
 def part_staircase(a, run_dir: Path) -> dict:
     from curate.train.data import read_rows
-    from curate.train.spec import TrainSpec
+    from curate.specs.train import TrainSpec
     from curate.train.trainer import train
 
     rows = read_rows(run_dir)
@@ -281,7 +281,7 @@ sys.path.insert(0, tree)
 import torch
 spec = json.loads(spec)
 torch.set_num_threads(spec.get("threads") or 1)
-from curate.train.spec import TrainSpec
+from curate.specs.train import TrainSpec
 from curate.train.trainer import train
 rows = [json.loads(line) for line in open(rows_path, encoding="utf-8")]
 res = train(rows, TrainSpec.model_validate(spec), out)

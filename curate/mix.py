@@ -20,7 +20,7 @@ Two more component keys serve training on the mix (curate ablate --train):
 - `holdout: N` sets N seeded rows of the component aside before anything is drawn: the same rows at every
   share and size (the draw depends on the seed and the component's name only), so no point of an ablation
   grid trains on them; they go to the ledger with a "held out" reason and an eval task names them with
-  `heldout: <component>` (curate.evals.spec).
+  `heldout: <component>` (curate.specs.evals).
 - `resample: per_epoch` draws the component's share afresh for each of `mix.epochs` training epochs: epoch k
   takes the next rows of one seeded order of the component, so no row repeats while the component has rows
   left (epochs x share of them); after that the order starts again (a row is reused only once every row has
@@ -38,7 +38,7 @@ import numpy as np
 from curate.errors import CurateError
 from curate.io import row_for_json
 from curate.ledger import Drop
-from curate.mix_spec import Component, MixSpec
+from curate.specs.mix import Component, MixSpec
 from curate.seeds import derive_seed
 
 CANONICAL = ["id", "source", "messages", "meta"]

@@ -166,7 +166,7 @@ def _step_entry(step) -> dict:
 
 
 def _data_source(data, base: str):
-    from curate.recipe import Source
+    from curate.specs.source import Source
 
     if isinstance(data, (str, os.PathLike)):
         return Source(path=os.path.join(base, str(data)))

@@ -18,59 +18,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
 from curate.errors import CurateError, did_you_mean
-from curate.io import arrow_batches
-from curate.strict import StrictModel
-from curate.ablate_spec import AblateSpec
-from curate.card.spec import CardSpec
-from curate.mix_spec import MixSpec
+from curate.specs.ablate import AblateSpec
+from curate.specs.card import CardSpec
+from curate.specs.evals import EvalSpec
+from curate.specs.mix import MixSpec
+from curate.specs.source import Source
+from curate.specs.train import CompareSpec, TrainSpec
+from curate.strict import StrictModel, format_errors
 from curate.templates.spec import TemplateSpec
-from curate.evals.spec import EvalSpec
-from curate.train.spec import CompareSpec, TrainSpec
 
 OUTPUT_FORMATS = ("jsonl", "parquet", "arrow")
-
-
-class Source(StrictModel):
-    """One input: a hub dataset or local files, read with `datasets`, adapted to the chat schema."""
-
-    hub: str | None = None  # Hugging Face hub id, e.g. GAIR/lima
-    config: str | None = None  # hub config (subset) name
-    split: str = "train"
-    revision: str | None = None
-    path: str | list[str] | None = None  # local file(s) or glob(s); wins over `hub` when both are set
-    file_type: Literal["json", "jsonl", "csv", "parquet"] | None = None  # default: from the extension
-    csv_columns: list[str] | None = None  # the names of a headerless csv's columns (MMLU)
-    format: str = "auto"  # adapter name; auto picks by the columns present
-    options: dict[str, Any] = Field(default_factory=dict)  # the adapter's own options
-    license: str | None = None  # SPDX-ish id; the data card takes the most restrictive
-    kind: Literal["text", "code"] = "text"  # code: `clean` keeps its assistant turns verbatim (but trailing spaces)
-    on_error: Literal["fail", "skip"] = "fail"  # malformed lines or rows: stop, or skip and record
-    limit: int | None = Field(default=None, ge=1)  # read only the first N rows
-    # Python API only (Pipeline.run(data)): rows in memory, a datasets.Dataset, a pyarrow Table or a list of
-    # dicts. Not part of a recipe file; the manifest records a hash of its content instead.
-    data: Any = Field(default=None, exclude=True)
-
-    @model_validator(mode="after")
-    def _has_input(self):
-        if not self.hub and not self.path and self.data is None:
-            raise ValueError("a source needs `path` (local files) or `hub` (a hub dataset id)")
-        return self
-
-    def data_fingerprint(self) -> str:
-        """A hash of the in-memory rows' content (their Arrow IPC bytes)."""
-        import pyarrow as pa
-
-        digest = hashlib.sha256()
-        for table in arrow_batches(self.data):
-            table = table.replace_schema_metadata(None).combine_chunks()  # the rows, not how they were built
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            digest.update(sink.getvalue())
-        return digest.hexdigest()
 
 
 class Outputs(StrictModel):
@@ -246,7 +206,7 @@ def validate_recipe(raw: dict, where: str = "recipe") -> Recipe:
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
-        raise CurateError(_format_errors(e, Recipe), where) from None
+        raise CurateError(format_errors(e, Recipe), where) from None
     _validate_steps(recipe, where)
     _validate_formats(recipe, where)
     _validate_executor_steps(recipe, where)
@@ -278,7 +238,7 @@ def _validate_steps(recipe: Recipe, where: str) -> None:
         try:
             cls.Params.model_validate(params)
         except ValidationError as e:
-            problems.append(_format_errors(e, cls.Params, prefix=loc))
+            problems.append(format_errors(e, cls.Params, prefix=loc))
     if problems:
         raise CurateError("\n".join(problems), where)
 
@@ -295,7 +255,7 @@ def _validate_formats(recipe: Recipe, where: str) -> None:
             except CurateError as e:
                 problems.append(str(e))
             except ValidationError as e:
-                problems.append(_format_errors(e, adapter.Options, prefix=f"sources.{name}.options"))
+                problems.append(format_errors(e, adapter.Options, prefix=f"sources.{name}.options"))
     if problems:
         raise CurateError("\n".join(problems), where)
 
@@ -369,58 +329,3 @@ def _map_input_paths(raw: dict, fix) -> None:
     tpl = raw.get("template")
     if isinstance(tpl, dict) and tpl.get("jinja_file"):
         tpl["jinja_file"] = one(tpl["jinja_file"])
-
-
-# -- error messages ----------------------------------------------------------------------------------
-
-
-def _format_errors(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
-    lines = []
-    for e in err.errors():
-        loc = _loc(prefix, e["loc"])
-        if e["type"] == "extra_forbidden":
-            key = str(e["loc"][-1])
-            known = _known_keys(model, e["loc"][:-1])
-            lines.append(f"{loc}: unknown key{did_you_mean(key, known)}")
-        elif e["type"] == "missing":
-            lines.append(f"{loc}: required field is missing")
-        else:
-            msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{loc}: {msg} (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else f"{loc}: {msg}")
-    return "\n".join(lines)
-
-
-def _loc(prefix: str, loc: tuple) -> str:
-    out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
-    """Field names of the model at `path` inside `model`, for did-you-mean on unknown keys."""
-    current: Any = model
-    for part in path:
-        if isinstance(part, int) or current is None:
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:  # inside a dict[str, Model]: the key is a user name, keep the model
-            continue
-        current = _model_of(field.annotation)
-    fields = getattr(current, "model_fields", {}) or {}
-    return [f.alias or n for n, f in fields.items()]
-
-
-def _model_of(annotation) -> Any:
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        m = _model_of(arg)
-        if m is not None:
-            return m
-    return None

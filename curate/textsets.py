@@ -1,6 +1,6 @@
 """Text sets named inside a step (eval sets for `decontaminate`, targets for `select.target`).
 
-A text set is a source spec (`curate.recipe.Source`: hub id or files, format, options, limit, ...)
+A text set is a source spec (`curate.specs.source.Source`: hub id or files, format, options, limit, ...)
 plus which text of each of its rows to use. Prompt-only files (the eval prompt sets, which have no
 answers) name the field that holds the text with `field:`. Files are read by the same loader as the
 recipe's sources, so every format and error message is the same.
@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from curate.errors import CurateError
-from curate.recipe import Source
+from curate.specs.source import Source
 from curate.rows import TEXT_KEYS, text_of
 from curate.sources.load import is_url
 

@@ -117,7 +117,7 @@ def test_ablate_train_fits_the_ratio_per_schedule_and_suggests_the_next(tmp_path
 def test_held_out_tasks_need_a_mix(tmp_path, lm_dir, monkeypatch):
     import pytest
 
-    from curate.evals.spec import EvalTask
+    from curate.specs.evals import EvalTask
 
     _write_sources(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -146,7 +146,7 @@ def test_gsm8k_exact_match_on_held_out_math_rows(lm_dir):
     import pytest
 
     from curate.errors import CurateError
-    from curate.evals.spec import EvalSpec
+    from curate.specs.evals import EvalSpec
     from curate.evals.suite import Suite
     from curate.models import load_causal_lm
 

@@ -18,7 +18,7 @@ from huggingface_hub import DatasetCard, DatasetCardData, metadata_load
 from typer.testing import CliRunner
 
 from curate.card.licenses import HUB_LICENSES, decide, missing_license_warnings, normalise
-from curate.card.spec import CardSpec
+from curate.specs.card import CardSpec
 from curate.card.markdown import NEEDED
 from curate.card.metadata import check_metadata, size_category
 from curate.card.writer import CardWarning, build_card, write_card

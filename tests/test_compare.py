@@ -288,7 +288,7 @@ class _Chars:
 
 def test_arms_draw_matched_baselines_from_the_pool():
     from curate.train.arms import arm_rows, subset_rows
-    from curate.train.spec import CompareSpec
+    from curate.specs.train import CompareSpec
 
     rest = [{"id": f"p{i}", "source": "ab"[i % 3 == 0], "text": "x" * (5 + (i * 7) % 40), "assistant_spans": []}
             for i in range(60)]
@@ -319,7 +319,7 @@ def test_arms_draw_matched_baselines_from_the_pool():
 
 
 def test_compare_spec_names_bad_conditions():
-    from curate.train.spec import split_sections
+    from curate.train.context import split_sections
 
     with pytest.raises(CurateError, match="compare.conditions: .*unknown condition 'random_token'.*did you mean 'random_tokens'"):
         split_sections({"compare": {"conditions": ["subset", "random_token"]}})

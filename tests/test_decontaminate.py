@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from curate.recipe import Source
+from curate.specs.source import Source
 from curate.sources.load import load_source
 from curate.steps.filter.decontaminate import Decontaminate
 from curate.steps.filter.overlap import words

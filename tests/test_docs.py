@@ -49,9 +49,9 @@ def test_the_recipe_reference_documents_every_key():
 
 
 def test_the_fine_tuning_page_documents_every_key_of_its_sections():
-    """train:, evals: and compare: (curate.train.spec, curate.evals.spec)."""
-    from curate.evals.spec import EvalSource, EvalSpec, EvalTask
-    from curate.train.spec import CONDITIONS, CompareSpec, LoraSpec, TrainSpec
+    """train:, evals: and compare: (curate.specs.train, curate.specs.evals)."""
+    from curate.specs.evals import EvalSource, EvalSpec, EvalTask
+    from curate.specs.train import CONDITIONS, CompareSpec, LoraSpec, TrainSpec
 
     text = page("fine-tuning.md")
     assert_documented(text, (TrainSpec, LoraSpec, EvalSpec, EvalTask, CompareSpec), "docs/fine-tuning.md")
@@ -62,8 +62,8 @@ def test_the_fine_tuning_page_documents_every_key_of_its_sections():
 
 
 def test_the_mixing_page_documents_every_key_of_the_mix_and_ablate_sections():
-    from curate.ablate_spec import AblateSpec
-    from curate.mix_spec import Component, MixSize, MixSpec
+    from curate.specs.ablate import AblateSpec
+    from curate.specs.mix import Component, MixSize, MixSpec
 
     text = page("mixing.md")
     assert_documented(text, (MixSpec, Component, MixSize, AblateSpec), "docs/mixing.md", loose=(MixSize,))

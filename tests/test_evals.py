@@ -20,7 +20,7 @@ from curate.evals.data import PromptFormat, load_task_rows  # noqa: E402
 from curate.evals.gsm8k import extract_number, numbers_match  # noqa: E402
 from curate.evals.multiple_choice import (_continuation_scores, _next_token_scores, _single_token_ids,  # noqa: E402
                                           evaluate_multiple_choice, rank_metrics)
-from curate.evals.spec import EvalSource, EvalSpec, EvalTask  # noqa: E402
+from curate.specs.evals import EvalSource, EvalSpec, EvalTask  # noqa: E402
 
 
 class FixedLM(torch.nn.Module):
@@ -143,7 +143,7 @@ def test_assistant_loss_is_the_token_mean(lm_dir, tok):
     from curate.evals.loss import assistant_loss
     from curate.models import load_causal_lm
     from curate.templates.render import render
-    from curate.train.data import PaddingCollator, encode_rows
+    from curate.encoding import PaddingCollator, encode_rows
 
     model, _ = load_causal_lm(str(lm_dir))
     rows = []
@@ -162,7 +162,7 @@ def test_assistant_loss_is_the_token_mean(lm_dir, tok):
 
 
 def test_presets_and_errors():
-    from curate.recipe import Source
+    from curate.specs.source import Source
 
     spec = EvalSpec.model_validate({"tasks": ["arc_easy", "mmlu"]})
     assert spec.tasks["arc_easy"].source.hub == "allenai/ai2_arc" and spec.tasks["arc_easy"].source.split == "validation"

@@ -15,7 +15,7 @@ from tests.model_fixtures import lm_dir, model_env, needs, tok  # noqa: E402,F40
 needs("torch", "lm_eval")
 
 from curate.errors import CurateError  # noqa: E402
-from curate.evals.spec import EvalSpec  # noqa: E402
+from curate.specs.evals import EvalSpec  # noqa: E402
 from curate.evals.suite import Suite  # noqa: E402
 
 QUESTIONS = [

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from curate.errors import CurateError
 from curate.mix import apply_mix, largest_remainder
-from curate.mix_spec import MixSpec
+from curate.specs.mix import MixSpec
 from tests.helpers import pairs_dataset
 
 

@@ -13,7 +13,7 @@ needs("torch", "peft")
 
 from curate.errors import CurateError  # noqa: E402
 from curate.mix import apply_mix  # noqa: E402
-from curate.mix_spec import MixSpec  # noqa: E402
+from curate.specs.mix import MixSpec  # noqa: E402
 from tests.test_train import spec, toy_rows  # noqa: E402
 
 

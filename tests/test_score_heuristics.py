@@ -129,7 +129,7 @@ def test_rank_within_groups():
 def test_the_word_hints_never_change_a_result_on_real_rows(shared_data):
     """Regexes are skipped on texts without the words every match needs (curate.steps.hints): the same
     answers as running every regex on every text, for heuristics, clean and filter.pattern."""
-    from curate.recipe import Source
+    from curate.specs.source import Source
     from curate.sources.load import load_source
     from curate.steps.clean.text import Clean
     from curate.steps.hints import Gate

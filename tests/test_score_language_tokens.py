@@ -118,7 +118,7 @@ def test_a_restricted_run_does_not_narrow_what_later_recipes_may_name():
 def test_the_batched_language_id_equals_py3langid_on_real_rows(shared_data):
     """curate.steps.score.langid_batch walks py3langid's automaton for many texts at once: the same labels,
     confidences equal to 1e-4."""
-    from curate.recipe import Source
+    from curate.specs.source import Source
     from curate.rows import text_of
     from curate.sources.load import load_source
     from curate.steps.score.langid_batch import classify_many

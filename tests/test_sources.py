@@ -5,7 +5,7 @@ import json
 import pytest
 
 from curate.errors import CurateError
-from curate.recipe import Source
+from curate.specs.source import Source
 from curate.sources.adapters import ADAPTERS, detect_adapter
 from curate.sources.load import load_source
 

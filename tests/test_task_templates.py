@@ -11,7 +11,7 @@ from datasets import Dataset
 from pydantic import ValidationError
 
 from curate.errors import CurateError
-from curate.recipe import Source
+from curate.specs.source import Source
 from curate.rows import make_row
 from curate.sources.load import load_source
 from curate.steps.task.apply import TaskTemplates

@@ -18,9 +18,10 @@ from typer.testing import CliRunner  # noqa: E402
 
 from curate.errors import CurateError  # noqa: E402
 from curate.templates.render import render  # noqa: E402
-from curate.train.data import IGNORE, PaddingCollator, encode, encode_rows  # noqa: E402
+from curate.encoding import IGNORE, PaddingCollator, encode, encode_rows  # noqa: E402
 from curate.train.schedules import lr_trace  # noqa: E402
-from curate.train.spec import TrainSpec, split_sections  # noqa: E402
+from curate.specs.train import TrainSpec  # noqa: E402
+from curate.train.context import split_sections  # noqa: E402
 from curate.train.staircase import detect_staircase  # noqa: E402
 
 CONVERSATIONS = [
@@ -98,7 +99,7 @@ def test_labels_cover_exactly_the_assistant_spans(tok):
 
 
 def test_truncation_keeps_the_start_and_drops_rows_without_answer(tok):
-    from curate.train.data import EncodeStats
+    from curate.encoding import EncodeStats
 
     rows = rows_of(CONVERSATIONS[:1])
     n = len(tok(rows[0]["text"], add_special_tokens=False)["input_ids"])
@@ -115,7 +116,7 @@ def test_padding_free_batch_has_the_same_loss_as_the_padded_one(lm_dir, tok):
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from curate.models import load_causal_lm
-    from curate.train.data import batch_tokens
+    from curate.encoding import batch_tokens
     from curate.train.trainer import _masked
 
     model, _ = load_causal_lm(str(lm_dir))

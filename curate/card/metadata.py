@@ -7,7 +7,7 @@ from pathlib import Path
 
 from curate.card import stats as S
 from curate.card.licenses import HUB_LICENSES, LicenseDecision
-from curate.card.spec import CardSpec
+from curate.specs.card import CardSpec
 from curate.runfolder import data_files
 
 SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",

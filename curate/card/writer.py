@@ -45,7 +45,7 @@ from curate.card.sections.compare import COMPARE_RESULTS
 from curate.card.sections.mix import mix_section
 from curate.card.sections.recipe import recipe_section
 from curate.card.sections.results import results_section
-from curate.card.spec import CardSpec
+from curate.specs.card import CardSpec
 from curate.errors import CurateError
 
 

@@ -1,6 +1,6 @@
 """The evaluation suite run on fine-tuned models and their base models.
 
-- spec.py: the recipe's `evals:` section (EvalSpec, EvalTask, presets arc_easy / mmlu / gsm8k);
+- the recipe's `evals:` section (EvalSpec, EvalTask, presets arc_easy / mmlu / gsm8k) is curate.specs.evals;
 - data.py: task rows from curate sources, seeded samples, prompts in a chat template;
 - multiple_choice.py: accuracy and MAP@3 by option log-likelihood;
 - gsm8k.py: exact match of the final number;

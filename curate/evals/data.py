@@ -7,7 +7,7 @@ import json
 import random
 
 from curate.errors import CurateError
-from curate.evals.spec import EvalTask
+from curate.specs.evals import EvalTask
 
 PLACEHOLDER = "\u2063CURATE-ANSWER\u2063"
 

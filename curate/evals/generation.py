@@ -14,7 +14,7 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
     import torch
 
     from curate.templates.render import END_MARKERS
-    from curate.train.data import encode_prompt
+    from curate.encoding import encode_prompt
 
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)

@@ -1,7 +1,7 @@
 """Mean loss on the assistant tokens of held-out rows (the validation loss, a general held-out loss).
 
 The loss is averaged over tokens (every assistant token counts once, whatever its row's length), with the
-same tokenization and masking as training (curate.train.data). Each row's own loss is kept too (`items`: the
+same tokenization and masking as training (curate.encoding). Each row's own loss is kept too (`items`: the
 row's mean token loss, weighted by its number of assistant tokens), so that two models can be compared row by
 row (curate.train.stats.paired): the weighted mean of the per-row differences is the difference of the losses."""
 
@@ -15,7 +15,7 @@ from curate.numbers import rounded
 def assistant_loss(model, tokenizer, rows: list[dict], *, max_length: int = 1024, batch_size: int = 8) -> dict:
     """`{"loss", "perplexity", "tokens", "rows", "rows_without_answer", "items"}` over rows with `text` and
     `assistant_spans`; `items`: `{"loss": {"ids", "values", "weights"}}` (ids: the rows' positions)."""
-    from curate.train.data import EncodeStats, encode_rows
+    from curate.encoding import EncodeStats, encode_rows
 
     stats = EncodeStats()
     encoded = encode_rows(tokenizer, rows, max_length, stats)
@@ -34,7 +34,7 @@ def row_token_losses(model, tokenizer, encoded: list[dict], batch_size: int) -> 
     import torch
     import torch.nn.functional as F
 
-    from curate.train.data import PaddingCollator
+    from curate.encoding import PaddingCollator
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     collate = PaddingCollator(pad_id=pad)

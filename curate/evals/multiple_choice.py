@@ -65,7 +65,7 @@ def evaluate_multiple_choice(model, tokenizer, fmt, rows: list[dict], *, scoring
 
 def _single_token_ids(tokenizer, prompts, options):
     """[(prompt ids, [option token id, ...])] when every option adds exactly one token to its prompt, else None."""
-    from curate.train.data import encode_prompt
+    from curate.encoding import encode_prompt
 
     out = []
     for prompt, opts in zip(prompts, options):
@@ -107,7 +107,7 @@ def _continuation_scores(model, tokenizer, prompts, options, batch_size: int, me
     import torch
     import torch.nn.functional as F
 
-    from curate.train.data import PaddingCollator, encode
+    from curate.encoding import PaddingCollator, encode
 
     texts, spans, owner = [], [], []
     for q, (prompt, opts) in enumerate(zip(prompts, options)):

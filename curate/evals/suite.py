@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from curate.evals.spec import LOWER_IS_BETTER, PRIMARY, EvalSpec
+from curate.specs.evals import LOWER_IS_BETTER, PRIMARY, EvalSpec
 from curate.numbers import metric
 
 METRICS = {

@@ -22,14 +22,14 @@ class StepConfig:
         from pydantic import ValidationError
 
         from curate.errors import CurateError
-        from curate.recipe import _format_errors
+        from curate.strict import format_errors
         from curate.registry import get_step
 
         cls = get_step(name)
         try:
             cls.Params.model_validate(params)
         except ValidationError as e:
-            raise CurateError(_format_errors(e, cls.Params, prefix=name), "steps") from None
+            raise CurateError(format_errors(e, cls.Params, prefix=name), "steps") from None
         self.name, self.params = name, params
 
     def to_recipe(self) -> dict:

@@ -1,14 +1,15 @@
 """Fine-tuning on curated data: `curate train`, `curate compare`, `curate ablate --train`.
 
-- spec.py: the recipe sections `train:` (TrainSpec), `compare:` (CompareSpec) and `evals:` (EvalSpec, from
-  curate.evals.spec);
-- data.py: rows -> tokens with labels on the assistant spans only (the assistant masks TRL trains with);
+- the recipe sections `train:` (TrainSpec), `compare:` (CompareSpec) and `evals:` (EvalSpec) are validated in
+  curate.specs.train and curate.specs.evals; rows -> tokens with labels on the assistant spans only (the
+  assistant masks TRL trains with) is curate.encoding, shared with the evaluations;
+- data.py: the rows of a run folder, checked, and a validation sample;
 - schedules.py: cosine, 1cycle, cyclic (per epoch), constant;
 - trainer.py: `train(data, spec, out_dir)` with TRL's SFTTrainer and a peft LoRA adapter; loss.csv,
   loss.png, train.json;
 - epochs.py: which rows each epoch reads (a mix's fresh rows per epoch, `stages`);
 - staircase.py: the memorisation detector over the loss log;
-- context.py: a recipe with its training sections, and its run folder;
+- context.py: a recipe with its training sections split off (`split_sections`), and its run folder;
 - arms.py: the arms of compare (subset, random, random_tokens, random_balanced, full, full_steps);
 - stats.py: t-intervals over seeds, the paired per-item bootstrap, the Pareto front;
 - compare.py / compare_report.py: compare's runs, and what it writes;

@@ -12,7 +12,7 @@ name, so the same recipe and inputs give the same rows:
 | `full` | every pool row (or a seeded sample of `compare.full_rows`), `train.epochs` as set | - |
 | `full_steps` | every pool row, trained for the subset run's number of optimizer steps (of the same seed) | compute: the same steps over more, unrepeated rows |
 
-Tokens are counted with the trained model's tokenizer exactly as training encodes a row (curate.train.data:
+Tokens are counted with the trained model's tokenizer exactly as training encodes a row (curate.encoding:
 the rendered `text`, cut at `train.max_length`; a row with no answer token left counts 0): the tokens the
 optimizer sees, which is what a compute- or length-matched baseline must match (a recipe's `n_tokens` column,
 when there is one, may come from another tokenizer and does not see the truncation).
@@ -44,7 +44,7 @@ class TokenCounter:
         return cls(load_tokenizer(train_spec.model, base_dir=base_dir, where="train.model"), train_spec.max_length)
 
     def __call__(self, rows: list[dict]) -> list[int]:
-        from curate.train.data import encode
+        from curate.encoding import encode
 
         todo = [r for r in rows if r["text"] not in self._memo]
         todo = list({r["text"]: r for r in todo}.values())

@@ -10,10 +10,39 @@ import json
 from pathlib import Path
 
 from curate.errors import CurateError
-from curate.train.spec import split_sections
+from curate.specs.evals import EvalSpec
+from curate.specs.train import CompareSpec, TrainSpec
 
 # recipe keys that do not change the data a run writes (the manifest's recipe is compared without them)
 NOT_DATA = ("train", "evals", "compare", "card", "ablate", "description", "cache")
+
+
+# -- the training sections of a recipe ------------------------------------------------------------------
+
+
+SECTIONS = {"train": TrainSpec, "evals": EvalSpec, "compare": CompareSpec}
+
+
+def split_sections(raw: dict, where: str = "recipe") -> tuple[dict, TrainSpec, EvalSpec, CompareSpec]:
+    """(the recipe dict for `validate_recipe`, TrainSpec, EvalSpec, CompareSpec) from a raw recipe dict.
+
+    Works whether or not the `Recipe` model declares the sections: when it does not, they are taken out of
+    the dict before validation. Missing sections get their defaults; errors name the field.
+    """
+    from pydantic import ValidationError
+
+    from curate.recipe import Recipe
+    from curate.strict import format_errors
+
+    raw = copy.deepcopy(raw)
+    specs = []
+    for name, model in SECTIONS.items():
+        value = raw.get(name) if name in Recipe.model_fields else raw.pop(name, None)
+        try:
+            specs.append(model.model_validate(value or {}))
+        except ValidationError as e:
+            raise CurateError(format_errors(e, model, prefix=name), where) from None
+    return raw, specs[0], specs[1], specs[2]
 
 
 # -- the run folder of a recipe --------------------------------------------------------------------------

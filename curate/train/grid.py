@@ -20,7 +20,8 @@ from curate.errors import CurateError
 from curate.atomic import staged_folder
 from curate.io import check_replaceable
 from curate.train.context import RecipeContext
-from curate.train.spec import EvalSpec, TrainSpec
+from curate.specs.evals import EvalSpec
+from curate.specs.train import TrainSpec
 from curate.train.stats import pareto_front, summarize
 
 FORMAT_VERSION = 1

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 from curate.errors import CurateError
-from curate.train.spec import EvalSpec, TrainSpec, split_sections
+from curate.specs.evals import EvalSpec
+from curate.specs.train import TrainSpec
+from curate.train.context import split_sections
 
 DATASETS = ("data", "baseline_random")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curate.train.spec import TrainSpec
+from curate.specs.train import TrainSpec
 
 
 def train_and_eval(rows, spec: TrainSpec, tmp_dir: Path, final_dir: Path, suite, base, val_rows, base_dir,

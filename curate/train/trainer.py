@@ -1,7 +1,7 @@
 """`train(data, spec, out_dir)`: LoRA SFT of a causal LM on curated rows, through TRL's `SFTTrainer`.
 
 curate tokenizes each row's rendered `text` and turns its `assistant_spans` into a token-level assistant mask
-(curate.train.data: the one thing TRL cannot know, since the recipe's template rendered the text); TRL does
+(curate.encoding: the one thing TRL cannot know, since the recipe's template rendered the text); TRL does
 the rest: labels from the mask (`assistant_masks`: the loss is on assistant tokens only), the LoRA adapter
 (`peft_config`), batching (its `DataCollatorForLanguageModeling`: padded batches, or padding-free with
 `packing`: the rows of a micro-batch in one sequence whose position ids restart at every row, so no pad token
@@ -23,7 +23,7 @@ What a training folder holds (written to a temporary folder and swapped in whole
 | `adapter/` | the LoRA adapter (peft) and tokenizer, when `save_adapter` |
 | `merged/` | the base model with the adapter folded in, when `save_merged` |
 
-One job at ~470 lines: setting up and running one TRL training; the data preparation (curate.train.data),
+One job at ~470 lines: setting up and running one TRL training; the rows (curate.train.data), their tokens (curate.encoding),
 schedules, epochs and plots live beside it.
 """
 
@@ -42,11 +42,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from curate.errors import CurateError
 from curate.atomic import staged_folder
+from curate.encoding import EncodeStats, batch_tokens, encode_rows
+from curate.errors import CurateError
 from curate.io import check_replaceable
-from curate.train.data import EncodeStats, batch_tokens, check_rows, encode_rows, read_rows, split_rows
-from curate.train.spec import TrainSpec
+from curate.specs.train import TrainSpec
+from curate.train.data import check_rows, read_rows, split_rows
 from curate.train.staircase import detect_staircase
 
 LOG_FIELDS = ("kind", "step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from curate.cli import app
 from curate.errors import CurateError
 from curate.io import read_jsonl
-from curate.recipe import Source
+from curate.specs.source import Source
 from curate.sources.load import load_source
 
 runner = CliRunner()

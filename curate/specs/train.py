@@ -1,4 +1,4 @@
-"""The recipe's `train:` and `compare:` sections (and `evals:`, re-exported from curate.evals.spec).
+"""The recipe's `train:` and `compare:` sections (`evals:` is curate.specs.evals).
 
 ```yaml
 train:
@@ -27,7 +27,6 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from curate.evals.spec import EvalSpec
 from curate.models import ModelSpec
 from curate.strict import StrictModel
 
@@ -192,29 +191,3 @@ class CompareSpec(StrictModel):
 
 
 # -- the sections in a recipe --------------------------------------------------------------------------
-
-SECTIONS = {"train": TrainSpec, "evals": EvalSpec, "compare": CompareSpec}
-
-
-def split_sections(raw: dict, where: str = "recipe") -> tuple[dict, TrainSpec, EvalSpec, CompareSpec]:
-    """(the recipe dict for `validate_recipe`, TrainSpec, EvalSpec, CompareSpec) from a raw recipe dict.
-
-    Works whether or not the `Recipe` model declares the sections: when it does not, they are taken out of
-    the dict before validation. Missing sections get their defaults; errors name the field.
-    """
-    import copy
-
-    from pydantic import ValidationError
-
-    from curate.errors import CurateError
-    from curate.recipe import Recipe, _format_errors
-
-    raw = copy.deepcopy(raw)
-    specs = []
-    for name, model in SECTIONS.items():
-        value = raw.get(name) if name in Recipe.model_fields else raw.pop(name, None)
-        try:
-            specs.append(model.model_validate(value or {}))
-        except ValidationError as e:
-            raise CurateError(_format_errors(e, model, prefix=name), where) from None
-    return raw, specs[0], specs[1], specs[2]

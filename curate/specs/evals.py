@@ -65,10 +65,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 class EvalSource(StrictModel):
-    """Where an evaluation's rows come from: the fields of a recipe source (`curate.recipe.Source`).
-
-    Kept as its own model so that this module does not import `curate.recipe` (which imports it).
-    """
+    """Where an evaluation's rows come from: the fields of a recipe source (`curate.specs.source.Source`)
+    but its license, kind and in-memory rows, which an evaluation set has no use for."""
 
     hub: str | None = None
     config: str | None = None
@@ -89,8 +87,8 @@ class EvalSource(StrictModel):
         return self
 
     def to_source(self):
-        """The `curate.recipe.Source` for `curate.sources.load.load_source`."""
-        from curate.recipe import Source
+        """The `curate.specs.source.Source` for `curate.sources.load.load_source`."""
+        from curate.specs.source import Source
 
         return Source(**self.model_dump(exclude_none=False), license=None)
 
