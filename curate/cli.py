@@ -242,11 +242,12 @@ def steps(
 
     table = Table(title="steps")
     table.add_column("name")
+    table.add_column("also named")
     table.add_column("role")
     table.add_column("parameters (default)", overflow="fold")
     for name in step_names():
         cls = get_step(name)
-        table.add_row(name, cls.role, ", ".join(f"{k}={v}" for k, v in param_defaults(cls).items()))
+        table.add_row(name, ", ".join(cls.aliases), cls.role, ", ".join(f"{k}={v}" for k, v in param_defaults(cls).items()))
     out.print(table)
 
 

@@ -31,7 +31,9 @@ def steps_markdown() -> str:
         cls = get_step(name)
         doc = inspect.cleandoc(cls.__doc__ or "")
         params = ", ".join(f"`{k}`={v}" for k, v in param_defaults(cls).items())
-        parts.append(f"#### `{name}` ({cls.role}: {ROLE_TITLES[cls.role]})\n\n{doc}\n\nParameters and defaults: {params}\n")
+        also = f"Also named {', '.join(f'`{a}`' for a in cls.aliases)} (an older name; recipes may write either).\n\n" \
+            if cls.aliases else ""
+        parts.append(f"#### `{name}` ({cls.role}: {ROLE_TITLES[cls.role]})\n\n{also}{doc}\n\nParameters and defaults: {params}\n")
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -46,6 +48,10 @@ deduplicators) drops rows, each with a reason; a **selector** picks a seeded sub
 is available is an error. Scores stay in the output, so selection can be re-run from the cache without
 recomputing them. `curate steps` lists them in the terminal; how a recipe names them is in
 [recipes.md](recipes.md).
+
+A step's name is its file under `curate/steps/` (`score.ifd` is `curate/steps/score/ifd.py`). A few steps
+also answer to an older, shorter name (`clean` for `clean.text`): a recipe may write either, and the run
+records the name as the recipe wrote it.
 
 """
 

@@ -83,8 +83,39 @@ def test_inspect_rejects_a_newer_format(workdir):
 def test_steps_lists_every_registered_step():
     res = runner.invoke(app, ["steps"])
     assert res.exit_code == 0
-    for name in ("clean", "score.heuristics", "filter", "dedup.exact", "select.top_k", "select.random"):
+    for name in ("clean.text", "score.heuristics", "filter.threshold", "dedup.exact", "select.top_k", "select.random"):
         assert name in res.output
+    assert "also named" in res.output and "decontaminate" in res.output  # the older names, beside the new ones
+
+
+def test_a_step_is_named_by_its_file_and_keeps_its_older_name():
+    import pytest
+
+    from curate.registry import aliases, canonical_name, get_step, register, step_names
+    from curate.steps.base import Transform
+
+    assert aliases() == {"clean": "clean.text", "decontaminate": "filter.decontaminate", "embed": "score.embed",
+                         "filter": "filter.threshold", "task": "task.apply"}
+    for name in step_names():  # every name is the step's module under curate/steps
+        assert get_step(name).__module__ == f"curate.steps.{name}"
+    assert get_step("clean") is get_step("clean.text") and canonical_name("filter") == "filter.threshold"
+    assert canonical_name("dedup.exact") == "dedup.exact"
+
+    class Misnamed(Transform):
+        name = "clean.tidy"
+
+    Misnamed.__module__ = "curate.steps.clean.text"
+    with pytest.raises(RuntimeError, match="module path under curate/steps \\('clean.text'\\)"):
+        register(Misnamed)
+
+    class Taken(Transform):
+        name = "clean.other"
+        aliases = ("filter",)
+
+    Taken.__module__ = "curate.steps.clean.other"
+    with pytest.raises(RuntimeError, match="two steps are registered as 'filter'"):
+        register(Taken)
+    assert "clean.other" not in step_names()
 
 
 def test_messages_keep_their_brackets(capsys, workdir):

@@ -146,11 +146,13 @@ def _quickstart_in_python(out: str) -> Pipeline:
         sources={"general": {"path": "data/quickstart_general.jsonl", "license": "cc-by-4.0"},
                  "science": {"path": "data/quickstart_domain.jsonl", "license": "cc-by-4.0"}},
         steps=[
-            steps.Clean(strip_links=True, drop_article_refs=True),
+            # the recipe writes the older names `clean` and `filter` (aliases of clean.text and filter.threshold, which
+            # steps.Clean and steps.Filter write): StepConfig takes a name as the recipe spells it
+            steps.StepConfig("clean", {"strip_links": True, "drop_article_refs": True}),
             steps.Heuristics(),
             steps.Language(key="conversation", languages=["en", "de", "fr", "es"]),
-            steps.Filter(rules=["response_words >= 3", "rep_ngram_ratio <= 0.5", "nonalnum_ratio <= 0.4",
-                                "refusal < 1", "lang == en"]),
+            steps.StepConfig("filter", {"rules": ["response_words >= 3", "rep_ngram_ratio <= 0.5", "nonalnum_ratio <= 0.4",
+                                                  "refusal < 1", "lang == en"]}),
             steps.ExactDedup(key="conversation"),
             steps.MinHashDedup(key="conversation", threshold=0.7),
             steps.ExactDedup(key="prompt", keep="longest"),
@@ -194,7 +196,7 @@ def test_a_pipeline_runs_on_rows_in_memory(tmp_path, monkeypatch):
     assert all(s.cached for s in again.steps)
     with pytest.raises(CurateError, match="no sources"):
         Pipeline([steps.Heuristics()]).run()
-    with pytest.raises(CurateError, match=r"filter\.rules\[0\]"):
+    with pytest.raises(CurateError, match=r"filter\.threshold\.rules\[0\]"):
         steps.Filter(rules=["response_words >>= 3"])
 
 

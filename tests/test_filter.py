@@ -133,7 +133,7 @@ def test_unknown_column_names_it_and_suggests(scored):
     step = build(Threshold, rules=["refusal < 1", "respons_words >= 3"])
     with pytest.raises(CurateError) as e:
         step.decide(scored)
-    assert e.value.where == "steps[0].filter.rules[1].column"
+    assert e.value.where == "steps[0].filter.threshold.rules[1].column"
     msg = str(e.value)
     assert "'respons_words'" in msg and "did you mean 'response_words'" in msg and "nonalnum_ratio" in msg
 
@@ -141,7 +141,7 @@ def test_unknown_column_names_it_and_suggests(scored):
 def test_numeric_condition_on_a_string_column(scored):
     with pytest.raises(CurateError, match="holds string") as e:
         build(Threshold, rules=[{"column": "lang", "min": 1}]).decide(scored)
-    assert e.value.where == "steps[0].filter.rules[0]"
+    assert e.value.where == "steps[0].filter.threshold.rules[0]"
 
 
 # -- filter.pattern --------------------------------------------------------------------------------

@@ -334,7 +334,7 @@ def test_decontaminate_catches_planted_overlaps_with_real_eval_sets(shared_data,
 def test_decontaminate_eval_set_errors(tmp_path):
     ds = pairs_dataset([("a", "b")])
     step = build(Decontaminate, eval_sets=[{"path": "missing/file.jsonl", "field": "text"}])
-    with pytest.raises(CurateError, match=r"steps\[0\]\.decontaminate\.eval_sets\[0\]\.path: no file matches .missing/file.jsonl."):
+    with pytest.raises(CurateError, match=r"steps\[0\]\.filter\.decontaminate\.eval_sets\[0\]\.path: no file matches .missing/file.jsonl."):
         step.decide(ds)
     with pytest.raises(ValidationError, match="min_ngram"):
         Decontaminate.Params(eval_sets=[{"path": "x"}], ngram=5, min_ngram=8)

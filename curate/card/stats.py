@@ -23,7 +23,7 @@ from curate.runfolder import load_manifest, read_rejects, read_rows
 
 CORE_COLUMNS = ("id", "source", "messages", "meta", "text", "assistant_spans", "raw")
 DEDUP_PREFIX = "dedup"
-DECONTAMINATE_PREFIX = "decontaminate"
+DECONTAMINATE_PREFIX = "filter.decontaminate"
 _MIX_COMPONENT = re.compile(r"\(component ([^:()]+):")
 
 
@@ -47,7 +47,12 @@ class Run:
         return list(self.manifest.get("columns") or (self.kept[0].keys() if self.kept else []))
 
     def steps_named(self, prefix: str) -> list[str]:
-        return [label for label, name in self.step_names.items() if name == prefix or name.startswith(prefix + ".")
+        """The labels of the steps named `prefix` or under it (`dedup` finds `dedup.exact`), whatever name
+        (the step's, or an alias) the recipe wrote."""
+        from curate.registry import canonical_name
+
+        names = {label: canonical_name(name) for label, name in self.step_names.items()}
+        return [label for label, name in names.items() if name == prefix or name.startswith(prefix + ".")
                 or name.startswith(prefix + "_")]
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 # Python names where the class name is not the one a reader expects (the class names are internal).
 PYTHON_NAMES = {
-    "filter": "Filter", "filter.pattern": "PatternFilter", "select.threshold": "ThresholdSelect",
-    "select.target": "TargetSelect", "task": "Task", "dedup.exact": "ExactDedup", "dedup.minhash": "MinHashDedup",
+    "filter.threshold": "Filter", "filter.pattern": "PatternFilter", "select.threshold": "ThresholdSelect",
+    "select.target": "TargetSelect", "task.apply": "Task", "dedup.exact": "ExactDedup", "dedup.minhash": "MinHashDedup",
     "dedup.semantic": "SemanticDedup", "select.random": "RandomSelect",
 }
 

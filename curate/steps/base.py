@@ -167,7 +167,10 @@ def to_array(name: str, data) -> pa.Array:
 
 
 class Step:
+    # The registered name is the step's file under curate/steps (`score/ifd.py` -> `score.ifd`); `aliases` are
+    # older names a recipe may still write (the registry resolves them; the run records the recipe's spelling).
     name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
     role: ClassVar[Literal["transform", "score", "filter", "select"]]
     scope: ClassVar[Literal["row", "global"]] = "row"
     Params: ClassVar[type[StepParams]] = StepParams

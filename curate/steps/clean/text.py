@@ -79,7 +79,8 @@ class Clean(Transform):
     (`rows_with_code_turns`); `curate inspect RUN --changed` shows a row before and after.
     """
 
-    name = "clean"
+    name = "clean.text"
+    aliases = ("clean",)
 
     class Params(StepParams):
         nfc: bool = True

@@ -58,7 +58,8 @@ class Decontaminate(Filter):
     counts rows by the field that matched.
     """
 
-    name = "decontaminate"
+    name = "filter.decontaminate"
+    aliases = ("decontaminate",)
 
     class Params(StepParams):
         eval_sets: list[TextSet] = Field(min_length=1)

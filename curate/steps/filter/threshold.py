@@ -111,7 +111,8 @@ class Threshold(Filter):
       or "keep" it (the rule is skipped for that row).
     """
 
-    name = "filter"
+    name = "filter.threshold"
+    aliases = ("filter",)
 
     class Params(StepParams):
         rules: list[Rule] = Field(min_length=1)

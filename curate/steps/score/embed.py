@@ -47,7 +47,8 @@ class Embed(ModelScorer):
     noted, so that identical runs write identical manifests.
     """
 
-    name = "embed"
+    name = "score.embed"
+    aliases = ("embed",)
 
     class Params(StepParams):
         model: str = DEFAULT_MODEL

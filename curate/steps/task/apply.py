@@ -68,7 +68,8 @@ class TaskTemplates(Transform):
     its fields, variables and phrasing ids at its top (`curate/templates/tasks/`).
     """
 
-    name = "task"
+    name = "task.apply"
+    aliases = ("task",)
 
     class Params(StepParams):
         task: str | None = None
