@@ -388,7 +388,7 @@ def test_compare_metrics_and_plots_from_curate_compare(small_run, tmp_path):
     card = write_card(run, out_dir=tmp_path / "card")
     text = card.read_text()
     assert "| metric | role | better | base model | `subset` | `random` | `full` |" in text
-    assert "| `arc_easy.accuracy` | domain | higher | 0.41 | 0.52 [0.5, 0.54] | 0.47 [0.45, 0.49] | – |" in text
+    assert "| `arc_easy.accuracy` | domain | higher | 0.4100 | 0.5200 [0.5000, 0.5400] | 0.4700 [0.4500, 0.4900] | – |" in text
     assert "- **seeds:** 0, 1, 2" in text
     assert "![compare](compare-compare.png)" in text and (card.parent / "compare-compare.png").is_file()
 

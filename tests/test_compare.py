@@ -147,9 +147,11 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
     selected = {json.loads(line)["id"] for line in (tmp_path / "runs" / "tiny" / "data.jsonl").read_text().splitlines()}
     assert trained[("subset", 0)] == selected
     md = (out / "results.md").read_text()
-    assert "| mc.accuracy ↑ | general |" in md and "±" in md
+    # results.md is the data card's rendering (curate.card.sections.compare) under its heading
+    assert md.startswith("# Compare: tiny\n") and "| `mc.accuracy` | general | higher |" in md
+    assert "| `subset` | 8, 8 | " in md and "Full settings and every run: `results.json`" in md
     p = res["paired"]["pool_heldout.loss"]["random_tokens"]
-    assert "Paired against the subset" in md and f"| pool_heldout.loss | random_tokens | 5 × 2 | " in md
+    assert "Paired against the subset" in md and "| `pool_heldout.loss` | `random_tokens` | 5 × 2 | " in md
     assert f"{p['wins']} / {p['ties']} / {p['losses']}" in md
     evals = json.loads((out / "random" / "seed0" / "evals.json").read_text())
     assert len(evals["tuned"]["items"]["pool_heldout.loss"]["values"]) == 5
@@ -160,7 +162,8 @@ def test_compare_two_seeds_writes_means_and_intervals(tmp_path, lm_dir, monkeypa
     section = card.split("### Compared with the random baseline", 1)[1].split("### Ablations", 1)[0]
     acc = res["metrics"]["mc.accuracy"]["by_condition"]["subset"]
     assert f"0.{str(acc['mean']).split('.')[1][:2]}" in section.split("| `mc.accuracy` |", 1)[1].split("\n", 1)[0]
-    assert "| `subset` | 8, 8 | the selection |" in section and "| `full` | 65, 65 |" in section
+    assert "| `subset` | 8, 8 | " in section and "| the selection |" in section and "| `full` | 65, 65 |" in section
+    assert "Paired against the subset" in section  # the same rendering as results.md
     assert "| condition | domain gain | general retention | final train loss | staircase score |" in section
     assert "`pool_heldout.loss`: the loss on 5 pool rows" in section and "train_ids" not in section
     assert "![compare](compare-compare.png)" in section and (tmp_path / "card" / "compare-compare.png").is_file()

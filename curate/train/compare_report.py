@@ -1,4 +1,5 @@
-"""What `curate compare` writes: `results.json` (built here from the runs), `results.md`, the plots.
+"""What `curate compare` writes: `results.json` (built here from the runs), `results.md` (rendered by the data
+card's compare section, curate.card.sections.compare), the plots.
 
 The statistics themselves live in curate.train.stats: per condition the mean over seeds with a t-interval
 (`summarize`); per arm against the subset the paired per-item comparison (`paired`).
@@ -10,13 +11,9 @@ import os
 import time
 from pathlib import Path
 
-from curate.numbers import metric
-from curate.train.stats import NO_DIFFERENCE, paired, summarize
+from curate.train.stats import paired, summarize
 
 FORMAT_VERSION = 2  # 2: conditions report tokens and steps; `paired` holds the per-item comparisons
-WHAT = {"random": "a uniform random draw of as many pool rows", "random_tokens": "uniform random pool rows with the "
-        "subset's tokens", "random_balanced": "random pool rows with the subset's per-source counts",
-        "full": "the pool", "full_steps": "the pool, for the subset's number of optimizer steps"}
 
 
 def compare_results(ctx, manifest, sel_label, cspec, tspec, espec, info, base, runs, holdout, pool, subset, rest,
@@ -104,7 +101,7 @@ def write_compare(tmp: Path, out: Path, results: dict, cspec, runs: list[dict]) 
     for r in results["runs"]:
         r["dir"] = os.path.relpath(r["dir"], out)  # relative to the compare folder
     write_json_atomic(tmp / "results.json", results)
-    write_text_atomic(tmp / "results.md", compare_markdown(results))
+    write_text_atomic(tmp / "results.md", results_markdown(results))
     compare_plot(results["metrics"], list(cspec.conditions), tmp / "compare.png",
                  title=f"{results['recipe']}: {' vs '.join(cspec.conditions)} ({len(results['seeds'])} seeds, "
                        f"{int(results['confidence'] * 100)}% CI)")
@@ -114,63 +111,8 @@ def write_compare(tmp: Path, out: Path, results: dict, cspec, runs: list[dict]) 
     curves_plot(first, tmp / "loss_curves.png", title=f"{results['recipe']}: loss curves (seed {results['seeds'][0]})")
 
 
-def compare_markdown(results: dict) -> list[str]:
-    conds = list(results["conditions"])
-    conf = int(round(results["confidence"] * 100))
-    what = dict(WHAT, subset=f"the selection by `{results['selector']}`")
-    lines = [f"# Compare: {results['recipe']}", "",
-             f"Trained with identical settings on {'; '.join(f'{what.get(c, c)} ({c})' for c in conds)}; "
-             f"{len(results['seeds'])} seed(s) {results['seeds']}; mean ± half-width of the {conf}% t-interval over "
-             "seeds (none with one seed). Base = the model before fine-tuning.", ""]
-    lines += ["| condition | rows per run | tokens per run | optimizer steps | tokens trained | what |",
-              "|---|---|---|---|---|---|"]
-    for c, v in results["conditions"].items():
-        cells = [", ".join(str(x) for x in v.get(k) or []) for k in ("rows", "tokens", "steps", "tokens_trained")]
-        lines.append(f"| {c} | " + " | ".join(cells) + f" | {v['description']} |")
-    lines += ["", "| metric | role | base | " + " | ".join(conds) + " |", "|---|---|---|" + "---|" * len(conds)]
-    for m, e in results["metrics"].items():
-        arrow = "↑" if e["higher_is_better"] else "↓"
-        cells = [pm(e["by_condition"][c]) for c in conds]
-        lines.append(f"| {m} {arrow} | {e['role'] or '-'} | {metric(e['base'])} | " + " | ".join(cells) + " |")
-    lines += paired_markdown(results)
-    lines += ["", "| condition | domain gain | general retention (forgetting = −retention) | final train loss | staircase score |",
-              "|---|---|---|---|---|"]
-    for c in conds:
-        s = results["summary"][c]
-        lines.append(f"| {c} | {pm(s['domain_gain'])} | {pm(s['general_retention'])} | {pm(s['train_loss_last'])} | "
-                     f"{pm(s['staircase_score'])} |")
-    lines += ["", f"Held-out: {results['holdout']['rows']} pool rows in no condition's training data "
-              f"(`pool_heldout.loss`, role {results['holdout']['role']}). Pool: {results['pool']['rows']} rows "
-              f"({results['pool']['built_by']}).", ""]
-    return lines
+def results_markdown(results: dict) -> list[str]:
+    """results.md: the data card's rendering of compare's results (curate.card.sections.compare) under a heading."""
+    from curate.card.sections.compare import compare_markdown
 
-
-def paired_markdown(results: dict) -> list[str]:
-    pairs = results.get("paired") or {}
-    if not pairs:
-        return []
-    conf = int(round(results["confidence"] * 100))
-    lines = ["", f"**Paired against the subset** (same eval items, same seed index): the subset's advantage is the "
-             f"mean per-item difference, signed so that positive means the subset is better (for a loss: the arm's "
-             f"loss minus the subset's, token-weighted); {conf}% bootstrap interval over items × seeds; wins / ties "
-             "/ losses of the subset over the (seed, item) pairs. The interval covering 0 reads "
-             f"\"{NO_DIFFERENCE}\".", "",
-             "| metric | arm | items × seeds | subset's advantage | interval | wins / ties / losses | verdict |",
-             "|---|---|---|---|---|---|---|"]
-    for m, row in pairs.items():
-        for arm, p in row.items():
-            verdict = p["verdict"] if p["verdict"] != "arm better" else f"{arm} better"
-            lines.append(f"| {m} | {arm} | {p['items']} × {p['seeds']} | {metric(p['advantage'])} | "
-                         f"[{metric(p['ci'][0])}, {metric(p['ci'][1])}] | {p['wins']} / {p['ties']} / {p['losses']} | {verdict} |")
-    return lines
-
-
-def pm(s: dict) -> str:
-    if not s or s.get("mean") is None:
-        return "–"
-    if s.get("ci"):
-        half = (s["ci"][1] - s["ci"][0]) / 2
-        return f"{metric(s['mean'])} ± {metric(half)}"
-    return metric(s["mean"])
-
-
+    return [f"# Compare: {results['recipe']}", "", compare_markdown(results, "results.json"), ""]
