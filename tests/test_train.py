@@ -117,11 +117,11 @@ def test_padding_free_batch_has_the_same_loss_as_the_padded_one(lm_dir, tok):
 
     from curate.models import load_causal_lm
     from curate.encoding import batch_tokens
-    from curate.train.trainer import _masked
+    from curate.train.sft import masked as to_trl
 
     model, _ = load_causal_lm(str(lm_dir))
     enc = encode_rows(tok, rows_of(CONVERSATIONS), 512)
-    masked = _masked(enc)
+    masked = to_trl(enc)
     assert [m["assistant_masks"] for m in masked] == [[int(x != IGNORE) for x in e["labels"]] for e in enc]
     features = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in enc]  # what TRL builds from the masks
     padded = DataCollatorForLanguageModeling(pad_token_id=tok.pad_token_id)(features)
@@ -170,7 +170,8 @@ def test_schedule_shapes():
 
 
 def test_training_lowers_the_loss_logs_epochs_and_keeps_the_order(lm_dir, tmp_path):
-    from curate.train.trainer import read_log, train
+    from curate.train.loss_log import read_log
+    from curate.train.trainer import train
 
     rows = toy_rows(8)
     s = spec(lm_dir, epochs=4, schedule="cyclic", reshuffle=False, save_adapter=True, eval_every=4)

@@ -5,8 +5,9 @@
   assistant masks TRL trains with) is curate.encoding, shared with the evaluations;
 - data.py: the rows of a run folder, checked, and a validation sample;
 - schedules.py: cosine, 1cycle, cyclic (per epoch), constant;
-- trainer.py: `train(data, spec, out_dir)` with TRL's SFTTrainer and a peft LoRA adapter; loss.csv,
-  loss.png, train.json;
+- trainer.py: `train(data, spec, out_dir)`: one training run and its folder (loss.csv, loss.png, train.json);
+- sft.py: TRL's SFTTrainer set up for it (curate's subclass, the SFTConfig, the peft LoRA adapter);
+- loss_log.py: the loss log from the Trainer's callbacks, loss.csv written and read;
 - epochs.py: which rows each epoch reads (a mix's fresh rows per epoch, `stages`);
 - staircase.py: the memorisation detector over the loss log;
 - context.py: a recipe with its training sections split off (`split_sections`), and its run folder;

@@ -23,34 +23,34 @@ What a training folder holds (written to a temporary folder and swapped in whole
 | `adapter/` | the LoRA adapter (peft) and tokenizer, when `save_adapter` |
 | `merged/` | the base model with the adapter folded in, when `save_merged` |
 
-One job at ~470 lines: setting up and running one TRL training; the rows (curate.train.data), their tokens (curate.encoding),
-schedules, epochs and plots live beside it.
+This module runs one training and writes its folder. Beside it: the rows (curate.train.data), their tokens
+(curate.encoding), TRL's trainer set up for the run (curate.train.sft), the loss log (curate.train.loss_log),
+the schedules, epochs and plots.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import random
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 from curate.atomic import staged_folder
-from curate.encoding import EncodeStats, batch_tokens, encode_rows
+from curate.encoding import EncodeStats, encode_rows
 from curate.errors import CurateError
 from curate.io import check_replaceable
 from curate.specs.train import TrainSpec
 from curate.train.data import check_rows, read_rows, split_rows
+from curate.train.loss_log import write_log
+from curate.train.sft import build_trainer, set_attention
 from curate.train.staircase import detect_staircase
 
-LOG_FIELDS = ("kind", "step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_seen")
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate")
 
 
@@ -124,7 +124,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
     fused = on_cuda if spec.fused_loss == "auto" else bool(spec.fused_loss)
     bf16 = (on_cuda and torch.cuda.is_bf16_supported()) if spec.bf16 == "auto" else bool(spec.bf16)
     fp16 = on_cuda and not bf16 and next(model.parameters()).dtype == torch.float16
-    attention = _set_attention(model, spec.attention, on_cuda)
+    attention = set_attention(model, spec.attention, on_cuda)
 
     batches_per_epoch = math.ceil((len(plan.epochs[0]) if plan else len(train_set)) / spec.batch_size)
     steps_per_epoch = max(batches_per_epoch // spec.grad_accum + int(batches_per_epoch % spec.grad_accum > 0), 1)
@@ -133,7 +133,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
 
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as tmp:
-        trainer, logger = _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch,
+        trainer, logger = build_trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch,
                                    total_steps, eval_every, bf16, fp16, device, progress, record_order, plan)
         trainer.train()
         if val_set and (not logger.log or logger.last_eval_step != trainer.state.global_step):
@@ -169,7 +169,7 @@ def train(data, spec: TrainSpec, out_dir: str | os.PathLike, *, val_rows: list[d
         if plan:  # which rows each epoch read
             summary["epochs_plan"] = plan.info
             (tmp / "epochs.json").write_text(json.dumps(epoch_rows(plan, train_set, train_rows), indent=1), encoding="utf-8")
-        _write_log(tmp / "loss.csv", log)
+        write_log(tmp / "loss.csv", log)
         from curate.train.plots import loss_plot
 
         loss_plot(log, tmp / "loss.png", title=f"{Path(source).name if not isinstance(data, list) else 'training'}: "
@@ -191,218 +191,6 @@ def _describe(model) -> dict:
         return model_source(model).describe()
     except ValueError:
         return {"model": getattr(model.config, "_name_or_path", type(model).__name__)}
-
-
-def _set_attention(model, attention: str, on_cuda: bool) -> str:
-    name = attention if attention != "auto" else ("sdpa" if on_cuda else None)
-    if name is not None and getattr(model.config, "_attn_implementation", None) != name:
-        try:
-            model.set_attn_implementation(name)
-        except Exception as e:  # noqa: BLE001 - transformers raises several kinds for an unavailable kernel
-            raise CurateError(f"cannot use attention {name!r} with this model: {e}", "train.attention") from None
-    return getattr(model.config, "_attn_implementation", None) or "default"
-
-
-def _lora_config(spec: TrainSpec):
-    from peft import LoraConfig
-
-    return LoraConfig(r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
-                      target_modules=spec.lora.target_modules, task_type="CAUSAL_LM", bias="none")
-
-
-class _Log:
-    """Collects the loss log from the Trainer's callbacks; also times the optimizer steps."""
-
-    def __init__(self, progress):
-        self.log: list[dict] = []
-        self.progress = progress
-        self.tokens = 0
-        self.label_tokens = 0
-        self.step_seconds = 0.0
-        self._t0 = None
-        self.last_eval_step = None
-        self.seen: list[list[int]] = []  # row indices of each training batch (record_order)
-
-    def rows(self) -> list[dict]:
-        return list(self.log)
-
-    def add(self, row: dict) -> None:
-        row = {k: row.get(k) for k in LOG_FIELDS}
-        self.log.append(row)
-        if self.progress:
-            self.progress(row)
-
-
-def _callback_class():
-    from transformers import TrainerCallback
-
-    class LossLogCallback(TrainerCallback):
-        def __init__(self, sink: _Log):
-            self.sink = sink
-
-        def on_step_begin(self, args, state, control, **kw):
-            self.sink._t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            if self.sink._t0 is not None:
-                self.sink.step_seconds += time.perf_counter() - self.sink._t0
-                self.sink._t0 = None
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            logs = logs or {}
-            if "loss" in logs:
-                self.sink.add({"kind": "train", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                               "loss": float(logs["loss"]), "learning_rate": logs.get("learning_rate"),
-                               "grad_norm": logs.get("grad_norm"), "tokens_seen": self.sink.tokens})
-            if "eval_loss" in logs:
-                self.sink.last_eval_step = state.global_step
-                self.sink.add({"kind": "eval", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                               "loss": float(logs["eval_loss"]), "tokens_seen": self.sink.tokens})
-
-        def on_epoch_end(self, args, state, control, **kw):
-            self.sink.add({"kind": "epoch_end", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                           "tokens_seen": self.sink.tokens})
-
-    return LossLogCallback
-
-
-def _trainer(model, tokenizer, spec, tmp, train_set, val_set, packing, fused, steps_per_epoch, total_steps,
-             eval_every, bf16, fp16, device, progress, record_order, plan=None):
-    from datasets import Dataset
-    from transformers import Trainer
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from trl import SFTConfig, SFTTrainer
-
-    from curate.train.schedules import make_scheduler
-
-    sink = _Log(progress)
-
-    class CurateTrainer(SFTTrainer):
-        """TRL's SFTTrainer with curate's schedules, a count of the tokens trained on, and no telemetry."""
-
-        def create_scheduler(self, num_training_steps, optimizer=None):
-            if self.lr_scheduler is None:
-                self.lr_scheduler = make_scheduler(
-                    spec.schedule, optimizer or self.optimizer, total_steps=num_training_steps,
-                    steps_per_epoch=steps_per_epoch, warmup=spec.warmup(), min_ratio=spec.cyclic_min_lr_ratio)
-                self._created_lr_scheduler = True
-            return self.lr_scheduler
-
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            sink.tokens += batch_tokens(inputs)
-            sink.label_tokens += int((inputs["labels"] != -100).sum())
-            return super().training_step(model, inputs, num_items_in_batch)
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if fused:  # TRL's fused LM head
-                return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                            num_items_in_batch=num_items_in_batch)
-            # the model's own loss over the full logits (faster on a CPU); the same inputs, the same scaling
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-
-        def _send_telemetry(self):  # curate runs offline and reports nothing anywhere
-            return None
-
-        def _get_train_sampler(self, train_dataset=None):
-            if plan is None:
-                return super()._get_train_sampler(train_dataset)
-            from curate.train.epochs import plan_sampler
-
-            return plan_sampler(plan)  # epoch k reads plan.epochs[k] (curate.train.epochs)
-
-    args = SFTConfig(
-        output_dir=str(tmp / "checkpoints"),
-        per_device_train_batch_size=spec.batch_size,
-        per_device_eval_batch_size=spec.eval_batch_size or spec.batch_size,
-        gradient_accumulation_steps=spec.grad_accum,
-        num_train_epochs=spec.epochs,
-        max_steps=total_steps,
-        learning_rate=spec.learning_rate,
-        weight_decay=spec.weight_decay,
-        max_grad_norm=spec.max_grad_norm,
-        lr_scheduler_type="constant",  # replaced by CurateTrainer.create_scheduler
-        logging_strategy="steps",
-        logging_steps=1,
-        eval_strategy="steps" if val_set else "no",
-        eval_steps=eval_every,
-        save_strategy="no",
-        report_to="none",
-        seed=spec.seed,
-        data_seed=spec.seed,
-        bf16=bf16,
-        fp16=fp16,
-        use_cpu=not device.startswith("cuda"),
-        activation_checkpointing=spec.gradient_checkpointing,  # transformers' new name; TRL's default is on
-        remove_unused_columns=False,  # `idx` reaches the collator (the recorded order)
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        train_sampling_strategy="random" if spec.reshuffle else "sequential",
-        prediction_loss_only=True,
-        label_names=["labels"],
-        # curate has tokenized, cut at max_length and masked the rows already (input_ids + assistant_masks)
-        max_length=None,
-        packing=False,
-        padding_free=packing,
-        shuffle_dataset=False,
-        dataset_num_proc=None,
-    )
-    with _no_progress_bars(), warnings.catch_warnings():  # peft reads a property transformers deprecated
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        try:
-            trainer = CurateTrainer(
-                model=model, args=args, train_dataset=Dataset.from_list(_masked(train_set)),
-                eval_dataset=Dataset.from_list(_masked(val_set)) if val_set else None, processing_class=tokenizer,
-                peft_config=_lora_config(spec), callbacks=[_callback_class()(sink)])
-        except ValueError as e:
-            if "target" in str(e).lower() or "lm_head" in str(e):
-                raise CurateError(f"LoRA cannot be applied: {e}", "train.lora.target_modules") from None
-            raise
-    for cb in (PrinterCallback, ProgressCallback):
-        trainer.remove_callback(cb)
-    if record_order:
-        trainer.data_collator = _Recording(trainer.data_collator, sink.seen)
-    return trainer, sink
-
-
-def _masked(encoded: list[dict]) -> list[dict]:
-    """TRL's pre-tokenized form: `input_ids` and `assistant_masks` (1 where curate's labels train the token)."""
-    out = []
-    for e in encoded:
-        row = {"input_ids": e["input_ids"], "assistant_masks": [int(x != -100) for x in e["labels"]]}
-        if "idx" in e:
-            row["idx"] = e["idx"]
-        out.append(row)
-    return out
-
-
-class _Recording:
-    """Wraps TRL's collator: records the row indices (`idx`) of each training batch."""
-
-    def __init__(self, collator, seen: list):
-        self.collator, self.seen = collator, seen
-
-    def __call__(self, features):
-        if all("idx" in f for f in features):
-            self.seen.append([f["idx"] for f in features])
-        return self.collator([{k: v for k, v in f.items() if k != "idx"} for f in features])
-
-
-class _no_progress_bars:
-    """TRL prepares the dataset with `datasets.map`, which draws a progress bar per pass: none here."""
-
-    def __enter__(self):
-        from datasets.utils import logging as ds_logging
-
-        self.on = ds_logging.is_progress_bar_enabled()
-        ds_logging.disable_progress_bar()
-
-    def __exit__(self, *exc):
-        from datasets.utils import logging as ds_logging
-
-        if self.on:
-            ds_logging.enable_progress_bar()
-        return False
 
 
 def _summary(spec, source, base_info, device, packing, bf16, attention, stats, val_stats, train_ids, val_ids,
@@ -451,24 +239,3 @@ def _summary(spec, source, base_info, device, packing, bf16, attention, stats, v
 
 def _mean(xs):
     return round(sum(xs) / len(xs), 6) if xs else None
-
-
-def _write_log(path: Path, log: list[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        w.writeheader()
-        for row in log:
-            w.writerow({k: ("" if row.get(k) is None else row[k]) for k in LOG_FIELDS})
-
-
-def read_log(path: str | os.PathLike) -> list[dict]:
-    """The rows of a loss.csv (numbers parsed; empty cells None)."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            parsed = {"kind": row["kind"]}
-            for k in LOG_FIELDS[1:]:
-                v = row.get(k, "")
-                parsed[k] = None if v == "" else (int(float(v)) if k in ("step", "tokens_seen") else float(v))
-            out.append(parsed)
-    return out
