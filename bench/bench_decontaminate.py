@@ -6,7 +6,7 @@ with the step's defaults (the question of each item; 13-word n-grams; the whole 
 for 8-25 words; the whole item for 4-7 words). Planted rows: for every item length from 5 to 60 words, up to
 `--per-length` items (seeded), each planted five ways: exact, with a "Question: " prefix, upper-cased, one
 word replaced, one number changed (items without a number skip that one). The edits are those of
-tests/test_decontaminate.py.
+tests/steps/filter/test_decontaminate.py.
 
     python bench/bench_decontaminate.py [--data ../shared/data] [--per-length 20]
 """

@@ -7,7 +7,7 @@ position; the features each text visits and their counts are py3langid's, and a 
 sparse product (log1p(counts) x the model's feature table), then py3langid's length-scaled softmax and
 alias folding, for the whole group at once. The labels are py3langid's; a confidence can differ from
 py3langid's in the last bits of its float32 (the sums run in another order), never by more than 1e-4
-(tests/test_score_language_tokens.py compares them on the real pool). bench/bench_language.py measures it.
+(tests/steps/score/test_score_language_tokens.py compares them on the real pool). bench/bench_language.py measures it.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from curate.pipeline import run_recipe
 from curate.recipe import load_recipe, validate_recipe
 from tests.test_pipeline import RECIPE, make_data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 

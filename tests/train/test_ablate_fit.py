@@ -14,7 +14,7 @@ needs("torch", "peft", "scipy", "matplotlib")
 from typer.testing import CliRunner  # noqa: E402
 
 from curate.cli import app  # noqa: E402
-from tests.test_compare import SECTIONS, _write_sources  # noqa: E402
+from tests.train.test_compare import SECTIONS, _write_sources  # noqa: E402
 
 RECIPE = """
 name: mixfit

@@ -1,7 +1,7 @@
 """The Ray executor on a real local Ray instance (2 CPUs): the same bytes as the local executor for the
 quickstart, the no-embedding lima_style pipeline and a recipe with an embedding step (a model actor pool), a
 worker killed mid-step (Ray runs its task again), errors that stay clear, and the CLI's --executor / --address.
-The two-node cluster is in tests/test_ray_cluster.py.
+The two-node cluster is in tests/engine/test_ray_cluster.py.
 
 Skipped without Ray (pip install 'curate[ray]'), except under CI=true, where a missing install step fails.
 """
@@ -21,11 +21,11 @@ from curate.recipe import load_recipe
 from tests.conftest import lima_style_overrides
 from tests.faults.fault_helpers import same_run
 from tests.model_fixtures import needs
-from tests.test_engine import _diff
+from tests.engine.test_engine import _diff
 
 needs("ray", "ray.data")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

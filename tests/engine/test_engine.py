@@ -18,7 +18,7 @@ from curate.pipeline import run_recipe
 from curate.recipe import load_recipe
 from tests.faults.fault_helpers import same_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # the no-embedding lima_style pipeline, on 400 rows of each real source
 REAL = """

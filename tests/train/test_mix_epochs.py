@@ -14,7 +14,7 @@ needs("torch", "peft")
 from curate.errors import CurateError  # noqa: E402
 from curate.mix import apply_mix  # noqa: E402
 from curate.specs.mix import MixSpec  # noqa: E402
-from tests.test_train import spec, toy_rows  # noqa: E402
+from tests.train.test_train import spec, toy_rows  # noqa: E402
 
 
 def _ds(prefix, n):

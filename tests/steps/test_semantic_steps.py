@@ -469,7 +469,7 @@ def test_recipe_with_embedding_steps_end_to_end(tmp_path, minilm, embed_cache):
     from curate.pipeline import run_recipe
     from curate.recipe import load_recipe
 
-    data = Path(__file__).resolve().parents[1] / "recipes" / "data"
+    data = Path(__file__).resolve().parents[2] / "recipes" / "data"
     first = json.loads((data / "quickstart_general.jsonl").read_text().splitlines()[0])
     leaked = " ".join(first["output"].split()[3:17])  # 14 words of a row's answer, as an "eval prompt"
     (tmp_path / "evals.jsonl").write_text(json.dumps({"text": leaked}) + "\n")

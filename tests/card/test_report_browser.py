@@ -23,7 +23,7 @@ import pytest
 
 from curate.io import read_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # dup2 the two pipe ends onto 3 and 4 (above 9, so they cannot collide) and become the browser
 SHIM = ("import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); os.dup2(r, 3); os.dup2(w, 4); "
         "os.close(r); os.close(w); os.execv(sys.argv[3], sys.argv[3:])")

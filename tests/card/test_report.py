@@ -1,5 +1,5 @@
 """The HTML report without a browser: one self-contained file (nothing fetched at view time), every
-section present, the rows embedded as JSON that survives hostile text. tests/test_report_browser.py
+section present, the rows embedded as JSON that survives hostile text. tests/card/test_report_browser.py
 drives it in a real browser."""
 
 from __future__ import annotations

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.model_fixtures import needs
-from tests.test_ray import twice
+from tests.engine.test_ray import twice
 
 needs("ray", "ray.data")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an_address_nothing_answers_at_is_a_message_in_seconds(tmp_path, monkeypatch):
