@@ -3,8 +3,9 @@
 `needs(pattern, flags)` reads the regex's parse tree (Python's own `re` parser) and collects what every match
 must contain: each run of literal characters in the top-level sequence, and for an alternation the first
 run of every branch (one of them must be there). A text without any of one requirement's strings cannot
-match, so `Needs.allows(text)` can say no without running the regex (`Gate` does it for a list of patterns at once); it never says no to
-a text the regex matches (tests/steps/score/test_score_heuristics.py compares the two on real rows). Runs shorter than 3 characters are
+match, so `Needs.allows(text)` can say no without running the regex (`Gate` does it for a list of patterns
+at once); it never says no to a text the regex matches (tests/steps/score/test_score_heuristics.py compares
+the two on real rows). Runs shorter than 3 characters are
 ignored (2 inside an alternation): they would let almost every text through anyway.
 """
 

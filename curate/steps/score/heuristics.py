@@ -119,7 +119,8 @@ def _empty_reason(messages: list[dict]) -> str:
     return "empty response" if any(m["role"] == "assistant" for m in messages) else "no assistant turn"
 
 
-# ASCII text takes a faster road to the same counts as the regexes (checked in tests/steps/score/test_score_heuristics.py):
+# ASCII text takes a faster road to the same counts as the regexes
+# (checked in tests/steps/score/test_score_heuristics.py):
 # `\w` is [A-Za-z0-9_] there and `\s` the characters str.isspace() accepts.
 _ASCII_WORD_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 _TO_SPACE = {c: " " for c in range(128) if chr(c) not in _ASCII_WORD_CHARS}
