@@ -226,7 +226,7 @@ def steps(
     write: Annotated[Optional[Path], typer.Option("--write", help="With --markdown: write it to this file instead.")] = None,
 ):
     """List every step with its role and parameters."""
-    from curate.registry import get_step, step_names
+    from curate.steps.registry import get_step, step_names
 
     if markdown:
         from curate.docs import steps_page

@@ -24,7 +24,7 @@ def param_defaults(cls) -> dict[str, str]:
 
 
 def steps_markdown() -> str:
-    from curate.registry import get_step, step_names
+    from curate.steps.registry import get_step, step_names
 
     parts = []
     for name in step_names():

@@ -222,7 +222,7 @@ def _validate_executor_steps(recipe: Recipe, where: str) -> None:
 
 
 def _validate_steps(recipe: Recipe, where: str) -> None:
-    from curate.registry import get_step
+    from curate.steps.registry import get_step
 
     problems = []
     for i, (label, name, params) in enumerate(recipe.step_entries()):

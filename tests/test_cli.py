@@ -91,7 +91,7 @@ def test_steps_lists_every_registered_step():
 def test_a_step_is_named_by_its_file_and_keeps_its_older_name():
     import pytest
 
-    from curate.registry import aliases, canonical_name, get_step, register, step_names
+    from curate.steps.registry import aliases, canonical_name, get_step, register, step_names
     from curate.steps.base import Transform
 
     assert aliases() == {"clean": "clean.text", "decontaminate": "filter.decontaminate", "embed": "score.embed",

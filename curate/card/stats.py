@@ -49,7 +49,7 @@ class Run:
     def steps_named(self, prefix: str) -> list[str]:
         """The labels of the steps named `prefix` or under it (`dedup` finds `dedup.exact`), whatever name
         (the step's, or an alias) the recipe wrote."""
-        from curate.registry import canonical_name
+        from curate.steps.registry import canonical_name
 
         names = {label: canonical_name(name) for label, name in self.step_names.items()}
         return [label for label, name in names.items() if name == prefix or name.startswith(prefix + ".")

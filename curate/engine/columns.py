@@ -4,7 +4,7 @@ loaded rows or an earlier step provide (from what each step declares in `reads()
 from __future__ import annotations
 
 from curate.errors import CurateError
-from curate.registry import get_step
+from curate.steps.registry import get_step
 from curate.engine.worker import StepSpec
 from curate.steps.base import missing_columns
 

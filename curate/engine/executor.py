@@ -72,7 +72,7 @@ class LocalExecutor:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if ctx.get_start_method() == "forkserver":
-                ctx.set_forkserver_preload(["curate.engine.forkserver_guard", "curate.engine.worker", "curate.registry"])
+                ctx.set_forkserver_preload(["curate.engine.forkserver_guard", "curate.engine.worker", "curate.steps.registry"])
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker)
         return self._pool
 

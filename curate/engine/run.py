@@ -39,7 +39,7 @@ from curate.errors import CurateError
 from curate.faults import fault_point
 from curate.io import write_json_atomic
 from curate.ledger import Ledger, reason_group
-from curate.registry import get_step
+from curate.steps.registry import get_step
 from curate.runfolder import FORMAT_VERSION, MANIFEST, Carried, check_output_dir, replace_run_folder, run_folder_lock
 from curate.seeds import derive_seed
 from curate.steps.base import Budget, GlobalFilter

@@ -38,7 +38,7 @@ class StepSpec:
     def build(self) -> Step:
         step = _BUILT.get(self)
         if step is None:
-            from curate.registry import get_step
+            from curate.steps.registry import get_step
 
             cls = get_step(self.name)
             ctx = StepContext(self.label, self.where, self.seed, self.recipe_dir, source_kinds=dict(self.source_kinds))

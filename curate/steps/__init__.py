@@ -23,7 +23,7 @@ class StepConfig:
 
         from curate.errors import CurateError
         from curate.strict import format_errors
-        from curate.registry import get_step
+        from curate.steps.registry import get_step
 
         cls = get_step(name)
         try:
@@ -41,14 +41,14 @@ class StepConfig:
 
 
 def python_name(name: str) -> str:
-    from curate.registry import get_step
+    from curate.steps.registry import get_step
 
     return PYTHON_NAMES.get(name) or get_step(name).__name__
 
 
 def names() -> dict[str, str]:
     """Python name -> recipe name, for every step."""
-    from curate.registry import step_names
+    from curate.steps.registry import step_names
 
     return {python_name(n): n for n in step_names()}
 

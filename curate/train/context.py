@@ -91,7 +91,7 @@ class RecipeContext:
 
     def selector(self) -> tuple[int, str, dict]:
         """(index, label, params) of the last select step."""
-        from curate.registry import get_step
+        from curate.steps.registry import get_step
 
         found = None
         for i, (label, name, params) in enumerate(self.recipe.step_entries()):

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from curate.errors import CurateError
-from curate.registry import get_step
+from curate.steps.registry import get_step
 from curate.steps.dedup.minhash import MinHashDedup
 from curate.steps.dedup.semantic import SemanticDedup
 from curate.steps.filter.decontaminate import Decontaminate, words

@@ -15,7 +15,7 @@ def _params_text(name: str, params: dict) -> str:
     try:
         from pydantic_core import PydanticUndefined
 
-        from curate.registry import get_step
+        from curate.steps.registry import get_step
 
         for k, f in get_step(name).Params.model_fields.items():
             if f.default_factory is not None:

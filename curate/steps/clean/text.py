@@ -9,7 +9,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from curate.progress import track
-from curate.registry import register
+from curate.steps.registry import register
 from curate.rows import ROLES
 from curate.steps.clean.code import is_code, looks_like_code
 from curate.steps.hints import Gate

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.ledger import Drop
-from curate.registry import register
+from curate.steps.registry import register
 from curate.rows import normalise, text_of
 from curate.steps.base import as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths

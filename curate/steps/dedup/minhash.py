@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from curate.ledger import Drop
 from curate.progress import progress
-from curate.registry import register
+from curate.steps.registry import register
 from curate.rows import text_of
 from curate.steps.base import as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths

@@ -16,7 +16,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from curate.ledger import Drop
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.base import as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, _rank_score, conversation_lengths, score_values
 from curate.embeddings import DEFAULT_MODEL, Embedder, static_model_path

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.errors import CurateError
 from curate.ledger import Drop
-from curate.registry import register
+from curate.steps.registry import register
 from curate.rows import text_of
 from curate.steps.base import Filter, StepParams, as_table, values
 from curate.steps.filter.overlap import CHECKS, OverlapIndex, words

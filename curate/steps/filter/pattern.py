@@ -10,7 +10,7 @@ from pydantic import Field
 
 from curate.ledger import Drop
 from curate.progress import track
-from curate.registry import register
+from curate.steps.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Filter, Regex, StepParams, as_table, values
 from curate.steps.hints import Gate

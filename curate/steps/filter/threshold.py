@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, model_serializer, model_validator
 from curate.errors import CurateError
 from curate.ledger import Drop
 from curate.numbers import is_missing
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.base import Filter, StepParams, as_table, require_columns, values
 from curate.strict import StrictModel
 

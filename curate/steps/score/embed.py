@@ -11,7 +11,7 @@ from pydantic import Field
 
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.progress import progress
-from curate.registry import register
+from curate.steps.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import ModelScorer, StepParams, as_table, values
 

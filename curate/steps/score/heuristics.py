@@ -10,7 +10,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from curate.progress import track
-from curate.registry import register
+from curate.steps.registry import register
 from curate.rows import prompt_text, response_text
 from curate.steps.base import Regex, Scorer, StepParams, as_table, values
 from curate.steps.hints import Gate

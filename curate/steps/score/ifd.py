@@ -6,7 +6,7 @@ import math
 
 import pyarrow as pa
 
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.score.lm_loss import LMScorer
 
 

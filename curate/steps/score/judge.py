@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from curate.errors import CurateError
 from curate.models import as_spec
 from curate.progress import rate_progress
-from curate.registry import register
+from curate.steps.registry import register
 from curate.rows import conversation_text, prompt_text, response_text
 from curate.steps.base import values
 from curate.steps.score.judge_endpoint import RATINGS, ask_endpoint, safe_for_key

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.models import ModelField
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.base import values
 from curate.steps.score.lm_forward import classifier_logits
 from curate.steps.score.lm_loss import LMParams, LMScorer

@@ -10,7 +10,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from curate.errors import CurateError
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.base import as_table, take_within
 from curate.steps.select._common import ranked, scores_of
 from curate.steps.select._embedded import EmbeddingBudget, EmbeddingSelector

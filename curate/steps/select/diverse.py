@@ -8,7 +8,7 @@ import pyarrow as pa
 from curate.steps.base import as_table
 from pydantic import Field, model_validator
 
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.select._common import ranked, scores_of
 from curate.steps.select._embedded import EmbeddingBudget, EmbeddingSelector, OnShort
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 from curate.steps.base import as_table
 
 from curate.errors import CurateError
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.select._embedded import EmbeddingBudget, EmbeddingSelector
 
 

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.errors import CurateError
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.base import as_table
 from curate.steps.select._embedded import EmbeddingBudget, EmbeddingSelector
 from curate.textsets import TextSet, load_texts

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import model_validator
 
-from curate.registry import register
+from curate.steps.registry import register
 from curate.steps.base import Budget, Selector, as_table
 from curate.steps.select._common import budget_notes, ranked, scores_of
 

@@ -15,7 +15,7 @@ from datasets import Dataset
 from pydantic import ValidationError
 
 from curate.errors import CurateError
-from curate.registry import get_step
+from curate.steps.registry import get_step
 from curate.rows import make_row, normalise, row_id
 from curate.steps.dedup.exact import ExactDedup
 from curate.steps.dedup.keep import choose_kept

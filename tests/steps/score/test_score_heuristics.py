@@ -115,7 +115,7 @@ def test_one_value_per_row_and_fast():
 
 
 def test_rank_within_groups():
-    from curate.registry import get_step
+    from curate.steps.registry import get_step
 
     ds = pairs_dataset([("a", "x")] * 5, source=["s", "s", "s", "t", "t"],
                        extra_columns={"w": [10.0, 30.0, 20.0, 1.0, float("nan")]})

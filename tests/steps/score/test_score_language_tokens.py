@@ -108,7 +108,7 @@ def test_tokens_bad_params():
 
 
 def test_a_restricted_run_does_not_narrow_what_later_recipes_may_name():
-    from curate.registry import get_step
+    from curate.steps.registry import get_step
 
     lang = get_step("score.language")
     build(lang, languages=["en", "de"]).score(pairs_dataset([("Hallo", "Guten Tag, wie geht es dir heute?")]))
