@@ -317,11 +317,38 @@ class GlobalFilter(Filter):
     def decide(self, table: pa.Table, keys: dict[str, np.ndarray] | None = None) -> list[Drop | None]:
         raise NotImplementedError
 
+    def grouping(self, table: pa.Table, keys: dict | None = None) -> "Grouping | None":
+        """The decision as a group-by, for an engine that can shuffle rows across machines (Ray), or None
+        (then the engine calls `decide`). A step that returns one makes `decide` the same computation in
+        one process: `finish(groups(rows))`."""
+        return None
+
     def own_keys(self, table: pa.Table, keys: dict | None) -> dict:
         """`keys` as given by the engine, or computed here from a table that holds the rows."""
         if keys is not None:
             return keys
         return self.keys(as_table(table)) or {}
+
+
+@dataclass
+class Grouping:
+    """A global filter's decision as a group-by (exact dedup: rows grouped by their digest, one kept per group).
+
+    `rows` has one row per row to group (its position in the step's table as `_pos`, plus what `groups`
+    needs); rows of one group have the same `partition` hash. `groups(rows)` decides for a table holding
+    whole groups (any number of them) and returns its results as a table; `finish(results)` turns the
+    results of all groups, in any order, into the step's decisions. In one process that is
+    `finish(groups(rows))`; on a cluster the engine hash-partitions `rows` by `partition`, runs `groups` on
+    each partition in parallel and concatenates the results: the same decisions, by construction.
+    `groups` must be picklable (a module-level function or a functools.partial of one)."""
+
+    rows: pa.Table
+    partition: np.ndarray  # uint64, one per row of `rows`: equal for rows of one group
+    groups: Callable[[pa.Table], pa.Table]
+    finish: Callable[[pa.Table], list]
+
+    def decide(self) -> list:
+        return self.finish(self.groups(self.rows))
 
 
 class Budget(StepParams):

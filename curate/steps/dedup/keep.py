@@ -68,6 +68,37 @@ def choose_kept(
     return out
 
 
+def keep_groups(rows: pa.Table, keep: KeepRule, by: tuple[str, ...]) -> pa.Table:
+    """`choose_kept` vectorised over a table holding whole groups (rows with equal `by` columns): for each
+    row that is not kept, its `_pos`, the `kept` row's `_pos` and the group's `size`. The rows carry `length`
+    (keep: longest) or `score` (keep: highest, NaN for a missing one). The same decisions whichever groups
+    share the table and in whatever order its rows come: what lets a cluster decide per hash partition."""
+    pos = rows.column("_pos").to_numpy()
+    if keep == "longest":
+        policy = [-rows.column("length").to_numpy().astype(np.float64)]
+    elif keep == "highest":
+        score = rows.column("score").to_numpy()
+        missing = np.isnan(score)
+        policy = [-np.where(missing, -np.inf, score), missing]  # a real score before NaN, then the highest
+    else:
+        policy = []
+    group = [rows.column(c).to_numpy() for c in by]
+    order = np.lexsort((pos, *policy, *reversed(group)))  # by group, then the best row first, ties: earliest
+    n = len(order)
+    same = np.ones(max(n - 1, 0), dtype=bool)  # each sorted row is in the group of the row before it
+    for g in group:
+        same &= g[order][1:] == g[order][:-1]
+    new = np.concatenate([[True], ~same]) if n else np.zeros(0, dtype=bool)
+    head = np.flatnonzero(new)
+    size = np.diff(np.append(head, len(order)))
+    which = np.cumsum(new) - 1  # each sorted row's group
+    dropped = ~new
+    kept = pos[order][head]
+    return pa.table({"_pos": pa.array(pos[order][dropped], pa.int64()),
+                     "kept": pa.array(kept[which[dropped]], pa.int64()),
+                     "size": pa.array(size[which[dropped]], pa.int64())})
+
+
 def _rank_score(v) -> tuple[int, float]:
     # (0, ...) sorts below (1, ...): a missing score loses to any real one, even -inf
     if v is None:
@@ -127,8 +158,22 @@ class KeepFilter(GlobalFilter):
         return table.take(pa.array(indices, pa.int64())).select(columns)
 
     def note_clusters(self, decided: list[tuple[int, list]], table: pa.Table | None = None) -> None:
-        sizes = sorted((len(dropped) + 1 for _, dropped in decided), reverse=True)
-        self.ctx.notes.update({"clusters": len(decided), "largest_clusters": sizes[:5]})
+        self.note_sizes([len(dropped) + 1 for _, dropped in decided])
+
+    def note_sizes(self, sizes) -> None:
+        """The clusters' count and the five largest sizes, for the manifest."""
+        sizes = sorted((int(s) for s in sizes), reverse=True)
+        self.ctx.notes.update({"clusters": len(sizes), "largest_clusters": sizes[:5]})
+
+    def policy_columns(self, table: pa.Table, keys: dict, pos: np.ndarray) -> dict[str, np.ndarray]:
+        """What `keep_groups` needs of the rows `pos` besides their group: `length` or `score`. The score
+        column is checked even when no row is grouped (see `resolve`)."""
+        policy = self.params
+        if policy.keep == "highest":
+            return {"score": score_values(table, policy.score_column, self.ctx.where)[pos]}
+        if policy.keep == "longest":
+            return {"length": np.asarray(keys["length"])[pos]}
+        return {}
 
     def check_alarm(self, table: pa.Table, decisions: list) -> None:
         """Note (and so warn) when the step drops more than alarm_share of a source's rows."""
