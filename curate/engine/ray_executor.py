@@ -20,8 +20,10 @@ to RETRIES times, then the run stops with a message);
 an error raised by a step comes back as a value and is raised here as itself (a CurateError stays a clear
 message, not a Ray traceback).
 
-What stays on the driver: the global steps' decisions over the keys the passes computed (one global state,
-never per-worker), the selectors, and writing the run folder. Tasks name files, not rows: every node reads
+Global steps: a step that decides as a group-by (exact dedup) runs as a hash shuffle on the cluster
+(curate.engine.ray_global; `executor.global_steps: driver` keeps it on the driver); the others decide on the
+driver over the keys the passes computed. Either way one global state, never per-worker. The selectors and
+writing the run folder stay on the driver. Tasks name files, not rows: every node reads
 and writes the row store, the step cache and the run's work folder by path, so those (and the driver's
 working directory, where tasks run) must be on a filesystem every node shares.
 """
@@ -33,6 +35,7 @@ import os
 import pickle
 import traceback
 import warnings
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from curate.errors import CurateError
@@ -56,6 +59,17 @@ def _ray():
     return ray
 
 
+@contextmanager
+def _worker_errors(ray):
+    """A task Ray gave up on is a CurateError with where to look, not a Ray traceback."""
+    try:
+        yield
+    except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as e:
+        raise CurateError(f"a Ray worker failed and Ray gave up retrying its task ({type(e).__name__}: "
+                          f"{_first_line(e)}); see the Ray logs (/tmp/ray/session_latest/logs), and run again "
+                          "with smaller parts (executor.part_rows) if a worker ran out of memory") from None
+
+
 class RayExecutor:
     kind = "ray"
 
@@ -63,6 +77,7 @@ class RayExecutor:
         ray = _ray()
         self.spec = spec
         self._nodes: set[str] = set()  # the nodes that ran tasks, for the manifest's executor block
+        self._global: dict[str, dict] = {}  # the global steps that ran as shuffles, and how (same block)
         self._own = not ray.is_initialized()  # a session someone else opened (a test, a notebook) stays open
         if self._own:
             self._connect(ray)
@@ -95,7 +110,8 @@ class RayExecutor:
         ray = _ray()
         res = ray.cluster_resources()
         return {"kind": self.kind, "address": self.spec.address, "nodes": len([n for n in ray.nodes() if n["Alive"]]),
-                "nodes_used": len(self._nodes), "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0)}
+                "nodes_used": len(self._nodes), "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0),
+                "global_steps": {"on": self.spec.global_steps, **self._global}}
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T], parallel: bool = True, n: int | None = None,
             steps: tuple[str, ...] = ()) -> Iterator[R]:
@@ -121,7 +137,7 @@ class RayExecutor:
                                     num_cpus=cpus, num_gpus=gpus, concurrency=actors, max_restarts=RETRIES,
                                     max_task_retries=RETRIES)
         expected = 0
-        try:
+        with _worker_errors(ray):
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
                 self._nodes.update(batch.column("node").to_pylist())
                 for i, blob in zip(batch.column("i").to_pylist(), batch.column("result").to_pylist()):
@@ -129,10 +145,21 @@ class RayExecutor:
                         raise RuntimeError(f"Ray returned part task {i} where {expected} was expected")
                     expected += 1
                     yield _unwrap(blob)
-        except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as e:
-            raise CurateError(f"a Ray worker failed and Ray gave up retrying its task ({type(e).__name__}: "
-                              f"{_first_line(e)}); see the Ray logs (/tmp/ray/session_latest/logs), and run again "
-                              "with smaller parts (executor.part_rows) if a worker ran out of memory") from None
+
+    @property
+    def shuffles(self) -> bool:
+        """Do global steps that can decide as a group-by run as shuffles on the cluster (executor.global_steps)?"""
+        return self.spec.global_steps == "cluster"
+
+    def run_grouping(self, grouping, label: str):
+        """A global step's group-by as a hash shuffle on the cluster (curate.engine.ray_global): its results."""
+        from curate.engine.ray_global import run_grouping
+
+        ray = _ray()
+        with _worker_errors(ray):
+            results, ran = run_grouping(grouping, ray.cluster_resources().get("CPU", 1))
+        self._global[label] = ran
+        return results
 
     def task_resources(self, steps: tuple[str, ...] = ()) -> tuple[float, float | None, int | None]:
         """(CPUs, GPUs, concurrency) the steps' `executor.steps` entries set for a pass: the most CPUs and
