@@ -12,6 +12,7 @@ import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -246,7 +247,7 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
         keep[chosen] = True
         drops = [(int(r), drop.reason, None, None) for r in rows[~keep]]
     elif step.role == "filter":
-        step.ctx.fetch = lambda idx, columns: fetch_rows(store, run.index, rows[np.asarray(idx, dtype=np.int64)], columns)
+        step.ctx.fetch = partial(fetch_at, store, run.index, rows)  # picklable: a cluster's tasks fetch too
         aligned = None
         if keys is not None:
             key_rows, found = keys
@@ -291,6 +292,11 @@ def _decide(step, table: pa.Table, keys: dict, executor, label: str) -> list:
         if grouping is not None:
             return grouping.finish(executor.run_grouping(grouping, label))
     return step.decide(table, keys)
+
+
+def fetch_at(store: RowStore, upto: int, rows: np.ndarray, idx, columns: list[str]) -> pa.Table:
+    """`columns` of the rows at positions `idx` of a global step's table (`rows`: their `_row`)."""
+    return fetch_rows(store, upto, rows[np.asarray(idx, dtype=np.int64)], columns)
 
 
 def fetch_rows(store: RowStore, upto: int, row_ids: np.ndarray, columns: list[str]) -> pa.Table:

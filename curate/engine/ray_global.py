@@ -30,29 +30,59 @@ def partitions(rows: int, cpus: float) -> int:
 
 
 def run_grouping(grouping, cpus: float) -> tuple[pa.Table, dict]:
-    """`grouping.groups` over hash partitions of `grouping.rows` on the cluster: the results, concatenated
-    (in no particular order), and what ran (for the manifest's executor block)."""
+    """The grouping's stages on the cluster, each a hash shuffle on `_hash` (Ray Data `groupby` on a partition
+    number) with the stage run once per partition: the last stage's results, concatenated in no particular
+    order, and what ran (for the manifest's executor block)."""
     import ray
 
     rows = grouping.rows
     n = rows.num_rows
-    if n == 0:  # nothing to shuffle: the same function on the empty table
-        return grouping.groups(rows), {"shuffle": "none (no rows)", "rows": 0}
-    parts = partitions(n, cpus)
-    part = (np.asarray(grouping.partition, dtype=np.uint64) % np.uint64(parts)).astype(np.int64)
-    rows = rows.append_column(PART, pa.array(part))
-    per_block = math.ceil(n / parts)
-    blocks = [rows.slice(lo, per_block) for lo in range(0, n, per_block)]
-    ds = ray.data.from_arrow(blocks)
-    done = ds.groupby(PART, num_partitions=parts).map_groups(_decide_partition, fn_args=(grouping.groups,),
-                                                              batch_format="pyarrow")
-    results = [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-               for b in done.iter_batches(batch_size=None, batch_format="pyarrow")]
-    empty = grouping.groups(grouping.rows.slice(0, 0))  # the results' schema, for a run where none came back
-    results = [t.select(empty.column_names).cast(empty.schema) for t in results if t.num_rows]
-    return pa.concat_tables([empty, *results]), {"shuffle": "hash", "rows": n, "partitions": parts}
+    if n == 0:  # nothing to shuffle: the same functions on the empty table
+        return _chain(grouping, rows), {"shuffles": 0, "rows": 0}
+    parts = partitions(n * grouping.fanout, cpus)
+    per_block = math.ceil(n / (2 * max(int(cpus), 1)))  # the input in a few blocks: every CPU expands some
+    ds = ray.data.from_arrow([rows.slice(lo, per_block) for lo in range(0, n, per_block)])
+    if grouping.expand is not None:
+        ds = ds.map_batches(_expand, fn_args=(grouping.expand, parts), batch_size=None, batch_format="pyarrow")
+    else:
+        ds = ds.map_batches(_partitioned, fn_args=(parts,), batch_size=None, batch_format="pyarrow")
+    for k, stage in enumerate(grouping.stages):
+        last = k == len(grouping.stages) - 1
+        ds = ds.groupby(PART, num_partitions=parts).map_groups(_run_stage, fn_args=(stage, None if last else parts),
+                                                                batch_format="pyarrow")
+    results = [t for t in (_table(b) for b in ds.iter_batches(batch_size=None, batch_format="pyarrow")) if t.num_rows]
+    if not results:
+        return _chain(grouping, rows.slice(0, 0)), {"shuffles": len(grouping.stages), "rows": n, "partitions": parts}
+    return pa.concat_tables(results), {"shuffles": len(grouping.stages), "rows": n, "partitions": parts}
 
 
-def _decide_partition(batch: pa.Table, groups) -> pa.Table:
-    """map_groups' function: one hash partition (whole groups), decided by the step's own function."""
-    return groups(batch.drop_columns([PART]))
+def _chain(grouping, rows: pa.Table) -> pa.Table:
+    table = grouping.expand(rows) if grouping.expand is not None else rows
+    for stage in grouping.stages:
+        table = stage(table)
+    return table
+
+
+def _table(batch) -> pa.Table:
+    return pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+
+
+# -- on the workers -----------------------------------------------------------------------------------------
+
+
+def _partitioned(table: pa.Table, parts: int) -> pa.Table:
+    """The table with its rows' partition (`_hash` mod parts): what the next shuffle groups on."""
+    part = (table.column("_hash").to_numpy() % np.uint64(parts)).astype(np.int64)
+    return table.append_column(PART, pa.array(part))
+
+
+def _expand(batch: pa.Table, expand, parts: int) -> pa.Table:
+    """map_batches' function: the step's row-local expansion of a batch (MinHash: one row per band)."""
+    return _partitioned(expand(batch), parts)
+
+
+def _run_stage(batch: pa.Table, stage, parts: int | None) -> pa.Table:
+    """map_groups' function: one hash partition (whole groups) through the step's stage; its results get
+    their partition for the next stage (`parts`), if there is one."""
+    out = stage(batch.drop_columns([PART]))
+    return out if parts is None else _partitioned(out, parts)

@@ -332,23 +332,30 @@ class GlobalFilter(Filter):
 
 @dataclass
 class Grouping:
-    """A global filter's decision as a group-by (exact dedup: rows grouped by their digest, one kept per group).
+    """A global filter's decision as a chain of group-bys (exact dedup: rows grouped by digest, one kept per
+    group; MinHash: band buckets -> candidate pairs, then pairs -> verified edges).
 
-    `rows` has one row per row to group (its position in the step's table as `_pos`, plus what `groups`
-    needs); rows of one group have the same `partition` hash. `groups(rows)` decides for a table holding
-    whole groups (any number of them) and returns its results as a table; `finish(results)` turns the
-    results of all groups, in any order, into the step's decisions. In one process that is
-    `finish(groups(rows))`; on a cluster the engine hash-partitions `rows` by `partition`, runs `groups` on
-    each partition in parallel and concatenates the results: the same decisions, by construction.
-    `groups` must be picklable (a module-level function or a functools.partial of one)."""
+    `rows` holds one row per row to group (its position in the step's table as `_pos`, plus what the stages
+    need); `expand` (optional, row-local) turns a batch of them into the first stage's rows (MinHash: one row
+    per band, ~`fanout` rows per row). Every stage's input carries `_hash` (uint64, equal within a group);
+    a stage gets a table holding whole groups (any number of them) and returns its results, which carry
+    `_hash` again for the next stage. `finish(results)` turns the last stage's results, in any order, into
+    the step's decisions. In one process that is `decide()`; on a cluster the engine hash-partitions each
+    stage's input on `_hash` and runs the stage on each partition in parallel: the same results, since a
+    stage sees whole groups either way. Stages and `expand` must be picklable (module-level functions or
+    functools.partial of them)."""
 
     rows: pa.Table
-    partition: np.ndarray  # uint64, one per row of `rows`: equal for rows of one group
-    groups: Callable[[pa.Table], pa.Table]
+    stages: tuple[Callable[[pa.Table], pa.Table], ...]
     finish: Callable[[pa.Table], list]
+    expand: Callable[[pa.Table], pa.Table] | None = None
+    fanout: int = 1  # rows `expand` makes of one row: sizes the cluster's partitions
 
     def decide(self) -> list:
-        return self.finish(self.groups(self.rows))
+        table = self.expand(self.rows) if self.expand is not None else self.rows
+        for stage in self.stages:
+            table = stage(table)
+        return self.finish(table)
 
 
 class Budget(StepParams):

@@ -73,7 +73,7 @@ class ExactDedup(KeepFilter):
         return {"digest": np.asarray(digests, dtype="S16"), "length": conversation_lengths(messages)}
 
     def grouping(self, table: pa.Table, keys: dict | None = None) -> Grouping:
-        """Rows with a text, grouped by digest (hash-partitioned by its first 8 bytes), one kept per group by
+        """Rows with a text, grouped by digest (its first 8 bytes are the group's hash), one kept per group by
         the keep policy (`keep_groups`): how `decide` runs here and how a cluster runs it as a hash shuffle."""
         table = as_table(table)  # a datasets.Dataset works too
         p: ExactParams = self.params
@@ -81,10 +81,9 @@ class ExactDedup(KeepFilter):
         digest = np.asarray(keys["digest"], dtype="S16")
         pos = np.flatnonzero(digest != b"")  # an empty text is nobody's duplicate
         words = np.frombuffer(digest[pos].tobytes(), dtype="<u8").reshape(-1, 2)
-        rows = pa.table({"_pos": pos, "d0": words[:, 0], "d1": words[:, 1],
+        rows = pa.table({"_pos": pos, "_hash": words[:, 0], "d1": words[:, 1],  # the digest's two halves
                          **self.policy_columns(table, keys, pos)})
-        return Grouping(rows, words[:, 0], partial(keep_groups, keep=p.keep, by=("d0", "d1")),
-                        partial(self._drops, table))
+        return Grouping(rows, (partial(keep_groups, keep=p.keep, by=("_hash", "d1")),), partial(self._drops, table))
 
     def decide(self, table: pa.Table, keys: dict | None = None) -> list[Drop | None]:
         return self.grouping(table, keys).decide()
