@@ -352,10 +352,14 @@ class Grouping:
     fanout: int = 1  # rows `expand` makes of one row: sizes the cluster's partitions
 
     def decide(self) -> list:
-        table = self.expand(self.rows) if self.expand is not None else self.rows
+        return self.finish(self.results(self.rows))
+
+    def results(self, rows: pa.Table) -> pa.Table:
+        """The last stage's results for `rows` (whole groups), in one process."""
+        table = self.expand(rows) if self.expand is not None else rows
         for stage in self.stages:
             table = stage(table)
-        return self.finish(table)
+        return table
 
 
 class Budget(StepParams):
