@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from curate.registry import get_step
 from curate.steps.base import StepContext

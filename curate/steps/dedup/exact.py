@@ -92,7 +92,7 @@ class ExactDedup(KeepFilter):
         """keep_groups' results (in any order) as one decision per row, with the notes and the alarm."""
         p: ExactParams = self.params
         dropped = dropped.sort_by("_pos")
-        ids = values(table, "id")
+        ids = self.ids_of(table, dropped.column("kept").to_numpy())
         out: list[Drop | None] = [None] * table.num_rows
         reason = f"exact duplicate ({p.key})"
         for i, kept, size in zip(*(dropped.column(c).to_pylist() for c in ("_pos", "kept", "size"))):

@@ -8,7 +8,6 @@ last). Ties always go to the earliest row, so the choice is deterministic.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
@@ -17,7 +16,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from curate.errors import CurateError, did_you_mean
-from curate.steps.base import GlobalFilter, StepParams, as_table, numbers, values
+from curate.steps.base import GlobalFilter, StepParams, as_table, numbers
 
 KeepRule = Literal["first", "longest", "highest"]
 
@@ -179,14 +178,21 @@ class KeepFilter(GlobalFilter):
         """Note (and so warn) when the step drops more than alarm_share of a source's rows."""
         if "source" not in table.column_names:
             return
-        total, dropped = Counter(), Counter()
-        for source, d in zip(values(table, "source"), decisions):
-            total[source] += 1
-            dropped[source] += d is not None
-        alarm = {s: {"dropped": dropped[s], "rows": total[s], "share": round(dropped[s] / total[s], 4)}
-                 for s in sorted(total) if dropped[s] > self.params.alarm_share * total[s]}
+        # counted by Arrow: no Python string per row (on a 100M-row pool the driver's largest cost here)
+        dropped = np.fromiter((d is not None for d in decisions), dtype=bool, count=len(decisions))
+        counts = pa.table({"source": table.column("source"), "dropped": dropped}).group_by("source").aggregate(
+            [("dropped", "count"), ("dropped", "sum")]).to_pylist()
+        alarm = {c["source"]: {"dropped": int(c["dropped_sum"]), "rows": int(c["dropped_count"]),
+                               "share": round(c["dropped_sum"] / c["dropped_count"], 4)}
+                 for c in sorted(counts, key=lambda c: c["source"])
+                 if c["dropped_sum"] > self.params.alarm_share * c["dropped_count"]}
         if alarm:
             self.ctx.notes["alarm"] = alarm
+
+    def ids_of(self, table: pa.Table, rows) -> dict[int, str]:
+        """The ids of some rows (the kept ones), by position: not a Python string for every row."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        return dict(zip(rows.tolist(), table.column("id").take(pa.array(rows)).to_pylist()))
 
     def resolve(self, groups: Sequence[Sequence[int]], table: pa.Table, keys: dict) -> list[tuple[int, list[int]]]:
         """`choose_kept` with the lengths or scores the policy needs. The score column is checked even

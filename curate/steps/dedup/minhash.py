@@ -186,7 +186,7 @@ class MinHashDedup(KeepFilter):
             one = np.ones(len(copies))
             decided = component_clusters(n, np.concatenate([heads, a]), np.concatenate([copies, b]),
                                          np.concatenate([one, sim]), priority)
-        ids = values(table, "id")
+        ids = self.ids_of(table, [kept for kept, _ in decided])
         out: list[Drop | None] = [None] * n
         reason = f"near duplicate (minhash jaccard>={p.threshold:g})"
         for cluster, (kept, dropped) in enumerate(decided):
