@@ -9,6 +9,7 @@ The Ray run is skipped without Ray (pip install 'curate[ray]'), except under CI=
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -130,13 +131,24 @@ def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_
     needs("ray", "ray.data")
     import ray
 
+    from curate.pipeline import run_recipe
+    from curate.recipe import load_recipe
+    from tests.faults.fault_helpers import same_run
     from tests.test_ray import twice
 
     if ray.is_initialized():  # a session of another module would do, but its fault marker must not fire here
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        manifest = twice(_write_recipe(tmp_path), [], tmp_path / "out", part_rows=128)
+        recipe = _write_recipe(tmp_path)
+        manifest = twice(recipe, [], tmp_path / "out", part_rows=128)
+        # executor.global_steps: driver decides in one process, with the same bytes and no shuffle
+        shutil.copytree(tmp_path / "out", tmp_path / "shuffled")
+        on_driver = run_recipe(load_recipe(recipe, [f"outputs.dir={tmp_path / 'out'}", "cache.enabled=false",
+                                                    "executor.part_rows=128", "executor.kind=ray",
+                                                    "executor.global_steps=driver"]))
+        assert same_run(tmp_path / "shuffled", tmp_path / "out")
+        assert on_driver.manifest["executor"]["global_steps"] == {"on": "driver"}
     finally:
         ray.shutdown()
     ran = manifest["executor"]["global_steps"]

@@ -1,15 +1,22 @@
-"""Global steps as distributed jobs on a Ray cluster: a step's decision as a hash shuffle, one global state.
+"""Global steps as distributed jobs on a Ray cluster: a step's decision as hash shuffles, one global state.
 
-A global filter that can say its decision as a group-by (`Grouping`, curate/steps/base.py: exact dedup's
-rows grouped by digest) runs here as a Ray Data job: its rows are hash-partitioned on the group's hash into
-`partitions(n)` partitions (`groupby` on the partition number: a shuffle across the nodes, never a dedup per
-worker), the step's own vectorised `groups` function decides each partition in a task, and only the results
-(the dropped rows: position, kept row, group size) come back to the driver, which finishes as in one
-process. The step's code decides in both executors, so the decisions are the same by construction.
+A global filter that can say its decision as a chain of group-bys (`Grouping`, curate/steps/base.py) runs
+here as a Ray Data job, never as a dedup per worker:
 
-Memory: the driver still gathers the keys from the row passes (exact dedup: 16 + 8 bytes a row) and builds
-the shuffle's rows (~32 bytes a row); the grouping itself (sort, group boundaries, the keep policy) runs on the
-workers, ~PARTITION_ROWS rows a task, and the driver holds the dropped rows' results (24 bytes each).
+- its rows (built on the driver from the keys the passes computed) go to the cluster in a few blocks; an
+  optional row-local `expand` makes the first stage's rows there (MinHash: one row per band);
+- each stage is a shuffle: every row goes to partition `_hash % parts` (Ray Data `groupby` on that number),
+  and one task runs the step's own vectorised stage function over each partition (whole groups);
+- only the last stage's results come back to the driver (exact dedup: the dropped rows; MinHash: the
+  linked pairs), where the step finishes as in one process.
+
+The step's code decides in both executors, and a stage sees whole groups however the rows are partitioned,
+so the decisions are the local executor's (tests/test_ray_global.py cuts the stages into 1, 3 and 8
+partitions and runs them on Ray).
+
+Memory: the driver gathers the keys from the row passes (as before) and builds the first stage's rows (exact
+dedup ~32 B/row; MinHash 8 B/row of positions, the signatures travel inside `expand`); the grouping, the
+candidate pairs and their verification run on the workers, ~PARTITION_ROWS rows a task.
 """
 
 from __future__ import annotations
