@@ -125,11 +125,15 @@ def test_the_stages_in_any_number_of_partitions_decide_as_the_step_does(tmp_path
     assert linked["first_user"]["linked_pairs"] > 20 and max(linked["first_user"]["largest_clusters"]) >= 3
 
 
-def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_path):
+def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_path, monkeypatch):
     from tests.model_fixtures import needs
 
     needs("ray", "ray.data")
     import ray
+
+    from curate.engine import ray_global
+
+    monkeypatch.setattr(ray_global, "SHARED_BYTES", 1)  # the small signatures go by reference too
 
     from curate.pipeline import run_recipe
     from curate.recipe import load_recipe
@@ -158,3 +162,4 @@ def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_
                             ("dedup.minhash", 2), ("dedup.minhash#2", 2)):
         assert ran[label]["shuffles"] == shuffles and ran[label]["rows"] > 0, label
         assert labels[label]["dropped"] > 0, label
+    assert ran["dedup.minhash"]["stored_arrays"] == 1  # the signatures: once, for both stages that read them

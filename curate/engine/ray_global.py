@@ -15,14 +15,16 @@ so the decisions are the local executor's (tests/test_ray_global.py cuts the sta
 partitions and runs them on Ray).
 
 Memory: the driver gathers the keys from the row passes (as before) and builds the first stage's rows (exact
-dedup ~32 B/row; MinHash 8 B/row of positions, the signatures travel inside `expand`); the grouping, the
-candidate pairs and their verification run on the workers, ~PARTITION_ROWS rows a task.
+dedup ~32 B/row; MinHash 8 B/row of positions) and stores each large array a stage takes once in the object
+store (MinHash's signatures, 512 B/row: one copy, read in place by the tasks); the grouping, the candidate
+pairs and their verification run on the workers, ~PARTITION_ROWS rows a task.
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -49,8 +51,8 @@ def run_grouping(grouping, cpus: float) -> tuple[pa.Table, dict]:
         return grouping.results(rows), {"shuffles": 0, "rows": 0}
     parts = partitions(n * grouping.fanout, cpus)
     with _sort_shuffle(ray):
-        results = _run(ray, grouping, rows, parts, cpus)
-    ran = {"shuffles": len(grouping.stages), "rows": n, "partitions": parts}
+        results, stored = _run(ray, grouping, rows, parts, cpus)
+    ran = {"shuffles": len(grouping.stages), "rows": n, "partitions": parts, "stored_arrays": stored}
     return (pa.concat_tables(results) if results else grouping.results(rows.slice(0, 0))), ran
 
 
@@ -71,19 +73,57 @@ def _sort_shuffle(ray):
         ctx.shuffle_strategy = before
 
 
-def _run(ray, grouping, rows: pa.Table, parts: int, cpus: float) -> list[pa.Table]:
+def _run(ray, grouping, rows: pa.Table, parts: int, cpus: float) -> tuple[list[pa.Table], int]:
     n = rows.num_rows
     per_block = math.ceil(n / (2 * max(int(cpus), 1)))  # the input in a few blocks: every CPU expands some
     ds = ray.data.from_arrow([rows.slice(lo, per_block) for lo in range(0, n, per_block)])
+    stored: dict[int, object] = {}
     if grouping.expand is not None:
-        ds = ds.map_batches(_expand, fn_args=(grouping.expand, parts), batch_size=None, batch_format="pyarrow")
+        ds = ds.map_batches(_expand, fn_args=(_by_ref(ray, grouping.expand, stored), parts), batch_size=None,
+                            batch_format="pyarrow")
     else:
         ds = ds.map_batches(_partitioned, fn_args=(parts,), batch_size=None, batch_format="pyarrow")
     for k, stage in enumerate(grouping.stages):
         last = k == len(grouping.stages) - 1
-        ds = ds.groupby(PART, num_partitions=parts).map_groups(_run_stage, fn_args=(stage, None if last else parts),
-                                                                batch_format="pyarrow")
-    return [t for t in (_table(b) for b in ds.iter_batches(batch_size=None, batch_format="pyarrow")) if t.num_rows]
+        ds = ds.groupby(PART, num_partitions=parts).map_groups(
+            _run_stage, fn_args=(_by_ref(ray, stage, stored), None if last else parts), batch_format="pyarrow")
+    results = [t for t in (_table(b) for b in ds.iter_batches(batch_size=None, batch_format="pyarrow")) if t.num_rows]
+    return results, len(stored)
+
+
+SHARED_BYTES = 1 << 20  # an array argument this large goes to the object store once, by reference
+
+
+class _Stored:
+    """An array argument of a stage, in Ray's object store (one copy, read in place by every task)."""
+
+    def __init__(self, ref):
+        self.ref = ref
+
+
+def _by_ref(ray, fn, stored: dict[int, object]):
+    """`fn` (a functools.partial) with its large array arguments (MinHash's signatures) replaced by references
+    to one stored copy each: otherwise Ray Data would store a copy with every stage that takes them."""
+    if not isinstance(fn, partial):
+        return fn
+    kwargs = {}
+    for name, value in fn.keywords.items():
+        if isinstance(value, np.ndarray) and value.nbytes >= SHARED_BYTES:
+            if id(value) not in stored:
+                stored[id(value)] = _Stored(ray.put(value))
+            value = stored[id(value)]
+        kwargs[name] = value
+    return partial(fn.func, *fn.args, **kwargs)
+
+
+def _resolved(fn):
+    """`fn` with its stored arguments read back from the object store (zero-copy for numpy arrays)."""
+    if not isinstance(fn, partial) or not any(isinstance(v, _Stored) for v in fn.keywords.values()):
+        return fn
+    import ray
+
+    kwargs = {k: ray.get(v.ref) if isinstance(v, _Stored) else v for k, v in fn.keywords.items()}
+    return partial(fn.func, *fn.args, **kwargs)
 
 
 def _table(batch) -> pa.Table:
@@ -101,11 +141,11 @@ def _partitioned(table: pa.Table, parts: int) -> pa.Table:
 
 def _expand(batch: pa.Table, expand, parts: int) -> pa.Table:
     """map_batches' function: the step's row-local expansion of a batch (MinHash: one row per band)."""
-    return _partitioned(expand(batch), parts)
+    return _partitioned(_resolved(expand)(batch), parts)
 
 
 def _run_stage(batch: pa.Table, stage, parts: int | None) -> pa.Table:
     """map_groups' function: one hash partition (whole groups) through the step's stage; its results get
     their partition for the next stage (`parts`), if there is one."""
-    out = stage(batch.drop_columns([PART]))
+    out = _resolved(stage)(batch.drop_columns([PART]))
     return out if parts is None else _partitioned(out, parts)
