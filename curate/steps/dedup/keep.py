@@ -51,20 +51,22 @@ def choose_kept(
         raise ValueError("keep='longest' needs lengths")
     if keep == "highest" and scores is None:
         raise ValueError("keep='highest' needs scores")
-    out: list[tuple[int, list[int]]] = []
-    for group in groups:
-        members = sorted({int(i) for i in group})
-        if not members:
-            continue
-        if keep == "first":
-            kept = members[0]
-        elif keep == "longest":
-            # max over (length, -index): the longest, and among equals the earliest
-            kept = max(members, key=lambda i: (lengths[i], -i))
-        else:
-            kept = max(members, key=lambda i: (_rank_score(scores[i]), -i))
-        out.append((kept, [i for i in members if i != kept]))
-    return out
+    members = [m for m in (sorted({int(i) for i in g}) for g in groups) if m]
+    rows = np.asarray([i for m in members for i in m], dtype=np.int64)
+    group = np.repeat(np.arange(len(members)), [len(m) for m in members])
+    # positions in `rows` stand for the rows: in row order within each group, so ties still go to the earliest
+    table = {"_pos": np.arange(len(rows)), "_group": group}
+    if keep == "longest":
+        table["length"] = np.asarray([lengths[i] for i in rows], dtype=np.float64)
+    elif keep == "highest":
+        table["score"] = np.asarray([math.nan if scores[i] is None else float(scores[i]) for i in rows], dtype=np.float64)
+    decided = keep_groups(pa.table(table), keep, ("_group",))
+    kept = [m[0] for m in members]  # a group of one keeps its row
+    dropped: list[list[int]] = [[] for _ in members]
+    for at, by in zip(decided.column("_pos").to_pylist(), decided.column("kept").to_pylist()):
+        kept[group[at]] = int(rows[by])
+        dropped[group[at]].append(int(rows[at]))
+    return [(k, sorted(d)) for k, d in zip(kept, dropped)]
 
 
 def keep_groups(rows: pa.Table, keep: KeepRule, by: tuple[str, ...]) -> pa.Table:
@@ -193,14 +195,3 @@ class KeepFilter(GlobalFilter):
         """The ids of some rows (the kept ones), by position: not a Python string for every row."""
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         return dict(zip(rows.tolist(), table.column("id").take(pa.array(rows)).to_pylist()))
-
-    def resolve(self, groups: Sequence[Sequence[int]], table: pa.Table, keys: dict) -> list[tuple[int, list[int]]]:
-        """`choose_kept` with the lengths or scores the policy needs. The score column is checked even
-        when there are no groups, so a typo in a recipe fails on every run rather than only on data that
-        happens to contain duplicates."""
-        policy = self.params
-        if policy.keep == "highest":
-            return choose_kept(groups, "highest", scores=score_values(table, policy.score_column, self.ctx.where))
-        if policy.keep == "longest":
-            return choose_kept(groups, "longest", lengths=keys["length"])
-        return choose_kept(groups, "first")
