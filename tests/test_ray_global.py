@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from curate.registry import get_step
 from curate.steps.base import StepContext
@@ -153,6 +155,17 @@ def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_
                                                     "executor.global_steps=driver"]))
         assert same_run(tmp_path / "shuffled", tmp_path / "out")
         assert on_driver.manifest["executor"]["global_steps"] == {"on": "driver"}
+        # a stage that cannot see a file says why, as a part task does
+        from curate.engine.ray_executor import RayExecutor
+        from curate.engine.store import read_part
+        from curate.errors import CurateError
+        from curate.recipe import ExecutorSpec
+        from curate.steps.base import Grouping
+
+        rows = pa.table({"_pos": np.arange(2), "_hash": np.arange(2, dtype=np.uint64)})
+        lost = Grouping(rows, (partial(read_part, tmp_path / "gone.arrow"),), list)  # read_part(path, columns)
+        with pytest.raises(CurateError, match="gone.arrow.* is not there on the Ray node"):
+            RayExecutor(ExecutorSpec(kind="ray")).run_grouping(lost, "lost")
     finally:
         ray.shutdown()
     ran = manifest["executor"]["global_steps"]

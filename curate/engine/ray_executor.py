@@ -65,6 +65,9 @@ def _worker_errors(ray):
     try:
         yield
     except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as e:
+        cause = getattr(e, "cause", None) or e.__cause__
+        if isinstance(cause, CurateError):  # raised by a shuffle's task (ray_global): the message as it is
+            raise CurateError(*cause.args) from None
         raise CurateError(f"a Ray worker failed and Ray gave up retrying its task ({type(e).__name__}: "
                           f"{_first_line(e)}); see the Ray logs (/tmp/ray/session_latest/logs), and run again "
                           "with smaller parts (executor.part_rows) if a worker ran out of memory") from None
@@ -144,7 +147,7 @@ class RayExecutor:
                     if i != expected:  # would break byte-identity: never let it pass silently
                         raise RuntimeError(f"Ray returned part task {i} where {expected} was expected")
                     expected += 1
-                    yield _unwrap(blob)
+                    yield unwrap(blob)
 
     @property
     def shuffles(self) -> bool:
@@ -221,16 +224,29 @@ def _check_reachable(address: str) -> None:
 # -- on the workers -----------------------------------------------------------------------------------------
 
 
+def at_driver_cwd(cwd: str) -> None:
+    """Work in the driver's working directory: paths in tasks may be relative to it (outputs.dir, cache.dir)."""
+    if os.getcwd() != cwd:
+        try:
+            os.chdir(cwd)
+        except OSError:
+            pass  # then the first path in a task fails, with the shared-filesystem hint (not_shared)
+
+
+def not_shared(e: FileNotFoundError) -> CurateError:
+    """A file a task cannot see: the folders are not on a filesystem every node shares."""
+    import socket
+
+    return CurateError(f"{e.filename or e} is not there on the Ray node {socket.gethostname()}: on a Ray cluster "
+                       "the output, work and cache folders (and the working directory) must be on a filesystem "
+                       "every node shares")
+
+
 def _run_tasks(batch, fn, cwd: str):
     """map_batches' function: run fn on each task of the batch, results as pickled values."""
     import pyarrow as pa
 
-    if os.getcwd() != cwd:
-        # paths in tasks may be relative to the driver's working directory (outputs.dir, cache.dir)
-        try:
-            os.chdir(cwd)
-        except OSError:
-            pass  # then the first path in a task fails, with the shared-filesystem hint below
+    at_driver_cwd(cwd)
     import ray
 
     out = [_call(fn, pickle.loads(blob)) for blob in batch.column("task").to_pylist()]
@@ -252,18 +268,20 @@ def _call(fn, task) -> bytes:
     value, so Ray does not retry it and the driver raises the step's own exception."""
     try:
         return pickle.dumps(("ok", fn(task)), protocol=5)
-    except FileNotFoundError as e:
-        import socket
-
-        error = CurateError(f"{e.filename or e} is not there on the Ray node {socket.gethostname()}: on a Ray cluster "
-                            "the output, work and cache folders (and the working directory) must be on a filesystem "
-                            "every node shares")
-        return pickle.dumps(("error", error, traceback.format_exc()), protocol=5)
     except Exception as e:  # noqa: BLE001 - every error goes back to the driver
-        try:
-            return pickle.dumps(("error", e, traceback.format_exc()), protocol=5)
-        except Exception:  # noqa: BLE001 - an exception that cannot be pickled: its text
-            return pickle.dumps(("error", RuntimeError(f"{type(e).__name__}: {e}"), traceback.format_exc()), protocol=5)
+        return error_blob(e)
+
+
+def error_blob(e: Exception) -> bytes:
+    """The error being handled, as ("error", exception, traceback) pickled (see unwrap); a file the node
+    cannot see becomes the shared-filesystem message."""
+    tb = traceback.format_exc()
+    if isinstance(e, FileNotFoundError):
+        e = not_shared(e)
+    try:
+        return pickle.dumps(("error", e, tb), protocol=5)
+    except Exception:  # noqa: BLE001 - an exception that cannot be pickled: its text
+        return pickle.dumps(("error", RuntimeError(f"{type(e).__name__}: {e}"), tb), protocol=5)
 
 
 # -- on the driver --------------------------------------------------------------------------------------------
@@ -276,7 +294,7 @@ class RemoteTraceback(Exception):
         return "\n" + self.args[0]
 
 
-def _unwrap(blob: bytes):
+def unwrap(blob: bytes):
     status, *rest = pickle.loads(blob)
     if status == "ok":
         return rest[0]

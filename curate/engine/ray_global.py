@@ -23,6 +23,7 @@ pairs and their verification run on the workers, ~PARTITION_ROWS rows a task.
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 from functools import partial
 
@@ -31,6 +32,7 @@ import pyarrow as pa
 
 PARTITION_ROWS = 1_000_000  # rows per shuffle partition (~40 MB of exact-dedup rows for one task)
 PART = "_partition"
+ERROR = "_error"
 
 
 def partitions(rows: int, cpus: float) -> int:
@@ -78,16 +80,22 @@ def _run(ray, grouping, rows: pa.Table, parts: int, cpus: float) -> tuple[list[p
     per_block = math.ceil(n / (2 * max(int(cpus), 1)))  # the input in a few blocks: every CPU expands some
     ds = ray.data.from_arrow([rows.slice(lo, per_block) for lo in range(0, n, per_block)])
     stored: dict[int, object] = {}
+    cwd = os.getcwd()  # a stage may read the row store (MinHash's texts), by paths relative to it
     if grouping.expand is not None:
-        ds = ds.map_batches(_expand, fn_args=(_by_ref(ray, grouping.expand, stored), parts), batch_size=None,
+        ds = ds.map_batches(_expand, fn_args=(_by_ref(ray, grouping.expand, stored), parts, cwd), batch_size=None,
                             batch_format="pyarrow")
     else:
         ds = ds.map_batches(_partitioned, fn_args=(parts,), batch_size=None, batch_format="pyarrow")
     for k, stage in enumerate(grouping.stages):
         last = k == len(grouping.stages) - 1
         ds = ds.groupby(PART, num_partitions=parts).map_groups(
-            _run_stage, fn_args=(_by_ref(ray, stage, stored), None if last else parts), batch_format="pyarrow")
+            _run_stage, fn_args=(_by_ref(ray, stage, stored), None if last else parts, cwd), batch_format="pyarrow")
     results = [t for t in (_table(b) for b in ds.iter_batches(batch_size=None, batch_format="pyarrow")) if t.num_rows]
+    for t in results:
+        if ERROR in t.column_names:  # a stage's error, sent back as a value: raised here as itself
+            from curate.engine.ray_executor import unwrap
+
+            unwrap(t.column(ERROR)[0].as_py())
     return results, len(stored)
 
 
@@ -139,13 +147,28 @@ def _partitioned(table: pa.Table, parts: int) -> pa.Table:
     return table.append_column(PART, pa.array(part))
 
 
-def _expand(batch: pa.Table, expand, parts: int) -> pa.Table:
+def _expand(batch: pa.Table, expand, parts: int, cwd: str) -> pa.Table:
     """map_batches' function: the step's row-local expansion of a batch (MinHash: one row per band)."""
-    return _partitioned(_resolved(expand)(batch), parts)
+    return _partitioned(_step_code(expand, batch, cwd), parts)
 
 
-def _run_stage(batch: pa.Table, stage, parts: int | None) -> pa.Table:
+def _run_stage(batch: pa.Table, stage, parts: int | None, cwd: str) -> pa.Table:
     """map_groups' function: one hash partition (whole groups) through the step's stage; its results get
     their partition for the next stage (`parts`), if there is one."""
-    out = _resolved(stage)(batch.drop_columns([PART]))
+    out = _step_code(stage, batch.drop_columns([PART]), cwd)
     return out if parts is None else _partitioned(out, parts)
+
+
+def _step_code(fn, table: pa.Table, cwd: str) -> pa.Table:
+    """fn(table) in the driver's working directory. An error comes back as a value (a one-row table with the
+    pickled error, which later stages pass on), as a part task's does: so the driver raises the step's own
+    exception (a file the node cannot see: the shared-filesystem message), not Ray's wrapping of it."""
+    from curate.engine.ray_executor import at_driver_cwd, error_blob
+
+    if ERROR in table.column_names:
+        return table.slice(0, 1)
+    at_driver_cwd(cwd)
+    try:
+        return _resolved(fn)(table)
+    except Exception as e:  # noqa: BLE001 - every error goes back to the driver
+        return pa.table({ERROR: pa.array([error_blob(e)], pa.large_binary()), "_hash": pa.array([0], pa.uint64())})
