@@ -83,6 +83,15 @@ def write_json_atomic(path: Path, obj) -> None:
     write_text_atomic(path, [json.dumps(json_ready(obj), ensure_ascii=False, indent=2, allow_nan=False, default=str)])
 
 
+def quiet_datasets():
+    """The `datasets` module with its progress bars off: curate reports its own progress. Imported only where
+    a run uses it (hub and URL sources, Arrow outputs): the import alone costs a second and a half."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    return datasets
+
+
 def as_table(ds):
     """The rows of `ds` as one contiguous Arrow table (applies a pending selection; far faster than
     Dataset.flatten_indices, which goes through map)."""
@@ -136,7 +145,7 @@ def write_dataset(ds, directory: Path, stem: str, formats: list[str], fingerprin
         target = directory / stem
         tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{stem}.", suffix=".tmp"))
         try:
-            from datasets import Dataset
+            Dataset = quiet_datasets().Dataset
 
             # a fixed fingerprint keeps state.json byte-identical across runs
             flat = Dataset(as_table(ds), info=ds.info.copy(), fingerprint=fingerprint)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
+import re
+import unicodedata
 
 import numpy as np
 import pytest
@@ -13,8 +16,8 @@ from pydantic import ValidationError
 
 from curate.errors import CurateError
 from curate.registry import get_step
-from curate.rows import make_row, normalise
-from curate.steps.dedup.exact import ExactDedup, fast_normalise
+from curate.rows import make_row, normalise, row_id
+from curate.steps.dedup.exact import ExactDedup
 from curate.steps.dedup.keep import choose_kept
 from curate.steps.dedup.lsh import components, lsh_params
 from curate.steps.dedup.minhash import LSH_WEIGHTS, MinHashDedup
@@ -124,10 +127,19 @@ def test_exact_unicode_normalisation():
     assert dropped(build(ExactDedup, key="prompt", normalise=False).decide(ds)) == []
 
 
-def test_fast_normalise_is_normalise():
-    samples = ["  A\u00a0b\u3000C  ", "x\u2028y\u0085z", "cafe\u0301 \t\n CAFÉ", "", " ", "İstanbul ǅ"]
+def test_normalise_is_the_regex_definition():
+    # normalise() splits and joins instead of a regex; it must give what the regex gives, Unicode spaces too
+    samples = ["  A\u00a0b\u3000C  ", "x\u2028y\u0085z", "cafe\u0301 \t\n CAFÉ", "", " ", "İstanbul ǅ",
+               "a\x1c\x1d\x1e\x1fb\x0b\x0cc"]
     samples += [paragraph(i, 30) for i in range(5)]
-    assert [fast_normalise(s) for s in samples] == [normalise(s) for s in samples]
+    by_regex = [re.sub(r"\s+", " ", unicodedata.normalize("NFC", s)).strip().lower() for s in samples]
+    assert [normalise(s) for s in samples] == by_regex
+
+
+def test_row_id_hashes_the_json_of_the_normalised_turns():
+    messages = [{"role": "user", "content": 'Say "hi"\\ \u00e9\n\x00 \u2028 😀'}, {"role": "assistant", "content": "Hi\t!"}]
+    payload = json.dumps([[m["role"], normalise(m["content"])] for m in messages], ensure_ascii=False)
+    assert row_id(messages) == hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 def test_exact_leaves_empty_texts_alone():

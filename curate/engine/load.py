@@ -52,7 +52,7 @@ def load_sources(recipe, folder: Path, reporter, executor=None) -> dict:
             flush(part_rows)
 
     def flush(n: int) -> None:
-        table = pa.concat_tables(pending).combine_chunks() if pending else schema.empty_table()
+        table = pa.concat_tables(pending) if pending else schema.empty_table()  # no copy: write_part combines the head
         head, rest = table.slice(0, n), table.slice(n)
         pending[:] = [rest] if rest.num_rows else []
         if head.num_rows:
@@ -61,11 +61,19 @@ def load_sources(recipe, folder: Path, reporter, executor=None) -> dict:
             write_part(folder / part_name(len(bounds) - 1), head)
             bounds.append(start + head.num_rows)
 
+    # Every chunked source's chunks go through one map, in source order: the workers parse the next sources
+    # while this process writes parts (or reads a source that is not chunked), and no source's last chunks
+    # leave a worker idle.
+    plans = {name: _chunk_plan(name, src, recipe.base_dir) if executor is not None and _in_chunks(src) else None
+             for name, src in recipe.sources.items()}
+    tasks = [(name, *task, schema) for name, plan in plans.items() if plan is not None for task in plan[1]]
+    chunks = executor.map(_read_chunk, tasks, n=len(tasks)) if tasks else iter(())
     with open(folder / SKIPPED, "w", encoding="utf-8", newline="\n") as skips:
         for name, src in recipe.sources.items():
             reporter.loading(name)
-            if executor is not None and _in_chunks(src):
-                tables, reader = _chunked(name, src, recipe.base_dir, executor, schema)
+            if plans[name] is not None:
+                reader, chunk_tasks = plans[name]
+                tables = _chunk_tables(reader, chunks, len(chunk_tasks))
             else:
                 tables, reader = _sequential(name, src, recipe.base_dir, part_rows, schema)
             rows = 0
@@ -126,8 +134,9 @@ def _kind_or_none(path, src):
         return None
 
 
-def _chunked(name, src, base_dir, executor, schema):
-    """A source of JSON Lines files, read in byte-range chunks by the executor (rows come back as Arrow)."""
+def _chunk_plan(name, src, base_dir):
+    """A source of JSON Lines files, to be read in byte-range chunks by the executor: its reader and the
+    chunks' tasks (the adapter decided from the first record, so every chunk converts alike)."""
     from curate.sources.files import expand_paths, jsonl_chunks
     from curate.sources.load import SourceReader, first_record
 
@@ -143,16 +152,17 @@ def _chunked(name, src, base_dir, executor, schema):
                 probe.convert(*first)
                 adapter = probe.adapter
                 break
-    tasks = [(name, src, reader.base_dir, path, start, end, line, adapter, schema)
-             for path in files for start, end, line in jsonl_chunks(path)]
     reader.adapter = adapter
+    return reader, [(src, reader.base_dir, path, start, end, line, adapter)
+                    for path in files for start, end, line in jsonl_chunks(path)]
 
-    def tables():
-        for table, skipped in executor.map(_read_chunk, tasks, n=len(tasks)):
-            reader.skipped += skipped
-            yield table
 
-    return tables(), reader
+def _chunk_tables(reader, chunks, n: int):
+    """The next `n` chunks' rows (as Arrow), collecting their skipped lines into `reader`."""
+    for _ in range(n):
+        table, skipped = next(chunks)
+        reader.skipped += skipped
+        yield table
 
 
 def _read_chunk(task) -> tuple[pa.Table, list]:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.engine.store import INTERNAL, ROW, PartSpec, RowStore, read_part
-from curate.io import BATCH_ROWS, dumps, row_for_json, stable_schema
+from curate.io import BATCH_ROWS, dumps, quiet_datasets, row_for_json, stable_schema
 
 
 class DataWriter:
@@ -100,7 +100,7 @@ class DataWriter:
         return written
 
     def _save_to_disk(self, stream: Path, target: Path) -> None:
-        from datasets import Dataset
+        Dataset = quiet_datasets().Dataset
 
         tmp = Path(tempfile.mkdtemp(dir=self.directory, prefix=f".{self.stem}.", suffix=".tmp"))
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import sys
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -154,9 +155,8 @@ class _Run:
         self.reporter.warning(message)
 
     def go(self) -> RunResult:
-        import datasets
-
-        datasets.disable_progress_bars()  # curate reports its own progress; datasets' bars are noise here
+        if "datasets" in sys.modules:  # imported by the caller: its bars are noise here (else see quiet_datasets)
+            sys.modules["datasets"].disable_progress_bars()
         with ExitStack() as locks:
             t = time.perf_counter()
             store, loaded, key = self.load(locks)

@@ -225,7 +225,7 @@ def parquet_records(f: LocalFile, batch_rows: int = 4096):
 
 # -- JSON Lines in chunks: the engine reads one big file on every core ----------------------------------
 
-CHUNK_BYTES = 32 << 20
+CHUNK_BYTES = 16 << 20
 
 
 def jsonl_chunks(path: str, chunk_bytes: int = CHUNK_BYTES) -> list[tuple[int, int, int]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from curate.errors import CurateError
-from curate.io import arrow_batches, file_digest
+from curate.io import arrow_batches, file_digest, quiet_datasets
 from curate.rows import make_row
 from curate.sources.adapters import RowError, check_messages, detect_adapter, get_adapter
 from curate.sources.files import (
@@ -183,7 +183,7 @@ def is_url(path) -> bool:
 
 def _url_records(src, where, reader: SourceReader):
     """Files on the web (a raw GitHub file, say), fetched by `datasets` with its json/csv/parquet builder."""
-    from datasets import load_dataset
+    load_dataset = quiet_datasets().load_dataset
 
     urls = src.path if isinstance(src.path, list) else [src.path]
     kind = file_kind(urls[0].split("?")[0], src.file_type, where)
@@ -199,7 +199,7 @@ def _url_records(src, where, reader: SourceReader):
 
 
 def _hub_records(src, where, reader: SourceReader):
-    from datasets import load_dataset
+    load_dataset = quiet_datasets().load_dataset
 
     try:
         ds = load_dataset(src.hub, src.config, split=src.split, revision=src.revision)

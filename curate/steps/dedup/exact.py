@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from functools import partial
 from typing import Literal
 
@@ -12,7 +11,7 @@ import pyarrow as pa
 
 from curate.ledger import Drop
 from curate.registry import register
-from curate.rows import text_of
+from curate.rows import normalise, text_of
 from curate.steps.base import Grouping, as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths, keep_groups
 
@@ -22,15 +21,6 @@ TextKey = Literal["prompt", "response", "conversation", "first_user"]
 class ExactParams(KeepPolicy):
     key: TextKey = "conversation"
     normalise: bool = True
-
-
-def fast_normalise(text: str) -> str:
-    """Same result as `curate.rows.normalise`, about 3x faster.
-
-    str.split() splits on exactly the characters that `\\s` matches in a str pattern, and neither
-    NFC nor lower() creates or removes whitespace, so split/join equals the regex collapse + strip.
-    """
-    return " ".join(unicodedata.normalize("NFC", text).split()).lower()
 
 
 @register
@@ -67,7 +57,7 @@ class ExactDedup(KeepFilter):
         digests = []
         for msgs in messages:
             text = text_of(msgs, p.key)
-            text = fast_normalise(text) if p.normalise else text
+            text = normalise(text) if p.normalise else text
             digests.append(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
                            if text.strip() else b"")
         return {"digest": np.asarray(digests, dtype="S16"), "length": conversation_lengths(messages)}
