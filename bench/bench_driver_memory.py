@@ -12,6 +12,9 @@ passes to each step — the table of `id` and the columns the step reads, and th
   Arrow buffers are counted through pyarrow's allocator);
 - `s/row`: its driver CPU time.
 
+`, on Ray` rows: what the driver still does when the step runs as shuffles on a Ray cluster (building the
+shuffle's rows, finishing from the results; the stages run on the workers).
+
 The row store's own masks (`alive`, `dropped_at`: 5 bytes per row) come on top.
 """
 
@@ -74,6 +77,19 @@ def measure(label: str, n: int, inputs: tuple, call) -> None:
           f"{seconds / n * 1e6:6.2f} us/row", flush=True)
 
 
+def on_ray(cls, label: str, n: int, table: pa.Table, keys: dict, **params) -> None:
+    """The driver's part of the step when it runs as shuffles on Ray (`executor.global_steps: cluster`):
+    building the shuffle's rows (`grouping`) and finishing from the results that come back; the stages
+    themselves run on the workers (here, unmeasured, before)."""
+    from tests.helpers import build
+
+    grouping = build(cls, **params).grouping(table, keys)
+    results = grouping.results(grouping.rows)
+    del grouping
+    step = build(cls, **params)
+    measure(f"{label}, on Ray", n, (table, keys), lambda: step.grouping(table, keys).finish(results))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sizes", nargs="*", type=int, default=[300_000, 1_000_000])
@@ -91,11 +107,14 @@ def main():
             step = build(ExactDedup, keep=keep)
             measure(f"dedup.exact (keep {keep})", n, (table.select(["id", "source"]), keys),
                     lambda: step.decide(table.select(["id", "source"]), keys))
+        on_ray(ExactDedup, "dedup.exact (keep first)", n, table.select(["id", "source"]), keys)
         del keys
         keys = minhash_keys(n, rng)
         step = build(MinHashDedup, verify="estimate", keep="longest")
         measure("dedup.minhash (verify estimate)", n, (table.select(["id", "source"]), keys),
                 lambda: step.decide(table.select(["id", "source"]), keys))
+        on_ray(MinHashDedup, "dedup.minhash (verify estimate)", n, table.select(["id", "source"]), keys,
+               verify="estimate", keep="longest")
         del keys
         step = build(Stratified, by="source", within="top", score="response_words", rows=min(n // 10, 100_000))
         measure("select.stratified (top)", n, (table, None), lambda: step.select(table))

@@ -76,6 +76,9 @@ class ExecutorSpec(StrictModel):
     # ray: per step label (e.g. {embed: {num_gpus: 1, concurrency: 8}}), over the defaults above; a pass that
     # runs several steps together asks for the most CPUs and GPUs and the fewest actors any of them sets
     steps: dict[str, StepResources] = Field(default_factory=dict)
+    # ray: where global steps that can run as shuffles decide (exact and MinHash dedup): `cluster` (Ray Data
+    # shuffles, the driver gets the results) or `driver` (in one process: faster on a small pool, a check)
+    global_steps: Literal["cluster", "driver"] = "cluster"
 
     @field_validator("workers")
     @classmethod

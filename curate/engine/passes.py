@@ -12,6 +12,7 @@ import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -224,7 +225,8 @@ def columns_for(store: RowStore, run: StepRun) -> pa.Table:
     return pa.concat_tables(parts) if parts else pa.table({ROW: pa.array([], pa.int64())})
 
 
-def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | None, storage: Storage) -> list[int] | None:
+def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | None, storage: Storage,
+                executor=None) -> list[int] | None:
     """Run one global step over every alive row and store its result. Returns a selector's chosen rows
     (as positions among the alive rows), else None."""
     step = run.step
@@ -245,13 +247,14 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
         keep[chosen] = True
         drops = [(int(r), drop.reason, None, None) for r in rows[~keep]]
     elif step.role == "filter":
-        step.ctx.fetch = lambda idx, columns: fetch_rows(store, run.index, rows[np.asarray(idx, dtype=np.int64)], columns)
+        step.ctx.fetch = partial(fetch_at, store, run.index, rows)  # picklable: a cluster's tasks fetch too
         aligned = None
         if keys is not None:
             key_rows, found = keys
             at = np.searchsorted(key_rows, rows)
             aligned = {k: v[at] for k, v in found.items()}
-        decisions = checked_drops(step, step.decide(table, aligned if aligned is not None else {}), len(rows))
+        decisions = checked_drops(step, _decide(step, table, aligned if aligned is not None else {}, executor,
+                                                run.spec.label), len(rows))
         drops = [(int(rows[i]), d.reason, d.duplicate_of, _detail_json(d)) for i, d in sorted(decisions.items())]
     else:
         layer_result = step.apply(table)
@@ -279,6 +282,21 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
         store.drop(np.asarray([d[0] for d in drops], dtype=np.int64), run.index)
     run.rows_out = int(store.alive.sum())
     return chosen
+
+
+def _decide(step, table: pa.Table, keys: dict, executor, label: str) -> list:
+    """A global filter's decisions: as a shuffle on an executor that runs them (Ray) when the step can say
+    its decision as a group-by, else by the step itself, here."""
+    if getattr(executor, "shuffles", False):
+        grouping = step.grouping(table, keys)
+        if grouping is not None:
+            return grouping.finish(executor.run_grouping(grouping, label))
+    return step.decide(table, keys)
+
+
+def fetch_at(store: RowStore, upto: int, rows: np.ndarray, idx, columns: list[str]) -> pa.Table:
+    """`columns` of the rows at positions `idx` of a global step's table (`rows`: their `_row`)."""
+    return fetch_rows(store, upto, rows[np.asarray(idx, dtype=np.int64)], columns)
 
 
 def fetch_rows(store: RowStore, upto: int, row_ids: np.ndarray, columns: list[str]) -> pa.Table:

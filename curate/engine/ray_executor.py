@@ -20,8 +20,10 @@ to RETRIES times, then the run stops with a message);
 an error raised by a step comes back as a value and is raised here as itself (a CurateError stays a clear
 message, not a Ray traceback).
 
-What stays on the driver: the global steps' decisions over the keys the passes computed (one global state,
-never per-worker), the selectors, and writing the run folder. Tasks name files, not rows: every node reads
+Global steps: a step that decides as a group-by (exact dedup) runs as a hash shuffle on the cluster
+(curate.engine.ray_global; `executor.global_steps: driver` keeps it on the driver); the others decide on the
+driver over the keys the passes computed. Either way one global state, never per-worker. The selectors and
+writing the run folder stay on the driver. Tasks name files, not rows: every node reads
 and writes the row store, the step cache and the run's work folder by path, so those (and the driver's
 working directory, where tasks run) must be on a filesystem every node shares.
 """
@@ -33,6 +35,7 @@ import os
 import pickle
 import traceback
 import warnings
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from curate.errors import CurateError
@@ -56,6 +59,20 @@ def _ray():
     return ray
 
 
+@contextmanager
+def _worker_errors(ray):
+    """A task Ray gave up on is a CurateError with where to look, not a Ray traceback."""
+    try:
+        yield
+    except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as e:
+        cause = getattr(e, "cause", None) or e.__cause__
+        if isinstance(cause, CurateError):  # raised by a shuffle's task (ray_global): the message as it is
+            raise CurateError(*cause.args) from None
+        raise CurateError(f"a Ray worker failed and Ray gave up retrying its task ({type(e).__name__}: "
+                          f"{_first_line(e)}); see the Ray logs (/tmp/ray/session_latest/logs), and run again "
+                          "with smaller parts (executor.part_rows) if a worker ran out of memory") from None
+
+
 class RayExecutor:
     kind = "ray"
 
@@ -63,6 +80,7 @@ class RayExecutor:
         ray = _ray()
         self.spec = spec
         self._nodes: set[str] = set()  # the nodes that ran tasks, for the manifest's executor block
+        self._global: dict[str, dict] = {}  # the global steps that ran as shuffles, and how (same block)
         self._own = not ray.is_initialized()  # a session someone else opened (a test, a notebook) stays open
         if self._own:
             self._connect(ray)
@@ -95,7 +113,8 @@ class RayExecutor:
         ray = _ray()
         res = ray.cluster_resources()
         return {"kind": self.kind, "address": self.spec.address, "nodes": len([n for n in ray.nodes() if n["Alive"]]),
-                "nodes_used": len(self._nodes), "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0)}
+                "nodes_used": len(self._nodes), "cpus": res.get("CPU", 0), "gpus": res.get("GPU", 0),
+                "global_steps": {"on": self.spec.global_steps, **self._global}}
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T], parallel: bool = True, n: int | None = None,
             steps: tuple[str, ...] = ()) -> Iterator[R]:
@@ -121,18 +140,29 @@ class RayExecutor:
                                     num_cpus=cpus, num_gpus=gpus, concurrency=actors, max_restarts=RETRIES,
                                     max_task_retries=RETRIES)
         expected = 0
-        try:
+        with _worker_errors(ray):
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=1):
                 self._nodes.update(batch.column("node").to_pylist())
                 for i, blob in zip(batch.column("i").to_pylist(), batch.column("result").to_pylist()):
                     if i != expected:  # would break byte-identity: never let it pass silently
                         raise RuntimeError(f"Ray returned part task {i} where {expected} was expected")
                     expected += 1
-                    yield _unwrap(blob)
-        except (ray.exceptions.RayError, ray.data.exceptions.SystemException) as e:
-            raise CurateError(f"a Ray worker failed and Ray gave up retrying its task ({type(e).__name__}: "
-                              f"{_first_line(e)}); see the Ray logs (/tmp/ray/session_latest/logs), and run again "
-                              "with smaller parts (executor.part_rows) if a worker ran out of memory") from None
+                    yield unwrap(blob)
+
+    @property
+    def shuffles(self) -> bool:
+        """Do global steps that can decide as a group-by run as shuffles on the cluster (executor.global_steps)?"""
+        return self.spec.global_steps == "cluster"
+
+    def run_grouping(self, grouping, label: str):
+        """A global step's group-by as a hash shuffle on the cluster (curate.engine.ray_global): its results."""
+        from curate.engine.ray_global import run_grouping
+
+        ray = _ray()
+        with _worker_errors(ray):
+            results, ran = run_grouping(grouping, ray.cluster_resources().get("CPU", 1))
+        self._global[label] = ran
+        return results
 
     def task_resources(self, steps: tuple[str, ...] = ()) -> tuple[float, float | None, int | None]:
         """(CPUs, GPUs, concurrency) the steps' `executor.steps` entries set for a pass: the most CPUs and
@@ -194,16 +224,29 @@ def _check_reachable(address: str) -> None:
 # -- on the workers -----------------------------------------------------------------------------------------
 
 
+def at_driver_cwd(cwd: str) -> None:
+    """Work in the driver's working directory: paths in tasks may be relative to it (outputs.dir, cache.dir)."""
+    if os.getcwd() != cwd:
+        try:
+            os.chdir(cwd)
+        except OSError:
+            pass  # then the first path in a task fails, with the shared-filesystem hint (not_shared)
+
+
+def not_shared(e: FileNotFoundError) -> CurateError:
+    """A file a task cannot see: the folders are not on a filesystem every node shares."""
+    import socket
+
+    return CurateError(f"{e.filename or e} is not there on the Ray node {socket.gethostname()}: on a Ray cluster "
+                       "the output, work and cache folders (and the working directory) must be on a filesystem "
+                       "every node shares")
+
+
 def _run_tasks(batch, fn, cwd: str):
     """map_batches' function: run fn on each task of the batch, results as pickled values."""
     import pyarrow as pa
 
-    if os.getcwd() != cwd:
-        # paths in tasks may be relative to the driver's working directory (outputs.dir, cache.dir)
-        try:
-            os.chdir(cwd)
-        except OSError:
-            pass  # then the first path in a task fails, with the shared-filesystem hint below
+    at_driver_cwd(cwd)
     import ray
 
     out = [_call(fn, pickle.loads(blob)) for blob in batch.column("task").to_pylist()]
@@ -225,18 +268,20 @@ def _call(fn, task) -> bytes:
     value, so Ray does not retry it and the driver raises the step's own exception."""
     try:
         return pickle.dumps(("ok", fn(task)), protocol=5)
-    except FileNotFoundError as e:
-        import socket
-
-        error = CurateError(f"{e.filename or e} is not there on the Ray node {socket.gethostname()}: on a Ray cluster "
-                            "the output, work and cache folders (and the working directory) must be on a filesystem "
-                            "every node shares")
-        return pickle.dumps(("error", error, traceback.format_exc()), protocol=5)
     except Exception as e:  # noqa: BLE001 - every error goes back to the driver
-        try:
-            return pickle.dumps(("error", e, traceback.format_exc()), protocol=5)
-        except Exception:  # noqa: BLE001 - an exception that cannot be pickled: its text
-            return pickle.dumps(("error", RuntimeError(f"{type(e).__name__}: {e}"), traceback.format_exc()), protocol=5)
+        return error_blob(e)
+
+
+def error_blob(e: Exception) -> bytes:
+    """The error being handled, as ("error", exception, traceback) pickled (see unwrap); a file the node
+    cannot see becomes the shared-filesystem message."""
+    tb = traceback.format_exc()
+    if isinstance(e, FileNotFoundError):
+        e = not_shared(e)
+    try:
+        return pickle.dumps(("error", e, tb), protocol=5)
+    except Exception:  # noqa: BLE001 - an exception that cannot be pickled: its text
+        return pickle.dumps(("error", RuntimeError(f"{type(e).__name__}: {e}"), tb), protocol=5)
 
 
 # -- on the driver --------------------------------------------------------------------------------------------
@@ -249,7 +294,7 @@ class RemoteTraceback(Exception):
         return "\n" + self.args[0]
 
 
-def _unwrap(blob: bytes):
+def unwrap(blob: bytes):
     status, *rest = pickle.loads(blob)
     if status == "ok":
         return rest[0]

@@ -250,7 +250,7 @@ class _Run:
                 apply_result(run, store, notes, layer, drops)
                 run.cached, run.folder = True, cached
             else:
-                global_step(store, run, keys.pop(run.index, None), self.storage)
+                global_step(store, run, keys.pop(run.index, None), self.storage, self.executor)
             run.seconds = run.seconds or time.perf_counter() - t
             self.report(run, total)
         self.flush(store, pending, [])

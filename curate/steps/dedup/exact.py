@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -11,8 +12,8 @@ import pyarrow as pa
 from curate.ledger import Drop
 from curate.steps.registry import register
 from curate.rows import normalise, text_of
-from curate.steps.base import as_table, values
-from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths
+from curate.steps.base import Grouping, as_table, values
+from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths, keep_groups
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]
 
@@ -61,24 +62,33 @@ class ExactDedup(KeepFilter):
                            if text.strip() else b"")
         return {"digest": np.asarray(digests, dtype="S16"), "length": conversation_lengths(messages)}
 
-    def decide(self, table: pa.Table, keys: dict | None = None) -> list[Drop | None]:
+    def grouping(self, table: pa.Table, keys: dict | None = None) -> Grouping:
+        """Rows with a text, grouped by digest (its first 8 bytes are the group's hash), one kept per group by
+        the keep policy (`keep_groups`): how `decide` runs here and how a cluster runs it as a hash shuffle."""
         table = as_table(table)  # a datasets.Dataset works too
         p: ExactParams = self.params
         keys = self.own_keys(table, keys)
-        groups: dict[bytes, list[int]] = {}
-        for i, digest in enumerate(keys["digest"].tolist()):
-            if digest:
-                groups.setdefault(digest, []).append(i)
+        digest = np.asarray(keys["digest"], dtype="S16")
+        pos = np.flatnonzero(digest != b"")  # an empty text is nobody's duplicate
+        words = np.frombuffer(digest[pos].tobytes(), dtype="<u8").reshape(-1, 2)
+        rows = pa.table({"_pos": pos, "_hash": words[:, 0], "d1": words[:, 1],  # the digest's two halves
+                         **self.policy_columns(table, keys, pos)})
+        return Grouping(rows, (partial(keep_groups, keep=p.keep, by=("_hash", "d1")),), partial(self._drops, table))
 
-        dup_groups = [g for g in groups.values() if len(g) > 1]
-        decided = self.resolve(dup_groups, table, keys)
-        ids = values(table, "id")
+    def decide(self, table: pa.Table, keys: dict | None = None) -> list[Drop | None]:
+        return self.grouping(table, keys).decide()
+
+    def _drops(self, table: pa.Table, dropped: pa.Table) -> list[Drop | None]:
+        """keep_groups' results (in any order) as one decision per row, with the notes and the alarm."""
+        p: ExactParams = self.params
+        dropped = dropped.sort_by("_pos")
+        ids = self.ids_of(table, dropped.column("kept").to_numpy())
         out: list[Drop | None] = [None] * table.num_rows
         reason = f"exact duplicate ({p.key})"
-        for kept, dropped in decided:
-            for i in dropped:
-                out[i] = Drop(reason, ids[kept], {"kept_index": kept, "group_size": len(dropped) + 1})
-        self.ctx.notes["duplicate_groups"] = len(dup_groups)
-        self.note_clusters(decided)
+        for i, kept, size in zip(*(dropped.column(c).to_pylist() for c in ("_pos", "kept", "size"))):
+            out[i] = Drop(reason, ids[kept], {"kept_index": kept, "group_size": size})
+        kept, first = np.unique(dropped.column("kept").to_numpy(), return_index=True)
+        self.ctx.notes["duplicate_groups"] = len(kept)
+        self.note_sizes(dropped.column("size").to_numpy()[first])
         self.check_alarm(table, out)
         return out

@@ -55,29 +55,81 @@ def _buckets(keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndar
 _WINDOW = 32  # members of a bucket are paired with the bucket's first row and their next 32 neighbours
 
 
+def _window_pairs(rs: np.ndarray, new: np.ndarray, head: np.ndarray) -> list[np.ndarray]:
+    """Pairs (2 x k arrays) of rows sharing a bucket, from the rows sorted by bucket then position (`rs`),
+    where each bucket starts (`new`) and each row's bucket head (`head`): every row with its bucket's first
+    row, and with its next _WINDOW neighbours in the bucket."""
+    found = [np.stack([head[~new], rs[~new]])]
+    same_bucket = np.ones(len(rs), dtype=bool)
+    for d in range(1, _WINDOW + 1):
+        # rows d apart in the sorted order share a bucket iff no bucket starts after the first
+        # of them, up to and including the second
+        same_bucket = same_bucket[:-1] & ~new[d:]
+        if not same_bucket.any():
+            break
+        found.append(np.stack([rs[:-d][same_bucket], rs[d:][same_bucket]]))
+    return found
+
+
+def _unique_pairs(found: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs as (a < b), each once, sorted."""
+    pairs = np.concatenate([np.empty((2, 0), dtype=np.int64), *found], axis=1).astype(np.int64)
+    a, b = np.minimum(pairs[0], pairs[1]), np.maximum(pairs[0], pairs[1])
+    code = np.unique(a * n + b)
+    return code // n, code % n
+
+
 def candidate_pairs(sig: np.ndarray, members: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (a < b) of the given rows that share at least one LSH band.
 
     A bucket of k rows yields all its pairs when k <= 33; a larger one yields each row paired with
     the bucket's first row and its 32 neighbours, which connects the same component without k*k pairs.
     """
-    found = [np.empty((2, 0), dtype=np.int64)]
+    found = []
     for band in range(bands):  # one band's columns of the members at a time, not a copy of their signatures
         keys = _row_keys(sig[members, band * rows : (band + 1) * rows], band)
-        rs, new, head = _buckets(keys, members)
-        found.append(np.stack([head[~new], rs[~new]]))
-        same_bucket = np.ones(len(rs), dtype=bool)
-        for d in range(1, _WINDOW + 1):
-            # rows d apart in the sorted order share a bucket iff no bucket starts after the first
-            # of them, up to and including the second
-            same_bucket = same_bucket[:-1] & ~new[d:]
-            if not same_bucket.any():
-                break
-            found.append(np.stack([rs[:-d][same_bucket], rs[d:][same_bucket]]))
-    pairs = np.concatenate(found, axis=1).astype(np.int64)
-    a, b = np.minimum(pairs[0], pairs[1]), np.maximum(pairs[0], pairs[1])
-    code = np.unique(a * len(sig) + b)
-    return code // len(sig), code % len(sig)
+        found += _window_pairs(*_buckets(keys, members))
+    return _unique_pairs(found, len(sig))
+
+
+# -- the same pairs as a shuffle: band rows grouped by (band, key) on a cluster (Grouping, curate.engine) --
+
+
+def band_rows(batch, sig: np.ndarray, bands: int, rows: int):
+    """For each row of the batch (`_pos`) and band: the band, the band's key (`_hash`: rows sharing a bucket
+    share it) and the row. What a cluster shuffles so that each bucket lands in one partition."""
+    import pyarrow as pa
+
+    pos = batch.column("_pos").to_numpy()
+    keys = [_row_keys(sig[pos, band * rows : (band + 1) * rows], band) for band in range(bands)]
+    return pa.table({"band": np.repeat(np.arange(bands, dtype=np.int32), len(pos)),
+                     "_hash": np.concatenate(keys) if keys else np.zeros(0, np.uint64), "_pos": np.tile(pos, bands)})
+
+
+def bucket_pairs(table, n: int):
+    """candidate_pairs' pairs from a table of band rows holding whole buckets (any number of them): the pairs
+    of each (band, key) bucket, each once, with a hash of the pair (`_hash`) for the shuffle that merges the
+    same pair found in several bands."""
+    import pyarrow as pa
+
+    band, key, pos = (table.column(c).to_numpy() for c in ("band", "_hash", "_pos"))
+    order = np.lexsort((pos, key, band))  # as _buckets sorts one band's rows: by key, then position
+    rs, band, key = pos[order], band[order], key[order]
+    new = np.ones(len(rs), dtype=bool)
+    new[1:] = (band[1:] != band[:-1]) | (key[1:] != key[:-1])
+    head = rs[np.maximum.accumulate(np.where(new, np.arange(len(rs)), 0))]
+    a, b = _unique_pairs(_window_pairs(rs, new, head), n)
+    return pa.table({"a": a, "b": b, "_hash": splitmix64((a * n + b).astype(np.uint64))})
+
+
+def equal_slots(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The signature slots each pair has equal (their Jaccard estimate is that / num_perm)."""
+    num_perm = sig.shape[1]
+    equal = np.empty(len(a), dtype=np.int64)
+    step = max(1, (1 << 24) // num_perm)  # bound the temporary boolean matrix
+    for lo in range(0, len(a), step):
+        equal[lo : lo + step] = (sig[a[lo : lo + step]] == sig[b[lo : lo + step]]).sum(axis=1)
+    return equal
 
 
 def signature_copies(sig: np.ndarray, has_text: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -97,11 +149,14 @@ def lsh_pairs(sig: np.ndarray, reps: np.ndarray, bands: int, rows: int, threshol
     """Pairs of `reps` that share an LSH band and whose estimated Jaccard (share of equal signature slots)
     is >= threshold, with that estimate."""
     a, b = candidate_pairs(sig, reps, bands, rows)
+    return estimated_pairs(sig, a, b, threshold)
+
+
+def estimated_pairs(sig: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs whose estimated Jaccard is >= threshold, with that estimate."""
     num_perm = sig.shape[1]
-    equal = np.empty(len(a), dtype=np.int64)
-    step = max(1, (1 << 24) // num_perm)  # bound the temporary boolean matrix
-    for lo in range(0, len(a), step):
-        equal[lo : lo + step] = (sig[a[lo : lo + step]] == sig[b[lo : lo + step]]).sum(axis=1)
+    equal = equal_slots(sig, a, b)
     # compare slot counts, so that 0.8 * 128 = 102.4 cannot miss by float rounding
     ok = equal >= threshold * num_perm - 1e-9
     return a[ok], b[ok], equal[ok] / num_perm

@@ -8,6 +8,7 @@ estimated Jaccard -> connected components -> one kept row per component by the k
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -18,9 +19,10 @@ from curate.ledger import Drop
 from curate.progress import progress
 from curate.steps.registry import register
 from curate.rows import text_of
-from curate.steps.base import as_table, values
+from curate.steps.base import Grouping, as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths
-from curate.steps.dedup.lsh import component_clusters, lsh_pairs, lsh_params, signature_copies, star_clusters_with_copies
+from curate.steps.dedup.lsh import (band_rows, bucket_pairs, component_clusters, estimated_pairs, lsh_pairs, lsh_params,
+                                    signature_copies, star_clusters_with_copies)
 from curate.steps.dedup.shingles import exact_jaccard, signatures
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]
@@ -107,28 +109,75 @@ class MinHashDedup(KeepFilter):
         table = as_table(table)  # a datasets.Dataset works too
         p: MinHashParams = self.params
         keys = self.own_keys(table, keys)
-        n = table.num_rows
-        sig, has_text = keys["sig"].reshape(n, p.num_perm), keys["has_text"].astype(bool)
-        reps, heads, copies = signature_copies(sig, has_text)
+        sig, reps, heads, copies, texts, bands, rows = self._prepare(table, keys)
         if p.verify == "exact":  # candidates a little below the threshold, then the shingle sets decide
-            texts = self._texts(table)
-            same = exact_jaccard(texts, heads, copies, p.ngram, p.shingle) >= 1.0 - 1e-12
-            # a copy whose shingle set is not its head's after all goes through LSH as a row of its own
-            reps, heads, copies = np.sort(np.concatenate([reps, copies[~same]])), heads[same], copies[same]
-            margin = 3 * math.sqrt(p.threshold * (1 - p.threshold) / p.num_perm) + 1 / p.num_perm
-            low = max(p.threshold - margin, 0.0)
-            # banded for the lower threshold: a pair right at the threshold is a candidate 99.8% of the time
-            # (0.8, 128 permutations: 21 x 6 bands instead of 14 x 9, which finds it 87% of the time)
-            bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(low, p.num_perm, *LSH_WEIGHTS)
-            a, b, _ = lsh_pairs(sig, reps, bands, rows, low)
+            a, b, _ = lsh_pairs(sig, reps, bands, rows, self._low())
             jaccard = exact_jaccard(texts, a, b, p.ngram, p.shingle)
             ok = jaccard >= p.threshold - 1e-12
             notes = {"candidate_pairs": len(a), "verified_pairs": int(ok.sum())}
             a, b, sim = a[ok], b[ok], jaccard[ok]
         else:
-            bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
             a, b, sim = lsh_pairs(sig, reps, bands, rows, p.threshold)
             notes = {"linked_pairs": len(a)}
+        return self._clusters(table, keys, a, b, sim, heads, copies, notes, bands, rows)
+
+    def grouping(self, table: pa.Table, keys: dict | None = None) -> Grouping:
+        """The candidate pairs and their verification as two shuffles (for a cluster): each row's band keys
+        grouped by (band, key) -> each bucket's pairs (`bucket_pairs`, as `candidate_pairs` makes them);
+        pairs grouped by pair -> each once, estimated, verified (`verify_pairs`) -> only the linked pairs
+        come back, to the same clustering as `decide`. Identical signatures are grouped first, as in
+        `decide` (on the driver: one sort of a key per row)."""
+        table = as_table(table)
+        p: MinHashParams = self.params
+        keys = self.own_keys(table, keys)
+        sig, reps, heads, copies, texts, bands, rows = self._prepare(table, keys)
+        n = table.num_rows
+        verify = partial(verify_pairs, n=n, sig=sig, low=self._low(), threshold=p.threshold,
+                         texts=texts if p.verify == "exact" else None, ngram=p.ngram, shingle=p.shingle)
+
+        def finish(edges: pa.Table) -> list[Drop | None]:
+            a, b, sim = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
+            tally = a < 0  # each partition's count of candidate pairs, as a row (a = -1, b = count)
+            candidates = int(b[tally].sum())
+            order = np.lexsort((b[~tally], a[~tally]))  # as decide's pairs come: by (a, b)
+            a, b, sim = a[~tally][order], b[~tally][order], sim[~tally][order]
+            notes = ({"candidate_pairs": candidates, "verified_pairs": len(a)} if p.verify == "exact"
+                     else {"linked_pairs": len(a)})
+            return self._clusters(table, keys, a, b, sim, heads, copies, notes, bands, rows)
+
+        return Grouping(pa.table({"_pos": reps}), (partial(bucket_pairs, n=n), verify), finish,
+                        expand=partial(band_rows, sig=sig, bands=bands, rows=rows), fanout=bands)
+
+    def _low(self) -> float:
+        """The candidate threshold of `verify: exact`: the threshold less three standard errors."""
+        p: MinHashParams = self.params
+        margin = 3 * math.sqrt(p.threshold * (1 - p.threshold) / p.num_perm) + 1 / p.num_perm
+        return max(p.threshold - margin, 0.0)
+
+    def _prepare(self, table: pa.Table, keys: dict):
+        """The signatures, the rows that go through LSH (`reps`: one of each group of identical signatures),
+        the groups' (heads, copies), the texts, and the banding."""
+        p: MinHashParams = self.params
+        n = table.num_rows
+        sig, has_text = keys["sig"].reshape(n, p.num_perm), keys["has_text"].astype(bool)
+        reps, heads, copies = signature_copies(sig, has_text)
+        texts = partial(_texts_of, fetch=self.ctx.fetch or partial(_take, table), key=p.key)
+        if p.verify == "exact":
+            same = exact_jaccard(texts, heads, copies, p.ngram, p.shingle) >= 1.0 - 1e-12
+            # a copy whose shingle set is not its head's after all goes through LSH as a row of its own
+            reps, heads, copies = np.sort(np.concatenate([reps, copies[~same]])), heads[same], copies[same]
+            # banded for the lower threshold: a pair right at the threshold is a candidate 99.8% of the time
+            # (0.8, 128 permutations: 21 x 6 bands instead of 14 x 9, which finds it 87% of the time)
+            bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(self._low(), p.num_perm, *LSH_WEIGHTS)
+        else:
+            bands, rows = (p.bands, p.rows) if p.bands is not None else lsh_params(p.threshold, p.num_perm, *LSH_WEIGHTS)
+        return sig, reps, heads, copies, texts, bands, rows
+
+    def _clusters(self, table: pa.Table, keys: dict, a, b, sim, heads, copies, notes: dict, bands: int,
+                  rows: int) -> list[Drop | None]:
+        """The linked pairs (a, b, similarity) and the signature copies as clusters, one kept row each."""
+        p: MinHashParams = self.params
+        n = table.num_rows
         notes["copies"] = len(copies)
         priority = self.priority(table, keys)
         if p.cluster == "star":
@@ -137,7 +186,7 @@ class MinHashDedup(KeepFilter):
             one = np.ones(len(copies))
             decided = component_clusters(n, np.concatenate([heads, a]), np.concatenate([copies, b]),
                                          np.concatenate([one, sim]), priority)
-        ids = values(table, "id")
+        ids = self.ids_of(table, [kept for kept, _ in decided])
         out: list[Drop | None] = [None] * n
         reason = f"near duplicate (minhash jaccard>={p.threshold:g})"
         for cluster, (kept, dropped) in enumerate(decided):
@@ -150,12 +199,32 @@ class MinHashDedup(KeepFilter):
         self.check_alarm(table, out)
         return out
 
-    def _texts(self, table: pa.Table):
-        """texts(indices): the compared text of those rows (fetched from the run's store by the engine)."""
-        key = self.params.key
 
-        def texts(indices: np.ndarray) -> list[str]:
-            rows = self.fetch(table, indices, ["messages"])
-            return [text_of(m, key) for m in rows.column("messages").to_pylist()]
+def _take(table: pa.Table, indices: np.ndarray, columns: list[str]) -> pa.Table:
+    return table.take(pa.array(indices, pa.int64())).select(columns)
 
-        return texts
+
+def _texts_of(indices: np.ndarray, fetch, key: str) -> list[str]:
+    """The compared text of those rows (`fetch`: the engine's access to the run's rows, or the table's)."""
+    rows = fetch(indices, ["messages"])
+    return [text_of(m, key) for m in rows.column("messages").to_pylist()]
+
+
+def verify_pairs(pairs: pa.Table, n: int, sig: np.ndarray, low: float, threshold: float, texts, ngram: int,
+                 shingle: str) -> pa.Table:
+    """A shuffle stage: pairs (whole groups of equal pairs) -> each once, estimated (>= low, or >= threshold
+    without `texts`), then verified by the exact Jaccard of their shingle sets (with `texts`). The linked
+    pairs (a, b, sim), and one row (a = -1, b = the candidates counted) for the notes."""
+    a, b = (pairs.column(c).to_numpy().astype(np.int64) for c in ("a", "b"))
+    code = np.unique(a * n + b)
+    a, b = code // n, code % n
+    if texts is not None:
+        a, b, _ = estimated_pairs(sig, a, b, low)
+        candidates = len(a)
+        jaccard = exact_jaccard(texts, a, b, ngram, shingle) if len(a) else np.zeros(0)
+        ok = jaccard >= threshold - 1e-12
+        a, b, sim = a[ok], b[ok], jaccard[ok]
+    else:
+        a, b, sim = estimated_pairs(sig, a, b, threshold)
+        candidates = len(a)
+    return pa.table({"a": np.append(a, -1), "b": np.append(b, candidates), "sim": np.append(sim, 0.0)})

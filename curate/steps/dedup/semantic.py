@@ -159,7 +159,7 @@ class SemanticDedup(KeepFilter):
             else:
                 dup_of[i] = (-best[1], best[0])
 
-        ids = values(table, "id")
+        ids = self.ids_of(table, [k_ for k_, _ in dup_of.values()])
         group = np.bincount([k_ for k_, _ in dup_of.values()], minlength=n) if dup_of else np.zeros(n, int)
         reason = f"semantic duplicate (cosine>{1.0 - p.eps:g})"
         out: list[Drop | None] = [None] * n
