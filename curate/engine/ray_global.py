@@ -11,7 +11,7 @@ here as a Ray Data job, never as a dedup per worker:
   linked pairs), where the step finishes as in one process.
 
 The step's code decides in both executors, and a stage sees whole groups however the rows are partitioned,
-so the decisions are the local executor's (tests/test_ray_global.py cuts the stages into 1, 3 and 8
+so the decisions are the local executor's (tests/engine/test_ray_global.py cuts the stages into 1, 3 and 8
 partitions and runs them on Ray).
 
 Memory: the driver gathers the keys from the row passes (as before) and builds the first stage's rows (exact

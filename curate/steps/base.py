@@ -41,6 +41,7 @@ from pydantic import AfterValidator, model_validator
 
 from curate.errors import CurateError, did_you_mean
 from curate.ledger import Drop
+from curate.steps.grouping import Grouping
 from curate.strict import StrictModel
 
 
@@ -320,7 +321,7 @@ class GlobalFilter(Filter):
     def decide(self, table: pa.Table, keys: dict[str, np.ndarray] | None = None) -> list[Drop | None]:
         raise NotImplementedError
 
-    def grouping(self, table: pa.Table, keys: dict | None = None) -> "Grouping | None":
+    def grouping(self, table: pa.Table, keys: dict | None = None) -> Grouping | None:
         """The decision as a group-by, for an engine that can shuffle rows across machines (Ray), or None
         (then the engine calls `decide`). A step that returns one makes `decide` the same computation in
         one process: `finish(groups(rows))`."""
@@ -331,38 +332,6 @@ class GlobalFilter(Filter):
         if keys is not None:
             return keys
         return self.keys(as_table(table)) or {}
-
-
-@dataclass
-class Grouping:
-    """A global filter's decision as a chain of group-bys (exact dedup: rows grouped by digest, one kept per
-    group; MinHash: band buckets -> candidate pairs, then pairs -> verified edges).
-
-    `rows` holds one row per row to group (its position in the step's table as `_pos`, plus what the stages
-    need); `expand` (optional, row-local) turns a batch of them into the first stage's rows (MinHash: one row
-    per band, ~`fanout` rows per row). Every stage's input carries `_hash` (uint64, equal within a group);
-    a stage gets a table holding whole groups (any number of them) and returns its results, which carry
-    `_hash` again for the next stage. `finish(results)` turns the last stage's results, in any order, into
-    the step's decisions. In one process that is `decide()`; on a cluster the engine hash-partitions each
-    stage's input on `_hash` and runs the stage on each partition in parallel: the same results, since a
-    stage sees whole groups either way. Stages and `expand` must be picklable (module-level functions or
-    functools.partial of them)."""
-
-    rows: pa.Table
-    stages: tuple[Callable[[pa.Table], pa.Table], ...]
-    finish: Callable[[pa.Table], list]
-    expand: Callable[[pa.Table], pa.Table] | None = None
-    fanout: int = 1  # rows `expand` makes of one row: sizes the cluster's partitions
-
-    def decide(self) -> list:
-        return self.finish(self.results(self.rows))
-
-    def results(self, rows: pa.Table) -> pa.Table:
-        """The last stage's results for `rows` (whole groups), in one process."""
-        table = self.expand(rows) if self.expand is not None else rows
-        for stage in self.stages:
-            table = stage(table)
-        return table
 
 
 class Budget(StepParams):

@@ -70,7 +70,7 @@ def test_quickstart_on_two_nodes_gives_the_same_bytes(two_nodes, tmp_path):
     executor = manifest["executor"]
     assert executor["address"] == two_nodes.address and executor["nodes"] == 2 and executor["cpus"] == 2
     assert executor["nodes_used"] == 2  # part tasks ran on both nodes
-    # the dedups ran as shuffles across the two nodes (tests/test_ray_global.py has their cases)
+    # the dedups ran as shuffles across the two nodes (tests/engine/test_ray_global.py has their cases)
     assert {"dedup.exact", "dedup.minhash", "dedup.exact#2"} <= set(executor["global_steps"])
     assert not ray.is_initialized()  # the run connected itself, and let go at the end
 

@@ -12,7 +12,8 @@ import pyarrow as pa
 from curate.ledger import Drop
 from curate.steps.registry import register
 from curate.rows import normalise, text_of
-from curate.steps.base import Grouping, as_table, values
+from curate.steps.base import as_table, values
+from curate.steps.grouping import Grouping
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths, keep_groups
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]

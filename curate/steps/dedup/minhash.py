@@ -19,7 +19,8 @@ from curate.ledger import Drop
 from curate.progress import progress
 from curate.steps.registry import register
 from curate.rows import text_of
-from curate.steps.base import Grouping, as_table, values
+from curate.steps.base import as_table, values
+from curate.steps.grouping import Grouping
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths
 from curate.steps.dedup.lsh import (band_rows, bucket_pairs, component_clusters, estimated_pairs, lsh_pairs, lsh_params,
                                     signature_copies, star_clusters_with_copies)

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curate.registry import get_step
+from curate.steps.registry import get_step
 from curate.steps.base import StepContext
 
 WORDS = [f"w{i}" for i in range(3000)]
@@ -140,7 +140,7 @@ def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_
     from curate.pipeline import run_recipe
     from curate.recipe import load_recipe
     from tests.faults.fault_helpers import same_run
-    from tests.test_ray import twice
+    from tests.engine.test_ray import twice
 
     if ray.is_initialized():  # a session of another module would do, but its fault marker must not fire here
         ray.shutdown()
@@ -160,7 +160,7 @@ def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_
         from curate.engine.store import read_part
         from curate.errors import CurateError
         from curate.recipe import ExecutorSpec
-        from curate.steps.base import Grouping
+        from curate.steps.grouping import Grouping
 
         rows = pa.table({"_pos": np.arange(2), "_hash": np.arange(2, dtype=np.uint64)})
         lost = Grouping(rows, (partial(read_part, tmp_path / "gone.arrow"),), list)  # read_part(path, columns)
