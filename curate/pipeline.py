@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from curate.engine.run import Reporter, RunResult, StepReport
 from curate.engine.run import run as run_engine
 from curate.errors import CurateError
+from curate.io import quiet_datasets
 from curate.ledger import reason_group
 from curate.recipe import Recipe
 from curate.runfolder import MANIFEST, funnel_rows
@@ -76,15 +77,13 @@ class PipelineResult:
     @property
     def dataset(self):
         """The curated rows as a `datasets.Dataset` (from the run folder's parquet or jsonl)."""
-        from datasets import Dataset
-
+        datasets = quiet_datasets()
+        Dataset = datasets.Dataset
         for name, builder in (("data.parquet", Dataset.from_parquet), ("data.jsonl", Dataset.from_json)):
             path = self.out_dir / name
             if path.is_file():
                 return builder(str(path), keep_in_memory=True)
-        from datasets import load_from_disk
-
-        return load_from_disk(str(self.out_dir / "data"))
+        return datasets.load_from_disk(str(self.out_dir / "data"))
 
     def rejects(self) -> Iterator[dict]:
         """Every dropped row with its step and reason, one dict at a time."""

@@ -208,7 +208,7 @@ def data_files(run_dir: Path, stem: str = "data") -> dict[str, Path]:
 
 def read_rows(run_dir: Path, stem: str = "data") -> list[dict]:
     """The rows of a run folder's `stem` files, whichever format the run wrote (jsonl, parquet, Arrow)."""
-    from curate.io import read_jsonl
+    from curate.io import quiet_datasets, read_jsonl
 
     files = data_files(run_dir, stem)
     if "jsonl" in files:
@@ -218,9 +218,7 @@ def read_rows(run_dir: Path, stem: str = "data") -> list[dict]:
 
         return pq.read_table(files["parquet"]).to_pylist()
     if "arrow" in files:
-        from datasets import load_from_disk
-
-        return load_from_disk(str(files["arrow"])).to_list()
+        return quiet_datasets().load_from_disk(str(files["arrow"])).to_list()
     raise CurateError(f"the run wrote no {stem}.jsonl, {stem}.parquet or {stem}/ folder", str(run_dir))
 
 

@@ -3,10 +3,10 @@ loaded rows or an earlier step provide (from what each step declares in `reads()
 
 from __future__ import annotations
 
-from curate.errors import CurateError
-from curate.steps.registry import get_step
 from curate.engine.worker import StepSpec
+from curate.errors import CurateError
 from curate.steps.base import missing_columns
+from curate.steps.registry import get_step
 
 
 def column_problems(recipe) -> list[str]:

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curate.steps.registry import get_step
 from curate.steps.base import StepContext
+from curate.steps.registry import get_step
 
 WORDS = [f"w{i}" for i in range(3000)]
 STEPS = """

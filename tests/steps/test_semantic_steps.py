@@ -13,11 +13,11 @@ import pytest
 from pydantic import ValidationError
 
 from curate.errors import CurateError
-from curate.steps.registry import get_step
 from curate.steps.dedup.minhash import MinHashDedup
 from curate.steps.dedup.semantic import SemanticDedup
 from curate.steps.filter.decontaminate import Decontaminate, words
 from curate.steps.filter.overlap import OverlapIndex
+from curate.steps.registry import get_step
 from curate.steps.score.embed import Embed
 from curate.steps.select.cluster_balanced import ClusterBalanced
 from curate.steps.select.diverse import Diverse

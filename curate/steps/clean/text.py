@@ -9,11 +9,11 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from curate.progress import track
-from curate.steps.registry import register
 from curate.rows import ROLES
+from curate.steps.base import Regex, StepParams, Transform, as_table, values
 from curate.steps.clean.code import is_code, looks_like_code
 from curate.steps.hints import Gate
-from curate.steps.base import Regex, StepParams, Transform, as_table, values
+from curate.steps.registry import register
 
 
 

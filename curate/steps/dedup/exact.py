@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow as pa
 
 from curate.ledger import Drop
-from curate.steps.registry import register
 from curate.rows import normalise, text_of
 from curate.steps.base import as_table, values
-from curate.steps.grouping import Grouping
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths, keep_groups
+from curate.steps.grouping import Grouping
+from curate.steps.registry import register
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]
 

@@ -168,7 +168,8 @@ class KeepFilter(GlobalFilter):
 
     def policy_columns(self, table: pa.Table, keys: dict, pos: np.ndarray) -> dict[str, np.ndarray]:
         """What `keep_groups` needs of the rows `pos` besides their group: `length` or `score`. The score
-        column is checked even when no row is grouped (see `resolve`)."""
+        column is checked even when no row is grouped, so a typo in a recipe fails on every run rather than only
+        on data that happens to hold duplicates."""
         policy = self.params
         if policy.keep == "highest":
             return {"score": score_values(table, policy.score_column, self.ctx.where)[pos]}

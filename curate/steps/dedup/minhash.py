@@ -17,14 +17,14 @@ from pydantic import Field, model_validator
 
 from curate.ledger import Drop
 from curate.progress import progress
-from curate.steps.registry import register
 from curate.rows import text_of
 from curate.steps.base import as_table, values
-from curate.steps.grouping import Grouping
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, conversation_lengths
 from curate.steps.dedup.lsh import (band_rows, bucket_pairs, component_clusters, estimated_pairs, lsh_pairs, lsh_params,
                                     signature_copies, star_clusters_with_copies)
 from curate.steps.dedup.shingles import exact_jaccard, signatures
+from curate.steps.grouping import Grouping
+from curate.steps.registry import register
 
 TextKey = Literal["prompt", "response", "conversation", "first_user"]
 LSH_WEIGHTS = (0.1, 0.9)  # (false positive, false negative) weights for the default banding

@@ -15,12 +15,12 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from curate.embeddings import DEFAULT_MODEL, Embedder, static_model_path
 from curate.ledger import Drop
-from curate.steps.registry import register
+from curate.rows import text_of
 from curate.steps.base import as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, _rank_score, conversation_lengths, score_values
-from curate.embeddings import DEFAULT_MODEL, Embedder, static_model_path
-from curate.rows import text_of
+from curate.steps.registry import register
 from curate.vectors import BLOCK, auto_clusters, embedding_matrix, kmeans
 
 ROWS_PER_CLUSTER = 10_000  # the automatic k: about this many rows per cluster

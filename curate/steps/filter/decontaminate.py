@@ -11,10 +11,10 @@ from pydantic import Field, model_validator
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.errors import CurateError
 from curate.ledger import Drop
-from curate.steps.registry import register
 from curate.rows import text_of
 from curate.steps.base import Filter, StepParams, as_table, values
 from curate.steps.filter.overlap import CHECKS, OverlapIndex, words
+from curate.steps.registry import register
 from curate.textsets import Texts, TextSet, load_texts
 from curate.vectors import BLOCK, embedding_matrix
 

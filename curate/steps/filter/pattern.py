@@ -10,10 +10,10 @@ from pydantic import Field
 
 from curate.ledger import Drop
 from curate.progress import track
-from curate.steps.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Filter, Regex, StepParams, as_table, values
 from curate.steps.hints import Gate
+from curate.steps.registry import register
 
 
 @register

@@ -12,8 +12,8 @@ from pydantic import ConfigDict, Field, model_serializer, model_validator
 from curate.errors import CurateError
 from curate.ledger import Drop
 from curate.numbers import is_missing
-from curate.steps.registry import register
 from curate.steps.base import Filter, StepParams, as_table, require_columns, values
+from curate.steps.registry import register
 from curate.strict import StrictModel
 
 _COMPACT = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|==|!=|>|<)\s*(.*?)\s*$")

@@ -11,9 +11,9 @@ from pydantic import Field
 
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.progress import progress
-from curate.steps.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import ModelScorer, StepParams, as_table, values
+from curate.steps.registry import register
 
 log = logging.getLogger(__name__)
 

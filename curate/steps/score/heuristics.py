@@ -10,10 +10,10 @@ import pyarrow as pa
 from pydantic import Field
 
 from curate.progress import track
-from curate.steps.registry import register
 from curate.rows import prompt_text, response_text
 from curate.steps.base import Regex, Scorer, StepParams, as_table, values
 from curate.steps.hints import Gate
+from curate.steps.registry import register
 
 _APOS = "['’]"
 DEFAULT_REFUSALS = [

@@ -17,9 +17,9 @@ from pydantic import Field, field_validator, model_validator
 from curate.errors import CurateError
 from curate.models import as_spec
 from curate.progress import rate_progress
-from curate.steps.registry import register
 from curate.rows import conversation_text, prompt_text, response_text
 from curate.steps.base import values
+from curate.steps.registry import register
 from curate.steps.score.judge_endpoint import RATINGS, ask_endpoint, safe_for_key
 from curate.steps.score.lm_batches import ScoreCache, stats
 from curate.steps.score.lm_forward import next_token_logprobs

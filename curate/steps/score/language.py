@@ -10,9 +10,9 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from curate.errors import did_you_mean
-from curate.steps.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Scorer, StepParams, as_table, values
+from curate.steps.registry import register
 from curate.steps.score.langid_batch import classify_many
 
 

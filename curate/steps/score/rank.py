@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 
 from curate.errors import CurateError, did_you_mean
-from curate.steps.registry import register
 from curate.steps.base import Scorer, StepParams, as_table, numbers, values
+from curate.steps.registry import register
 
 
 @register

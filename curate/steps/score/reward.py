@@ -9,8 +9,8 @@ import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.models import ModelField
-from curate.steps.registry import register
 from curate.steps.base import values
+from curate.steps.registry import register
 from curate.steps.score.lm_forward import classifier_logits
 from curate.steps.score.lm_loss import LMParams, LMScorer
 from curate.steps.score.lm_plan import encode, plain, truncate

@@ -8,9 +8,9 @@ from typing import Literal
 import pyarrow as pa
 
 from curate.errors import CurateError
-from curate.steps.registry import register
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Scorer, StepParams, as_table, values
+from curate.steps.registry import register
 
 _BATCH = 1000
 

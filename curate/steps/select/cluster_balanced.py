@@ -10,8 +10,8 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from curate.errors import CurateError
-from curate.steps.registry import register
 from curate.steps.base import as_table, take_within
+from curate.steps.registry import register
 from curate.steps.select._common import ranked, scores_of
 from curate.steps.select._embedded import EmbeddingBudget, EmbeddingSelector
 from curate.steps.select.stratified import equal_split, largest_remainder

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from curate.errors import CurateError
-from curate.steps.registry import register
 from curate.steps.base import Budget, Selector, StepContext, as_table
+from curate.steps.registry import register
 from curate.steps.select._common import budget_notes
 
 

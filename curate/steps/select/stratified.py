@@ -10,8 +10,8 @@ import pyarrow as pa
 from pydantic import model_validator
 
 from curate.errors import CurateError
-from curate.steps.registry import register
 from curate.steps.base import Budget, Selector, as_table, take_within, values
+from curate.steps.registry import register
 from curate.steps.select._common import budget_notes, ranked, require_column, scores_of
 
 

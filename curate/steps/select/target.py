@@ -10,8 +10,8 @@ from pydantic import Field, model_validator
 
 from curate.embeddings import DEFAULT_MODEL, Embedder
 from curate.errors import CurateError
-from curate.steps.registry import register
 from curate.steps.base import as_table
+from curate.steps.registry import register
 from curate.steps.select._embedded import EmbeddingBudget, EmbeddingSelector
 from curate.textsets import TextSet, load_texts
 from curate.vectors import BLOCK, distance_stats

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import model_validator
 
-from curate.steps.registry import register
 from curate.steps.base import Budget, Selector, as_table
+from curate.steps.registry import register
 from curate.steps.select._common import budget_notes, ranked, scores_of
 
 

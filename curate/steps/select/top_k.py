@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from curate.steps.registry import register
 from curate.steps.base import Budget, Selector, as_table
+from curate.steps.registry import register
 from curate.steps.select._common import budget_notes, ranked, scores_of
 
 

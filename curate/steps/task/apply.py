@@ -14,10 +14,10 @@ from pydantic import Field, field_validator, model_validator
 
 from curate.errors import CurateError, did_you_mean
 from curate.progress import progress
-from curate.steps.registry import register
 from curate.rows import prompt_text, response_text
 from curate.seeds import derive_seed
 from curate.steps.base import StepParams, Transform, as_table
+from curate.steps.registry import register
 from curate.steps.task.library import (
     LETTERS,
     Phrasing,

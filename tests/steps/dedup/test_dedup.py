@@ -15,13 +15,13 @@ from datasets import Dataset
 from pydantic import ValidationError
 
 from curate.errors import CurateError
-from curate.steps.registry import get_step
 from curate.rows import make_row, normalise, row_id
 from curate.steps.dedup.exact import ExactDedup
 from curate.steps.dedup.keep import choose_kept
 from curate.steps.dedup.lsh import components, lsh_params
 from curate.steps.dedup.minhash import LSH_WEIGHTS, MinHashDedup
 from curate.steps.dedup.shingles import shingle_hashes
+from curate.steps.registry import get_step
 from tests.helpers import build, pairs_dataset
 
 WORDS = (
