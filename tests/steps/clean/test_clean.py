@@ -211,3 +211,33 @@ def test_the_manifest_counts_changes_by_kind_and_inspect_shows_them(tmp_path, mo
     res = runner.invoke(app, ["inspect", "out", "--changed", "--json"])
     changes = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert [c["turns"][-1]["after"] for c in changes] == ["Hi there. I am glad you wrote today!", "Read today, it is good."]
+
+
+def test_the_tidy_shortcut_never_skips_a_turn_the_line_loop_would_change(shared_data):
+    """`_tidy` lets most turns skip the line loop: on every turn it passes, the loop must leave the turn as it
+    is. Tried on random turns made of every kind of whitespace (each character str.isspace() knows), fences,
+    inline code and words, and on the real pool's turns."""
+    import json
+    import random
+    import sys
+
+    from curate.steps.clean.text import _tidy, _tidy_lines
+
+    spaces = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()]
+    pieces = spaces + ["word", "é", "```", "~~~", "`x`", "x  =  1", "\n", "\n\n", ".", "    "]
+    rng = random.Random(0)
+    turns = ["".join(rng.choices(pieces, k=rng.randint(0, 12))) for _ in range(20_000)]
+    turns += ["a" + c + "\nb" for c in spaces] + ["a\nb" + c for c in spaces] + [c + "a" for c in spaces]
+    rows = json.loads((shared_data / "code_alpaca_2k.json").read_text())
+    turns += [r[k] for r in rows for k in ("instruction", "output")]
+    passed = [t for t in turns if _tidy(t)]
+    assert len(passed) > 1000  # the shortcut is taken
+    assert [t for t in passed if _tidy_lines(t) != t] == []
+    assert _tidy("a\u3000\nb") is False and _tidy("a\x0c\nb") is False and _tidy("one\n\ntwo") is True
+
+
+def test_symbols_are_counted_alike_on_ascii_and_other_text():
+    from curate.steps.clean.code import _SYMBOL, _symbols
+
+    for text in ["".join(map(chr, range(128))), "a_b = c[1] -> {d}", "naïve — “quoted” ½", "x\x1c\x1fy", ""]:
+        assert _symbols(text) == len(_SYMBOL.findall(text)), text
