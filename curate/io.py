@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from json.encoder import c_make_encoder, encode_basestring
 import os
 import shutil
 import tempfile
@@ -59,9 +60,22 @@ def row_for_json(row: dict) -> dict:
 def dumps(obj) -> str:
     """One JSON line; NaN or inf anywhere becomes null (JSON has neither). The common case is one C call."""
     try:
-        return json.dumps(obj, ensure_ascii=False, allow_nan=False, default=str)
+        return _encode(obj)
     except ValueError:
-        return json.dumps(json_ready(obj), ensure_ascii=False, allow_nan=False, default=str)
+        return _encode(json_ready(obj))
+
+
+# json.dumps(obj, ensure_ascii=False, allow_nan=False, default=str) builds its encoder on every call; the
+# json module's C encoder made once writes the same text, 4x faster for a small object (a row's `meta`). No
+# circular-reference check: rows and manifests are trees.
+_C_ENCODER = c_make_encoder(None, str, encode_basestring, None, ": ", ", ", False, False, False) \
+    if c_make_encoder is not None else None
+
+
+def _encode(obj) -> str:
+    if _C_ENCODER is None:  # a Python without the json module's C part
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, default=str)
+    return "".join(_C_ENCODER(obj, 0))
 
 
 def write_text_atomic(path: Path, lines: Iterable[str]) -> None:

@@ -24,7 +24,7 @@ def layer_of(module: str) -> str:
     if module in ("curate.cli", "curate.card.cli", "curate.train.cli", "curate.docs"):
         return "cli"
     if head == "" or head in ("errors", "rows", "io", "atomic", "console", "progress", "faults", "models", "ledger",
-                              "embeddings", "vectors", "sources", "strict", "seeds", "numbers", "model_files", "encoding"):
+                              "embeddings", "vectors", "sources", "strict", "seeds", "numbers", "model_files", "encoding", "jsonl"):
         return "core"  # as an import, `curate` itself gives only __version__
     if head in ("recipe", "specs") or module == "curate.templates.spec":
         return "recipe"

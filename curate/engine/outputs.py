@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from json.encoder import encode_basestring
 import shutil
 import tempfile
 from collections import Counter
@@ -20,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 
 from curate.engine.store import INTERNAL, ROW, PartSpec, RowStore, read_part
-from curate.io import BATCH_ROWS, dumps, quiet_datasets, row_for_json, stable_schema
+from curate.io import BATCH_ROWS, dumps, quiet_datasets, stable_schema
+from curate.jsonl import encode_rows
 
 
 class DataWriter:
@@ -131,7 +133,7 @@ def output_schema(store: RowStore, upto: int | None = None) -> pa.Schema:
 
 
 def json_lines(table: pa.Table) -> str:
-    return "".join(dumps(row_for_json(row)) + "\n" for row in table.to_pylist())
+    return "".join(line + "\n" for line in encode_rows(table))
 
 
 @dataclass
@@ -220,22 +222,32 @@ class RejectTask:
 
 
 def reject_part(task: RejectTask) -> str:
-    infos: dict[int, dict] = {}
-    for s, table in task.drops.items():
-        infos.update(zip(table.column(ROW).to_pylist(), table.to_pylist()))
-    lines = []
-    start = task.part.start
-    for row in task.part.read().to_pylist():
-        s = int(task.dropped_at[row[ROW] - start])
-        info = infos[row[ROW]]
-        entry = {"step": task.labels[s], "reason": info["reason"]}
-        if info["duplicate_of"] is not None:
-            entry["duplicate_of"] = info["duplicate_of"]
-        if info["detail"] is not None:
-            entry["detail"] = json.loads(info["detail"])
-        entry["row"] = row_for_json({c: row[c] for c in task.columns_at[s]})
-        lines.append(dumps(entry) + "\n")
-    return "".join(lines)
+    """The part's rejects.jsonl lines, in load order, each step's rows encoded column by column."""
+    table = task.part.read()
+    rows = table.column(ROW).to_numpy()
+    steps = task.dropped_at[rows - task.part.start]
+    lines = np.empty(len(rows), dtype=object)
+    for s, drops in task.drops.items():
+        at = np.flatnonzero(steps == s)
+        if not np.array_equal(drops.column(ROW).to_numpy(), rows[at]):  # both hold the rows in load order
+            raise RuntimeError(f"{task.labels[s]}: its drops do not match the rows it dropped in part {task.part.index}")
+        heads = _reject_heads(task.labels[s], drops)
+        lines[at] = [head + row + "}\n" for head, row in zip(heads, encode_rows(table.take(at).select(task.columns_at[s])))]
+    return "".join(lines.tolist())
+
+
+def _reject_heads(label: str, drops: pa.Table) -> list[str]:
+    """Each entry's text up to its row: `{"step": ..., "reason": ..., ["duplicate_of": ...,] ["detail": ...,] "row": `."""
+    start = '{"step": ' + encode_basestring(label) + ', "reason": '
+    heads = []
+    for reason, duplicate_of, detail in zip(*(drops.column(c).to_pylist() for c in ("reason", "duplicate_of", "detail"))):
+        head = start + encode_basestring(reason)
+        if duplicate_of is not None:
+            head += ', "duplicate_of": ' + encode_basestring(duplicate_of)
+        if detail is not None:
+            head += ', "detail": ' + dumps(json.loads(detail))
+        heads.append(head + ', "row": ')
+    return heads
 
 
 def reject_tasks(store: RowStore, labels: dict[int, str], folders: dict[int, Path]) -> Iterator[RejectTask]:

@@ -1,0 +1,90 @@
+"""curate.jsonl writes each row exactly as `dumps(row_for_json(row))` would, a column at a time."""
+
+import datetime
+import json
+import math
+
+import pyarrow as pa
+import pytest
+
+from curate.io import dumps, row_for_json
+from curate.jsonl import encode_rows
+
+
+def row_by_row(table: pa.Table) -> list[str]:
+    return [dumps(row_for_json(row)) for row in table.to_pylist()]
+
+
+def odd_table() -> pa.Table:
+    nan, inf = math.nan, math.inf
+    messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    return pa.table({
+        "id": ["a", None, 'q"uo\\te', "tab\there\nnew\x00\x1f\u2028", "é中😀", "%s %d 100%"],
+        "messages": pa.array([[{"role": "user", "content": "hi"}], None, [], [{"role": None, "content": "x"}, None],
+                              [{"role": "assistant", "content": "\r\n\x7f\x0c"}], [{"role": "user", "content": ""}]],
+                             messages),
+        "meta": ['{"source_row": "a.jsonl:1"}', None, '{"b":1,"a":[1.5,null]}', '{"x": NaN, "y": {"z": Infinity}}',
+                 '"just a string"', "{}"],
+        "score": [1.0, nan, -inf, None, -0.0, 1e16],
+        "small": pa.array([1.5, 1e-7, None, 3.0, float("nan"), 2.0], pa.float32()),
+        "count": pa.array([1, None, -5, 2**62, 0, 7], pa.int64()),
+        "unsigned": pa.array([0, 2**64 - 1, None, 1, 2, 3], pa.uint64()),
+        "flag": [True, False, None, True, False, True],
+        "nothing": pa.nulls(6),
+        "spans": pa.array([[[0, 3], [5, 9]], [], None, [[1, 2], None], [[]], [[7, 8]]], pa.list_(pa.list_(pa.int64()))),
+        "nested": pa.array([{"x": nan, "y": [inf, 1.0]}, None, {"x": 2.0, "y": None}, {"x": None, "y": []},
+                            {"x": 1.0, "y": [nan]}, {"x": 0.1, "y": [0.2]}],
+                           pa.struct([("x", pa.float64()), ("y", pa.list_(pa.float64()))])),
+        "when": pa.array([datetime.datetime(2026, 1, 2, 3, 4, 5)] * 5 + [None], pa.timestamp("us")),
+        "blob": pa.array([b"\x00\xff", None, b"", b"a", b"b", b"c"], pa.binary()),
+        "labels": pa.array(["x", "y", "x", None, "y", "x"]).dictionary_encode(),
+        "big": pa.array(["l" * 3, None, "", "m", "n", "o"], pa.large_string()),
+        "kv": pa.array([[("a", 1)], None, [], [("b", None)], [("c", 2)], [("d", 3)]], pa.map_(pa.string(), pa.int64())),
+        "100% \"odd\" name": [1, 2, 3, 4, 5, 6],
+    })
+
+
+def test_each_line_is_the_row_by_row_text():
+    table = odd_table()
+    lines = encode_rows(table)
+    assert lines == row_by_row(table)
+    for line in lines:
+        json.loads(line)  # valid JSON: no NaN, no Infinity
+    assert '"score": null' in lines[1] and '"meta": {"b": 1, "a": [1.5, null]}' in lines[2]
+
+
+@pytest.mark.parametrize("cut", ["sliced", "chunked", "filtered", "empty", "no columns"])
+def test_slices_chunks_and_empty_tables(cut):
+    table = odd_table()
+    if cut == "sliced":
+        table = table.slice(2, 3)
+    elif cut == "chunked":
+        table = pa.concat_tables([table.slice(0, 2), table.slice(2, 1), table.slice(3)])
+        assert table.column("messages").num_chunks == 3
+    elif cut == "filtered":
+        table = table.filter(pa.array([True, False, True, True, False, True]))
+    elif cut == "empty":
+        table = table.slice(0, 0)
+    else:
+        table = table.select([])
+    assert encode_rows(table) == row_by_row(table)
+
+
+def test_real_rows_with_their_scores_are_the_row_by_row_text(shared_data):
+    """LIMA (long, multi-turn-like answers), Code Alpaca (code, quotes, backslashes) and the heuristic scores
+    (ints, ratios, NaN with a `_why`), as a step's rejects hold them."""
+    from curate.rows import make_row
+    from curate.steps.score.heuristics import Heuristics
+    from tests.helpers import build
+
+    rows = []
+    for name in ("lima_train.json", "code_alpaca_2k.json"):
+        for i, r in enumerate(json.loads((shared_data / name).read_text())[:400]):
+            messages = [{"role": "user", "content": r["instruction"] + ("\n\n" + r["input"] if r["input"] else "")},
+                        {"role": "assistant", "content": r["output"]}]
+            rows.append(make_row(name, messages, {"source_row": f"{name}:{i}", "input": r["input"]}))
+    table = pa.Table.from_pylist(rows)
+    for column, values in build(Heuristics).apply(table).columns.items():
+        table = table.append_column(column, values)
+    assert table.num_columns > 10
+    assert encode_rows(table) == row_by_row(table)
