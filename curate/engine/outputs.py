@@ -219,9 +219,21 @@ class RejectTask:
     drops: dict[int, pa.Table]  # step -> its drops whose rows fall in this part
     labels: dict[int, str]
     columns_at: dict[int, list[str]]
+    out: str  # where its lines go: a file in the run's work folder, which the workers share
 
 
-def reject_part(task: RejectTask) -> str:
+def reject_part(task: RejectTask) -> int:
+    """Write the part's rejects.jsonl lines to `task.out`; returns how many. The worker writes them itself:
+    handing ~2 KB a row back to the driver cost the driver a core during the write."""
+    text = reject_lines(task)
+    tmp = f"{task.out}.{os.getpid()}.tmp"  # a retried task (Ray) writes its own file, then replaces
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+    os.replace(tmp, task.out)
+    return text.count("\n")
+
+
+def reject_lines(task: RejectTask) -> str:
     """The part's rejects.jsonl lines, in load order, each step's rows encoded column by column."""
     table = task.part.read()
     rows = table.column(ROW).to_numpy()
@@ -250,7 +262,7 @@ def _reject_heads(label: str, drops: pa.Table) -> list[str]:
     return heads
 
 
-def reject_tasks(store: RowStore, labels: dict[int, str], folders: dict[int, Path]) -> Iterator[RejectTask]:
+def reject_tasks(store: RowStore, labels: dict[int, str], folders: dict[int, Path], parts: Path) -> Iterator[RejectTask]:
     from curate.engine.passes import DROPS
 
     drops = {s: read_part(folder / DROPS) for s, folder in folders.items()}
@@ -267,24 +279,28 @@ def reject_tasks(store: RowStore, labels: dict[int, str], folders: dict[int, Pat
             if b > a:
                 here[s] = drops[s].slice(a, b - a)
         yield RejectTask(store.spec(i, mask=dead), store.dropped_at[part].copy(), here,
-                         {s: labels[s] for s in here}, {s: columns_at[s] for s in here})
+                         {s: labels[s] for s in here}, {s: columns_at[s] for s in here}, str(parts / f"{i:06d}.jsonl"))
 
 
 def write_rejects(path: Path, store: RowStore, labels: dict[int, str], folders: dict[int, Path],
-                  first: Iterable[dict], last: Iterable[dict], executor) -> int:
+                  first: Iterable[dict], last: Iterable[dict], executor, work: Path) -> int:
     """rejects.jsonl: `first` (rows the loader skipped), each dropped row in load order as it was when its
-    step dropped it (with that step's reason), then `last` (the mix's). Returns the number of entries."""
+    step dropped it (with that step's reason), then `last` (the mix's). The workers write each part's lines
+    to a file in `work`, which are appended here in part order. Returns the number of entries."""
     count = 0
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
+    parts = Path(work) / "rejects"
+    parts.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
         for entry in first:
-            f.write(dumps(entry) + "\n")
+            f.write((dumps(entry) + "\n").encode("utf-8"))
             count += 1
-        tasks = reject_tasks(store, labels, folders)
-        n = sum(1 for i in range(store.n_parts) if (store.dropped_at[store.part_rows(i)] >= 0).any())
-        for text in executor.map(reject_part, tasks, n=n):
-            f.write(text)
-            count += text.count("\n")
+        tasks = list(reject_tasks(store, labels, folders, parts))
+        for task, lines in zip(tasks, executor.map(reject_part, tasks, n=len(tasks))):
+            with open(task.out, "rb") as part:
+                shutil.copyfileobj(part, f, 1 << 20)
+            os.unlink(task.out)
+            count += lines
         for entry in last:
-            f.write(dumps(entry) + "\n")
+            f.write((dumps(entry) + "\n").encode("utf-8"))
             count += 1
     return count

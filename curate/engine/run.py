@@ -344,7 +344,7 @@ class _Run:
             fault_point("write")
             dropped = write_rejects(tmp / "rejects.jsonl", store, labels, drop_folders,
                                     loading.skipped_entries(loaded["folder"]), finished.dropped if finished else [],
-                                    self.executor)
+                                    self.executor, self.work)
             files.append("rejects.jsonl")
             transforms = [(run.index, run.spec.label) for run in runs if run.step.role == "transform"]
             if transforms and finished is None:  # before and after, for the kept rows transforms changed
