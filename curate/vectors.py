@@ -125,3 +125,24 @@ def kmeans(X: np.ndarray, k: int, seed: int, backend: Literal["sklearn", "faiss"
 
 def auto_clusters(n: int, per_cluster: int) -> int:
     return max(1, math.ceil(n / per_cluster))
+
+
+def vector_column(X: np.ndarray):
+    """The rows of an n x dim float32 matrix as an Arrow fixed-size list column (zero-copy when X is
+    contiguous): how vectors travel in a table (a shuffle's rows). A matrix of no columns gets one zero column,
+    since Arrow's fixed-size lists need a size."""
+    import pyarrow as pa
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.shape[1] == 0:
+        X = np.zeros((len(X), 1), dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), X.shape[1])
+
+
+def vector_rows(column) -> np.ndarray:
+    """`vector_column`'s inverse: the n x dim float32 matrix of a fixed-size list column (chunked or not)."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, column.type.list_size)

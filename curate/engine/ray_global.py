@@ -35,10 +35,11 @@ PART = "_partition"
 ERROR = "_error"
 
 
-def partitions(rows: int, cpus: float) -> int:
+def partitions(rows: int, cpus: float, per_partition: int | None = None) -> int:
     """Partitions for a shuffle of `rows`: two per CPU (so every CPU has work), more when each would hold
-    more than PARTITION_ROWS."""
-    return max(2 * max(int(cpus), 1), math.ceil(rows / PARTITION_ROWS))
+    more than `per_partition` rows (PARTITION_ROWS unless the grouping's rows are larger: semantic dedup's
+    vectors)."""
+    return max(2 * max(int(cpus), 1), math.ceil(rows / (per_partition or PARTITION_ROWS)))
 
 
 def run_grouping(grouping, cpus: float) -> tuple[pa.Table, dict]:
@@ -51,7 +52,7 @@ def run_grouping(grouping, cpus: float) -> tuple[pa.Table, dict]:
     n = rows.num_rows
     if n == 0:  # nothing to shuffle: the same functions on the empty table
         return grouping.results(rows), {"shuffles": 0, "rows": 0}
-    parts = partitions(n * grouping.fanout, cpus)
+    parts = partitions(n * grouping.fanout, cpus, grouping.partition_rows)
     with _sort_shuffle(ray):
         results, stored = _run(ray, grouping, rows, parts, cpus)
     ran = {"shuffles": len(grouping.stages), "rows": n, "partitions": parts, "stored_arrays": stored}
