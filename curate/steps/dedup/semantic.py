@@ -294,11 +294,12 @@ def cluster_pairs(groups: pa.Table, threshold: float, block: int = BLOCK) -> pa.
 
     h, pos = groups.column("_hash").to_numpy(), groups.column("_pos").to_numpy()
     order = np.lexsort((pos, h))
-    if not np.array_equal(order, np.arange(len(order))):  # `probe_rows` sorted them: a cluster gets batches
+    if not np.array_equal(order, np.arange(len(order))):  # in one process `probe_rows` sorted them already
         groups = groups.take(pa.array(order))
         h, pos = h[order], pos[order]
     home, X = groups.column("home").to_numpy(), vector_rows(groups.column("vector"))
     out: dict[str, list] = {c: [] for c in ("a", "b", "sim", "_hash", "home_a", "home_b")}
+    tally: list[tuple[int, int]] = []  # (cluster, its own rows)
     starts = np.flatnonzero(np.diff(h)) + 1
     with threadpool_limits(1):
         for lo, hi in zip(np.concatenate([[0], starts]), np.concatenate([starts, [len(h)]])) if len(h) else []:
@@ -320,9 +321,11 @@ def cluster_pairs(groups: pa.Table, threshold: float, block: int = BLOCK) -> pa.
                 out["_hash"].append(np.full(len(r), c, dtype=np.uint64))
                 out["home_a"].append(np.where(swap, home[j], home[i]))
                 out["home_b"].append(np.where(swap, home[i], home[j]))
-            for name, value in (("a", -1), ("b", len(own)), ("sim", 0.0), ("_hash", c), ("home_a", c), ("home_b", c)):
-                out[name].append(np.array([value], dtype=np.uint64 if name == "_hash" else None))
+            tally.append((c, len(own)))
+    clusters, sizes = (np.array(x, dtype=np.int64) for x in zip(*tally)) if tally else (np.zeros(0, np.int64),) * 2
+    for name, value in (("a", -1), ("b", sizes), ("sim", 0.0), ("_hash", clusters), ("home_a", clusters),
+                        ("home_b", clusters)):
+        out[name].append(np.broadcast_to(value, len(clusters)))
     types = {"a": np.int64, "b": np.int64, "sim": np.float64, "_hash": np.uint64, "home_a": np.int64,
              "home_b": np.int64}
-    return pa.table({name: np.concatenate(parts).astype(types[name]) if parts else np.zeros(0, types[name])
-                     for name, parts in out.items()})
+    return pa.table({name: np.concatenate(parts).astype(types[name]) for name, parts in out.items()})
