@@ -1,6 +1,6 @@
 """What the driver holds per row when a global step decides: the bound behind "one global state on the driver".
 
-    python bench/bench_driver_memory.py [N ...]     (default 300000 1000000)
+    python bench/bench_driver_memory.py [N ...] [--semantic KMEANS_SAMPLE]    (default 300000 1000000)
 
 With any executor the global steps' decisions run in the driver (the Ray executor computes their keys on the
 cluster, in the pass before them; then it gathers them). For N synthetic rows shaped like the engine's
@@ -62,6 +62,18 @@ def minhash_keys(n: int, rng, num_perm: int = 128) -> dict:
     return {"sig": sig, "has_text": np.ones(n, dtype=bool), "length": rng.integers(10, 5000, n)}
 
 
+def semantic_table(table: pa.Table, rng, dim: int = 384) -> pa.Table:
+    """The table `dedup.semantic` gets: ids, sources and an `embed` step's column (unit float32 vectors, 20%
+    near copies of an earlier row: cosine ~0.99)."""
+    n = table.num_rows
+    X = rng.normal(size=(n, dim)).astype(np.float32)
+    who, src = copies(n, rng)
+    X[who] = X[src] + 0.1 * rng.normal(size=(len(who), dim)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), dim)
+    return table.select(["id", "source"]).append_column("embedding", vectors)
+
+
 def measure(label: str, n: int, inputs: tuple, call) -> None:
     table, keys = inputs
     size = table.nbytes + sum(v.nbytes for v in (keys or {}).values())
@@ -93,9 +105,13 @@ def on_ray(cls, label: str, n: int, table: pa.Table, keys: dict, **params) -> No
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sizes", nargs="*", type=int, default=[300_000, 1_000_000])
+    ap.add_argument("--semantic", type=int, metavar="KMEANS_SAMPLE",
+                    help="also dedup.semantic (384-dim vectors, k-means on this many rows); its local decision "
+                         "compares every pair of each 10k-row cluster: minutes per 100k rows on one core")
     args = ap.parse_args()
     from curate.steps.dedup.exact import ExactDedup
     from curate.steps.dedup.minhash import MinHashDedup
+    from curate.steps.dedup.semantic import SemanticDedup
     from curate.steps.select.stratified import Stratified
     from tests.helpers import build
 
@@ -116,6 +132,12 @@ def main():
         on_ray(MinHashDedup, "dedup.minhash (verify estimate)", n, table.select(["id", "source"]), keys,
                verify="estimate", keep="longest")
         del keys
+        if args.semantic is not None:
+            vectors = semantic_table(table, rng)
+            step = build(SemanticDedup, kmeans_sample=args.semantic)
+            measure("dedup.semantic (384 dims)", n, (vectors, {}), lambda v=vectors: step.decide(v))
+            on_ray(SemanticDedup, "dedup.semantic (384 dims)", n, vectors, {}, kmeans_sample=args.semantic)
+            del vectors
         step = build(Stratified, by="source", within="top", score="response_words", rows=min(n // 10, 100_000))
         measure("select.stratified (top)", n, (table, None), lambda: step.select(table))
 

@@ -48,9 +48,12 @@ def embedding_matrix(ds, column: str, where: str | None) -> tuple[np.ndarray, np
     if len(dims) != 1 or dims[0] == 0:
         raise CurateError(f"column {column!r} holds vectors of different lengths {sorted(dims.tolist())[:5]}", where)
     dim = int(dims[0])
-    X = np.zeros((n, dim), dtype=np.float32)
-    flat = np.asarray(col.filter(pa.array(ok)).flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-    X[ok] = flat.reshape(-1, dim)
+    if ok.all():  # a read-only view of the column's buffer: no second copy of every vector (1.5 KB/row)
+        X = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(n, dim)
+    else:
+        X = np.zeros((n, dim), dtype=np.float32)
+        X[ok] = np.asarray(col.filter(pa.array(ok)).flatten().to_numpy(zero_copy_only=False),
+                           dtype=np.float32).reshape(-1, dim)
     bad = ok & ~np.isfinite(X).all(axis=1)
     if bad.any():
         raise CurateError(f"column {column!r} has {int(bad.sum())} vectors with NaN or inf values", where)
@@ -125,3 +128,24 @@ def kmeans(X: np.ndarray, k: int, seed: int, backend: Literal["sklearn", "faiss"
 
 def auto_clusters(n: int, per_cluster: int) -> int:
     return max(1, math.ceil(n / per_cluster))
+
+
+def vector_column(X: np.ndarray):
+    """The rows of an n x dim float32 matrix as an Arrow fixed-size list column (zero-copy when X is
+    contiguous): how vectors travel in a table (a shuffle's rows). A matrix of no columns gets one zero column,
+    since Arrow's fixed-size lists need a size."""
+    import pyarrow as pa
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if X.shape[1] == 0:
+        X = np.zeros((len(X), 1), dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), X.shape[1])
+
+
+def vector_rows(column) -> np.ndarray:
+    """`vector_column`'s inverse: the n x dim float32 matrix of a fixed-size list column (chunked or not)."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, column.type.list_size)

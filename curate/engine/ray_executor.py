@@ -20,7 +20,7 @@ to RETRIES times, then the run stops with a message);
 an error raised by a step comes back as a value and is raised here as itself (a CurateError stays a clear
 message, not a Ray traceback).
 
-Global steps: a step that decides as a group-by (exact dedup) runs as a hash shuffle on the cluster
+Global steps: a step that decides as a group-by (exact, MinHash and semantic dedup) runs as a hash shuffle on the cluster
 (curate.engine.ray_global; `executor.global_steps: driver` keeps it on the driver); the others decide on the
 driver over the keys the passes computed. Either way one global state, never per-worker. The selectors and
 writing the run folder stay on the driver. Tasks name files, not rows: every node reads

@@ -4,20 +4,22 @@ A global filter that can say its decision as a chain of group-bys (`Grouping`, c
 here as a Ray Data job, never as a dedup per worker:
 
 - its rows (built on the driver from the keys the passes computed) go to the cluster in a few blocks; an
-  optional row-local `expand` makes the first stage's rows there (MinHash: one row per band);
+  optional row-local `expand` makes the first stage's rows there (MinHash: one row per band; semantic
+  dedup: one row per probed cluster, with the row's vector);
 - each stage is a shuffle: every row goes to partition `_hash % parts` (Ray Data `groupby` on that number),
   and one task runs the step's own vectorised stage function over each partition (whole groups);
 - only the last stage's results come back to the driver (exact dedup: the dropped rows; MinHash: the
-  linked pairs), where the step finishes as in one process.
+  linked pairs; semantic dedup: the similar pairs), where the step finishes as in one process.
 
 The step's code decides in both executors, and a stage sees whole groups however the rows are partitioned,
 so the decisions are the local executor's (tests/engine/test_ray_global.py cuts the stages into 1, 3 and 8
 partitions and runs them on Ray).
 
 Memory: the driver gathers the keys from the row passes (as before) and builds the first stage's rows (exact
-dedup ~32 B/row; MinHash 8 B/row of positions) and stores each large array a stage takes once in the object
-store (MinHash's signatures, 512 B/row: one copy, read in place by the tasks); the grouping, the candidate
-pairs and their verification run on the workers, ~PARTITION_ROWS rows a task.
+dedup ~32 B/row; MinHash 8 B/row of positions; semantic dedup its vectors, 4 B a dimension) and stores each
+large array a stage takes once in the object store (MinHash's signatures, 512 B/row: one copy, read in place
+by the tasks); the grouping, the candidate pairs and their verification run on the workers, ~PARTITION_ROWS
+rows a task (fewer where the grouping's rows are larger: `Grouping.partition_rows`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ PART = "_partition"
 ERROR = "_error"
 
 
-def partitions(rows: int, cpus: float) -> int:
+def partitions(rows: int, cpus: float, per_partition: int | None = None) -> int:
     """Partitions for a shuffle of `rows`: two per CPU (so every CPU has work), more when each would hold
-    more than PARTITION_ROWS."""
-    return max(2 * max(int(cpus), 1), math.ceil(rows / PARTITION_ROWS))
+    more than `per_partition` rows (PARTITION_ROWS unless the grouping's rows are larger: semantic dedup's
+    vectors)."""
+    return max(2 * max(int(cpus), 1), math.ceil(rows / (per_partition or PARTITION_ROWS)))
 
 
 def run_grouping(grouping, cpus: float) -> tuple[pa.Table, dict]:
@@ -51,7 +54,7 @@ def run_grouping(grouping, cpus: float) -> tuple[pa.Table, dict]:
     n = rows.num_rows
     if n == 0:  # nothing to shuffle: the same functions on the empty table
         return grouping.results(rows), {"shuffles": 0, "rows": 0}
-    parts = partitions(n * grouping.fanout, cpus)
+    parts = partitions(n * grouping.fanout, cpus, grouping.partition_rows)
     with _sort_shuffle(ray):
         results, stored = _run(ray, grouping, rows, parts, cpus)
     ran = {"shuffles": len(grouping.stages), "rows": n, "partitions": parts, "stored_arrays": stored}

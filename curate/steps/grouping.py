@@ -28,6 +28,7 @@ class Grouping:
     finish: Callable[[pa.Table], list]
     expand: Callable[[pa.Table], pa.Table] | None = None
     fanout: int = 1  # rows `expand` makes of one row: sizes the cluster's partitions
+    partition_rows: int | None = None  # a cluster's partition holds about this many rows (None: the engine's)
 
     def decide(self) -> list:
         return self.finish(self.results(self.rows))

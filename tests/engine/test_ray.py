@@ -142,7 +142,7 @@ steps:
   - clean: {{}}
   - embed: {{model: {model}, key: prompt, cache_dir: null, batch_size: 16}}
   - score.heuristics: {{}}
-  - dedup.semantic: {{eps: 0.02, keep: longest}}
+  - dedup.semantic: {{eps: 0.02, keep: longest, clusters: 3, kmeans_sample: 100}}
   - select.random: {{rows: 100}}
 outputs: {{formats: [jsonl, parquet]}}
 """
@@ -156,6 +156,9 @@ def test_an_embedding_step_runs_on_a_model_actor_pool_with_the_same_bytes(ray_se
     manifest = twice(recipe, [], tmp_path / "out", part_rows=64, model_concurrency=2)
     labels = {s["label"]: s for s in manifest["steps"]}
     assert labels["embed"]["notes"]["dim"] == 32 and labels["dedup.semantic"]["rows_in"] > 200
+    # semantic dedup ran as a shuffle (k-means on a sample of 100 rows on the driver, the rest on the workers)
+    assert manifest["executor"]["global_steps"]["dedup.semantic"]["shuffles"] == 1
+    assert labels["dedup.semantic"]["notes"]["kmeans_rows"] == 100 and labels["dedup.semantic"]["dropped"] > 0
     import pyarrow.parquet as pq
 
     data = pq.read_table(tmp_path / "out" / "data.parquet")

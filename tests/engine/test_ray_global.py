@@ -1,7 +1,9 @@
 """Global steps as shuffles on Ray (curate/engine/ray_global.py): exact dedup (each keep policy) and MinHash
 (star and components, exact and estimated verification) on a pool with planted duplicates give the same bytes
-as the local executor, and really ran as shuffles; the stages cut into any number of partitions give the same
-decisions as the step deciding in one process.
+as the local executor, and really ran as shuffles; semantic dedup on planted near-copy vectors decides on Ray
+as in one process; the stages cut into any number of partitions give the same decisions as the step deciding
+in one process. (A recipe with semantic dedup on Ray, byte for byte: tests/engine/test_ray.py, its embedding
+test.)
 
 The Ray run is skipped without Ray (pip install 'curate[ray]'), except under CI=true.
 """
@@ -88,8 +90,14 @@ def _write_recipe(tmp: Path) -> Path:
 
 
 def by_partitions(grouping, parts: int) -> list:
-    """grouping.decide() as a cluster runs it: each stage over `parts` hash partitions, results concatenated."""
-    table = grouping.expand(grouping.rows) if grouping.expand is not None else grouping.rows
+    """grouping.decide() as a cluster runs it: `expand` over `parts` slices of the rows (the cluster's blocks),
+    each stage over `parts` hash partitions, results concatenated (last first)."""
+    rows = grouping.rows
+    size = max(-(-rows.num_rows // parts), 1)
+    table = rows
+    if grouping.expand is not None:
+        table = pa.concat_tables([grouping.expand(rows.slice(lo, size)) for lo in range(0, rows.num_rows, size)][::-1]
+                                 or [grouping.expand(rows)])
     for stage in grouping.stages:
         where = table.column("_hash").to_numpy() % np.uint64(parts)
         table = pa.concat_tables([stage(table.filter(pa.array(where == k))) for k in range(parts)][::-1])
@@ -127,7 +135,56 @@ def test_the_stages_in_any_number_of_partitions_decide_as_the_step_does(tmp_path
     assert linked["first_user"]["linked_pairs"] > 20 and max(linked["first_user"]["largest_clusters"]) >= 3
 
 
-def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_path, monkeypatch):
+def planted_vectors(n: int = 400, dim: int = 16, seed: int = 11) -> pa.Table:
+    """Rows with random unit vectors (none alike), near-copies of some (cosine 0.93-0.998, around the 0.95
+    threshold), copies of copies (chains), a few rows without a vector, a score and lengths for the keep
+    policies."""
+    rng = np.random.default_rng(seed)
+
+    def unit(X):
+        return (X / np.linalg.norm(X, axis=-1, keepdims=True)).astype(np.float32)
+
+    X = list(unit(rng.normal(size=(n, dim))))
+    for i in rng.choice(n, n // 3, replace=False):
+        for _ in range(int(rng.integers(1, 3))):  # a copy, and sometimes a copy of the copy
+            tilt = rng.uniform(0.06, 0.4)  # cosine 1 / sqrt(1 + tilt^2): 0.998 down to 0.93
+            u = rng.normal(size=dim)
+            u -= (u @ X[i]) * X[i]
+            X.append(unit(X[i] + tilt * u / np.linalg.norm(u)))
+            i = len(X) - 1
+    order = rng.permutation(len(X))
+    vectors = [X[i].tolist() if rng.random() > 0.03 else None for i in order]
+    return pa.table({"id": [f"v{i}" for i in range(len(X))], "source": [f"s{i % 2}" for i in range(len(X))],
+                     "messages": [[{"role": "user", "content": "p" * int(k)}] for k in rng.integers(1, 50, len(X))],
+                     "q": rng.random(len(X)), "embedding": pa.array(vectors, pa.list_(pa.float32()))})
+
+
+SEMANTIC = ({"eps": 0.05, "clusters": 6, "probes": 2, "kmeans_sample": 150},
+            {"eps": 0.05, "clusters": 9, "probes": 3, "keep": "highest", "score_column": "q"},
+            {"eps": 0.03, "keep": "longest"})
+
+
+def test_semantic_dedup_in_any_number_of_partitions_decides_as_the_step_does():
+    table = planted_vectors()
+    for raw in SEMANTIC:
+        cls = get_step("dedup.semantic")
+
+        def make():
+            return cls(cls.Params.model_validate(raw), StepContext("dedup.semantic", "steps[0]", 3))
+
+        local = make()
+        expected = local.decide(table)
+        assert sum(d is not None for d in expected) > 50, raw
+        for parts in (1, 3, 8):
+            step = make()
+            got = by_partitions(step.grouping(table), parts)
+            assert [(d.reason, d.duplicate_of, d.detail) if d else None for d in got] == \
+                   [(d.reason, d.duplicate_of, d.detail) if d else None for d in expected], (raw, parts)
+            assert step.ctx.notes == local.ctx.notes
+    assert local.ctx.notes["rows_without_vector"] > 0
+
+
+def test_the_dedup_steps_run_as_shuffles_on_ray_with_the_same_bytes(tmp_path, monkeypatch):
     from tests.model_fixtures import needs
 
     needs("ray", "ray.data")
@@ -166,6 +223,15 @@ def test_exact_and_minhash_dedup_run_as_shuffles_on_ray_with_the_same_bytes(tmp_
         lost = Grouping(rows, (partial(read_part, tmp_path / "gone.arrow"),), list)  # read_part(path, columns)
         with pytest.raises(CurateError, match="gone.arrow.* is not there on the Ray node"):
             RayExecutor(ExecutorSpec(kind="ray")).run_grouping(lost, "lost")
+        # semantic dedup: the vectors through the shuffle (a fixed-size list column), the step's decisions
+        table, semantic = planted_vectors(), get_step("dedup.semantic")
+        step = semantic(semantic.Params.model_validate(SEMANTIC[0]), StepContext("dedup.semantic", "steps[0]", 3))
+        executor = RayExecutor(ExecutorSpec(kind="ray"))
+        grouping = step.grouping(table)
+        got = grouping.finish(executor.run_grouping(grouping, "dedup.semantic"))
+        expected = semantic(step.params, StepContext("dedup.semantic", "steps[0]", 3)).decide(table)
+        assert got == expected and sum(d is not None for d in got) > 50
+        assert executor.describe()["global_steps"]["dedup.semantic"]["shuffles"] == 1
     finally:
         ray.shutdown()
     ran = manifest["executor"]["global_steps"]

@@ -1,14 +1,19 @@
 """`dedup.semantic`: SemDeDup — drop rows whose embeddings are nearly the same direction as a kept row's.
 
-k-means splits the pool into clusters (so the pairwise comparison stays cheap on large pools); inside
-each cluster every pair is compared by cosine similarity, blockwise. Rows are then walked in the order
-of the keep policy (the row a policy prefers first), and a row is dropped when it is a duplicate of a
-row already kept; so every dropped row names a kept row it really is that similar to, and no two kept
-rows are (no chains).
+k-means (fitted on a seeded sample of the rows) splits the pool into clusters, so the pairwise comparison
+stays cheap on large pools; each row goes to its nearest clusters and inside each cluster every pair is
+compared by cosine similarity, blockwise. Rows are then walked in the order of the keep policy (the row a
+policy prefers first), and a row is dropped when it is a duplicate of a row already kept; so every dropped
+row names a kept row it really is that similar to, and no two kept rows are (no chains).
+
+The assignment and the comparison are a `Grouping` (one shuffle by cluster): in one process that is
+`decide`; on a Ray cluster the workers assign and compare and only the similar pairs come back to the
+driver. Both run the same functions on the same shapes, one BLAS thread each, so their floats agree.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -20,10 +25,12 @@ from curate.ledger import Drop
 from curate.rows import text_of
 from curate.steps.base import as_table, values
 from curate.steps.dedup.keep import KeepFilter, KeepPolicy, _rank_score, conversation_lengths, score_values
+from curate.steps.grouping import Grouping
 from curate.steps.registry import register
-from curate.vectors import BLOCK, auto_clusters, embedding_matrix, kmeans
+from curate.vectors import BLOCK, auto_clusters, embedding_matrix, kmeans, vector_column, vector_rows
 
 ROWS_PER_CLUSTER = 10_000  # the automatic k: about this many rows per cluster
+PARTITION_BYTES = 128 << 20  # a shuffle partition of about this many bytes of vectors (one task's input)
 
 
 class SemanticParams(KeepPolicy):
@@ -31,6 +38,7 @@ class SemanticParams(KeepPolicy):
     eps: float = Field(0.1, gt=0.0, lt=1.0)
     clusters: int | None = Field(None, ge=1)
     probes: int = Field(2, ge=1)
+    kmeans_sample: int = Field(100_000, ge=1)
     backend: Literal["sklearn", "faiss"] = "sklearn"
     seed: int | None = None
     mode: Literal["full", "fast"] = "full"
@@ -65,6 +73,11 @@ class SemanticDedup(KeepFilter):
       miss a pair split across two clusters.
     - `probes` (2): each row is compared within its nearest `probes` clusters (by cosine similarity
       to the centroids), which recovers most pairs that straddle a cluster boundary; 1 is plain SemDeDup.
+    - `kmeans_sample` (100,000): k-means is fitted on at most this many rows with a vector (a sample
+      drawn with the k-means seed), then every row is assigned to its nearest centroids; a pool at or below
+      it fits on every row. Keep it well above `clusters` (tens of sampled rows per cluster): centroids
+      fitted on a few rows each split the pool less well, so more duplicate pairs straddle two clusters
+      (which `probes` recovers in part).
     - `backend` ("sklearn"): k-means by scikit-learn, or "faiss" (spherical k-means; needs faiss).
     - `seed` (default: the step's seed): the k-means seed.
     - `keep` (default "first") / `score_column`: which row of a group stays (see dedup.exact).
@@ -83,8 +96,11 @@ class SemanticDedup(KeepFilter):
     `Drop(reason="semantic duplicate (cosine>0.9)", duplicate_of=<kept row id>, detail=...)` with
     detail `similarity` (cosine similarity to that kept row, the most similar kept one), `kept_index`,
     `cluster` (the row's nearest k-means cluster) and `group_size` (the kept row and every row dropped
-    for it). Notes: clusters, the largest cluster, similar pairs found, duplicates, rows without a vector.
-    Deterministic: the same rows, params and seed give the same drops.
+    for it). Notes: clusters, the largest cluster, similar pairs found, duplicates, rows without a vector,
+    rows k-means was fitted on (`kmeans_rows`).
+    Deterministic: the same rows, params and seed give the same drops, with either executor: on Ray
+    (`executor.global_steps: cluster`) the assignment and the per-cluster comparison run on the workers as a
+    shuffle by cluster, fast mode's candidates too (its reference model embeds them on the driver).
     """
 
     name = "dedup.semantic"
@@ -123,28 +139,55 @@ class SemanticDedup(KeepFilter):
         return out
 
     def decide(self, table: pa.Table, keys: dict | None = None) -> list[Drop | None]:
+        return self.grouping(table, keys).decide()
+
+    def grouping(self, table: pa.Table, keys: dict | None = None) -> Grouping:
+        """k-means fitted here on a seeded sample; then, as one shuffle on a cluster (or in one process): each
+        row goes to its `probes` nearest clusters (`probe_rows`), each cluster compares its rows' vectors
+        (`cluster_pairs`), and the similar pairs come back to `_finish` (the keep policy's walk)."""
         p: SemanticParams = self.params
         table = as_table(table)
         keys = self.own_keys(table, keys) if self.needs_keys() else {}
-        n = table.num_rows
         if p.mode == "fast":
             X, ok = keys["static"].astype(np.float32), keys["has_text"].astype(bool)
         else:
             X, ok = embedding_matrix(table, p.column, f"{self.ctx.where}.column")
         rows = np.flatnonzero(ok)
-        k = min(p.clusters or auto_clusters(len(rows), ROWS_PER_CLUSTER), max(len(rows), 1))
         seed = self.ctx.seed if p.seed is None else p.seed
-        assign = np.full((n, min(p.probes, k)), -1, dtype=np.int64)
-        if len(rows):
-            centroids = kmeans(X[rows], k, seed, p.backend)[1]
-            assign[rows] = nearest_clusters(X[rows], centroids, p.probes)
-        labels = assign[:, 0]
-        if p.mode == "fast":
-            a, b, sim = self._decided_by_reference(table, *similar_pairs(X, assign, p.candidate_threshold)[:2])
-        else:
-            a, b, sim = similar_pairs(X, assign, 1.0 - p.eps)
+        sample = rows
+        if len(rows) > p.kmeans_sample:  # k-means on a seeded sample: its cost no longer grows with the pool
+            sample = np.sort(np.random.default_rng(seed % 2**32).choice(rows, p.kmeans_sample, replace=False))
+        k = min(p.clusters or auto_clusters(len(rows), ROWS_PER_CLUSTER), max(len(sample), 1))
+        centroids = kmeans(X[sample], k, seed, p.backend)[1] if len(rows) else np.zeros((1, X.shape[1]), np.float32)
+        vectors = vector_column(X if len(rows) == len(X) else X[rows])  # no copy when every row has a vector
+        threshold = p.candidate_threshold if p.mode == "fast" else 1.0 - p.eps
+        finish = partial(self._finish, table, keys, {"clusters": int(k), "kmeans_rows": len(sample),
+                                                     "rows_without_vector": int(len(X) - len(rows))})
+        probes = min(p.probes, k)
+        return Grouping(pa.table({"_pos": pa.array(rows, pa.int64()), "vector": vectors}),
+                        (partial(cluster_pairs, threshold=threshold),), finish,
+                        expand=partial(probe_rows, centroids=centroids, probes=probes, n=len(X)), fanout=probes,
+                        partition_rows=max(1, PARTITION_BYTES // (4 * max(X.shape[1], 1) + 32)))
 
-        # Walk rows in the keep policy's order; a row with a kept neighbour is that neighbour's duplicate.
+    def _finish(self, table: pa.Table, keys: dict, notes: dict, found: pa.Table) -> list[Drop | None]:
+        """`cluster_pairs`' results (in any order) as decisions: each pair once (from the lowest cluster that
+        found it), then rows walked in the keep policy's order; a row with a kept neighbour is that neighbour's
+        duplicate."""
+        p: SemanticParams = self.params
+        n = table.num_rows
+        a, b, sim, cluster, home_a, home_b = (found.column(c).to_numpy() for c in
+                                              ("a", "b", "sim", "_hash", "home_a", "home_b"))
+        tally = a < 0  # one row per cluster: (a = -1, b = its own rows)
+        sizes = b[tally]
+        order = np.lexsort((cluster[~tally], b[~tally], a[~tally]))
+        a, b, sim, home_a, home_b = (x[~tally][order] for x in (a, b, sim, home_a, home_b))
+        first = np.ones(len(a), dtype=bool)
+        first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+        a, b, sim = a[first], b[first], sim[first]
+        home = dict(zip(np.concatenate([a, b]).tolist(), np.concatenate([home_a[first], home_b[first]]).tolist()))
+        if p.mode == "fast":
+            a, b, sim = self._decided_by_reference(table, a, b)
+
         order = self._order(table, keys, np.unique(np.concatenate([a, b])))
         neighbours: dict[int, list[tuple[int, float]]] = {}
         for i, j, s in zip(a.tolist(), b.tolist(), sim.tolist()):
@@ -164,14 +207,13 @@ class SemanticDedup(KeepFilter):
         reason = f"semantic duplicate (cosine>{1.0 - p.eps:g})"
         out: list[Drop | None] = [None] * n
         for i, (kept_i, s) in dup_of.items():
-            detail = {"similarity": round(s, 4), "kept_index": kept_i, "cluster": int(labels[i]),
+            detail = {"similarity": round(s, 4), "kept_index": kept_i, "cluster": home[i],
                       "group_size": int(group[kept_i]) + 1}
             out[i] = Drop(reason, ids[kept_i], detail)
-        sizes = np.bincount(labels[rows], minlength=k) if len(rows) else np.zeros(0, int)
         self.ctx.notes.update({
-            "clusters": int(k), "largest_cluster": int(sizes.max()) if len(sizes) else 0,
+            "clusters": notes["clusters"], "largest_cluster": int(sizes.max()) if len(sizes) else 0,
             "similar_pairs": len(a), "duplicates": len(dup_of), "threshold": round(1.0 - p.eps, 6),
-            "rows_without_vector": int(n - len(rows)),
+            "rows_without_vector": notes["rows_without_vector"], "kmeans_rows": notes["kmeans_rows"],
         })
         self.check_alarm(table, out)
         return out
@@ -208,46 +250,82 @@ class SemanticDedup(KeepFilter):
         return members
 
 
-def similar_pairs(X: np.ndarray, assign: np.ndarray, threshold: float, block: int = BLOCK):
-    """(a, b, similarity) for every pair a < b with similarity > threshold that shares a cluster.
+def probe_rows(rows: pa.Table, centroids: np.ndarray, probes: int, n: int) -> pa.Table:
+    """The grouping's `expand` (row-local): each row (`_pos`, `vector`) once per cluster it visits, its
+    `probes` nearest centroids by cosine similarity (`_hash`: the cluster; `home`: the row's nearest one),
+    sorted by (cluster, position).
 
-    `assign` is n x probes: each row's nearest clusters, nearest first (-1: no cluster). Each cluster
-    compares its own rows (those for which it is the nearest) with each other and with the rows that
-    have it as a further probe; a pair found twice is reported once.
-    """
-    n = len(X)
-    if not n or assign.shape[1] == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    primary = assign[:, 0]
-    a_out, b_out, s_out = [], [], []
-    for c in np.unique(primary[primary >= 0]):
-        own = np.flatnonzero(primary == c)
-        guests = np.flatnonzero((assign[:, 1:] == c).any(axis=1)) if assign.shape[1] > 1 else np.zeros(0, np.int64)
-        cols = np.concatenate([own, guests])
-        V, W = X[own], X[cols]
-        for s in range(0, len(own), block):
-            sims = V[s : s + block] @ W.T
-            r, col = np.nonzero(sims > threshold)
-            # own x own: each pair once (the later row's column); own x guests: every pair
-            keep = (col >= len(own)) | (col > s + r)
-            r, col = r[keep], col[keep]
-            i, j = own[s + r], cols[col]
-            a_out.append(np.minimum(i, j))
-            b_out.append(np.maximum(i, j))
-            s_out.append(sims[r, col].astype(np.float64))
-    if not a_out:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    a, b, sim = np.concatenate(a_out), np.concatenate(b_out), np.concatenate(s_out)
-    _, first = np.unique(a * n + b, return_index=True)  # sorted by (a, b): deterministic
-    return a[first], b[first], sim[first]
+    The similarities are computed in blocks of BLOCK positions, each row at its own place in its block (absent
+    rows zero) and on one thread: a matrix product's floats depend on its shape and threads, so this gives
+    every row the same nearest clusters however the rows are cut into batches."""
+    from threadpoolctl import threadpool_limits
 
-
-def nearest_clusters(X: np.ndarray, centroids: np.ndarray, probes: int) -> np.ndarray:
-    """Each row's `probes` nearest centroids by cosine similarity, nearest first."""
+    pos = rows.column("_pos").to_numpy()
+    X = vector_rows(rows.column("vector"))
     C = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    probes = min(probes, len(C))
-    out = np.empty((len(X), probes), dtype=np.int64)
-    for s in range(0, len(X), BLOCK):
-        sims = X[s : s + BLOCK] @ C.T
-        out[s : s + BLOCK] = np.argsort(-sims, axis=1, kind="stable")[:, :probes]
-    return out
+    near = np.empty((len(pos), probes), dtype=np.int64)
+    cell = pos // BLOCK
+    by_cell = np.argsort(cell, kind="stable")
+    bounds = np.flatnonzero(np.diff(cell[by_cell])) + 1
+    with threadpool_limits(1):
+        for at in np.split(by_cell, bounds) if len(pos) else []:
+            lo = int(cell[at[0]]) * BLOCK
+            block = np.zeros((min(BLOCK, n - lo), X.shape[1]), dtype=np.float32)
+            block[pos[at] - lo] = X[at]
+            sims = (block @ C.T)[pos[at] - lo]
+            near[at] = np.argsort(-sims, axis=1, kind="stable")[:, :probes]
+    row = np.repeat(np.arange(len(pos)), probes)
+    cluster, home = near.reshape(-1), near[row, 0]
+    order = np.lexsort((pos[row], cluster))
+    row, cluster, home = row[order], cluster[order], home[order]
+    return pa.table({"_pos": pa.array(pos[row], pa.int64()), "_hash": pa.array(cluster.astype(np.uint64)),
+                     "home": pa.array(home), "vector": rows.column("vector").take(pa.array(row, pa.int64()))})
+
+
+def cluster_pairs(groups: pa.Table, threshold: float, block: int = BLOCK) -> pa.Table:
+    """The grouping's stage: for each cluster in `groups` (whole clusters, any order), every pair a < b with
+    cosine similarity > threshold between its own rows (those whose nearest cluster it is) and between an own
+    row and a guest (a row that has it as a further probe). Rows (a, b, sim, `_hash`: the cluster, home_a,
+    home_b: the rows' nearest clusters), and per cluster one row (a = -1, b = its own rows) for the notes.
+
+    Each cluster's rows are taken in position order and multiplied on one thread, so its floats are the same
+    in one process and on a cluster's worker."""
+    from threadpoolctl import threadpool_limits
+
+    h, pos = groups.column("_hash").to_numpy(), groups.column("_pos").to_numpy()
+    order = np.lexsort((pos, h))
+    if not np.array_equal(order, np.arange(len(order))):  # in one process `probe_rows` sorted them already
+        groups = groups.take(pa.array(order))
+        h, pos = h[order], pos[order]
+    home, X = groups.column("home").to_numpy(), vector_rows(groups.column("vector"))
+    out: dict[str, list] = {c: [] for c in ("a", "b", "sim", "_hash", "home_a", "home_b")}
+    tally: list[tuple[int, int]] = []  # (cluster, its own rows)
+    starts = np.flatnonzero(np.diff(h)) + 1
+    with threadpool_limits(1):
+        for lo, hi in zip(np.concatenate([[0], starts]), np.concatenate([starts, [len(h)]])) if len(h) else []:
+            c = int(h[lo])
+            own = lo + np.flatnonzero(home[lo:hi] == c)
+            cols = np.concatenate([own, lo + np.flatnonzero(home[lo:hi] != c)])  # own rows first, then guests
+            V, W = X[own], X[cols]
+            for s in range(0, len(own), block):
+                sims = V[s : s + block] @ W.T
+                r, col = np.nonzero(sims > threshold)
+                # own x own: each pair once (the later row's column); own x guests: every pair
+                keep = (col >= len(own)) | (col > s + r)
+                r, col = r[keep], col[keep]
+                i, j = own[s + r], cols[col]
+                swap = pos[j] < pos[i]
+                out["a"].append(np.where(swap, pos[j], pos[i]))
+                out["b"].append(np.where(swap, pos[i], pos[j]))
+                out["sim"].append(sims[r, col].astype(np.float64))
+                out["_hash"].append(np.full(len(r), c, dtype=np.uint64))
+                out["home_a"].append(np.where(swap, home[j], home[i]))
+                out["home_b"].append(np.where(swap, home[i], home[j]))
+            tally.append((c, len(own)))
+    clusters, sizes = (np.array(x, dtype=np.int64) for x in zip(*tally)) if tally else (np.zeros(0, np.int64),) * 2
+    for name, value in (("a", -1), ("b", sizes), ("sim", 0.0), ("_hash", clusters), ("home_a", clusters),
+                        ("home_b", clusters)):
+        out[name].append(np.broadcast_to(value, len(clusters)))
+    types = {"a": np.int64, "b": np.int64, "sim": np.float64, "_hash": np.uint64, "home_a": np.int64,
+             "home_b": np.int64}
+    return pa.table({name: np.concatenate(parts).astype(types[name]) for name, parts in out.items()})
