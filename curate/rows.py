@@ -8,10 +8,10 @@ metadata can share one Arrow table (jsonl outputs decode it back into an object)
 from __future__ import annotations
 
 import hashlib
-import json
 import unicodedata
-from json.encoder import c_make_encoder
 from json.encoder import encode_basestring as _json_string
+
+from curate.io import json_encoder
 
 ROLES = ("system", "user", "assistant")
 CANONICAL_COLUMNS = ("id", "source", "messages", "meta")
@@ -75,20 +75,8 @@ def text_of(messages: list[dict], key: str) -> str:
     return TEXT_KEYS[key](messages)
 
 
-def _not_json(value):
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-# json.dumps(meta, ensure_ascii=False, sort_keys=True), with the json module's C encoder made once instead of
-# on every call (4x faster for a small `meta`, the same text; no circular check: a record is a tree)
-_META_ENCODER = c_make_encoder(None, _not_json, _json_string, None, ": ", ", ", True, False, True) \
-    if c_make_encoder is not None else None
-
-
-def encode_meta(meta: dict) -> str:
-    if _META_ENCODER is None:  # a Python without the json module's C part
-        return json.dumps(meta, ensure_ascii=False, sort_keys=True)
-    return "".join(_META_ENCODER(meta, 0))
+# json.dumps(meta, ensure_ascii=False, sort_keys=True), 3x faster (curate.io.json_encoder)
+encode_meta = json_encoder(sort_keys=True)
 
 
 def make_row(source: str, messages: list[dict], meta: dict) -> dict:

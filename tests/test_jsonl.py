@@ -88,3 +88,21 @@ def test_real_rows_with_their_scores_are_the_row_by_row_text(shared_data):
         table = table.append_column(column, values)
     assert table.num_columns > 10
     assert encode_rows(table) == row_by_row(table)
+
+
+@pytest.mark.parametrize("options", [{}, {"sort_keys": True}, {"sort_keys": True, "default": str},
+                                     {"allow_nan": False, "default": str}])
+def test_the_made_once_encoder_writes_what_json_dumps_writes(options):
+    from curate.io import json_encoder
+
+    encode = json_encoder(**options)
+    objects = [{"b": {"y": 1, "x": [1.5, -0.0, 10**30]}, "a": "é\n\"\\\x00"}, [], "text", None, True, 2.5,
+               {"nan": math.nan, "inf": [math.inf]}, {"when": datetime.date(2026, 12, 1)}, {3: "int key", "2": 1}]
+    for obj in objects:
+        try:
+            expected = json.dumps(obj, ensure_ascii=False, **options)
+        except (TypeError, ValueError) as e:
+            with pytest.raises(type(e), match="."):
+                encode(obj)
+            continue
+        assert encode(obj) == expected

