@@ -20,9 +20,7 @@ import pyarrow as pa
 
 from curate.cache import StepCache
 from curate.engine.store import ROW, Layer, RowStore, part_name, read_part, unify
-from curate.engine.worker import PartTask, StepSpec, layer_part, run_part
-from curate.io import json_encoder
-from curate.ledger import Drop
+from curate.engine.worker import PartTask, StepSpec, detail_json, layer_part, run_part
 from curate.steps.base import Step, checked_drops, merge_counts, require_columns
 
 LAYER = "layer.json"
@@ -259,7 +257,7 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
                 aligned = {k: v[at] for k, v in found.items()}
         decisions = checked_drops(step, _decide(step, table, aligned if aligned is not None else {}, executor,
                                                 run.spec.label), len(rows))
-        drops = [(int(rows[i]), d.reason, d.duplicate_of, _detail_json(d)) for i, d in sorted(decisions.items())]
+        drops = [(int(rows[i]), d.reason, d.duplicate_of, detail_json(d)) for i, d in sorted(decisions.items())]
     else:
         layer_result = step.apply(table)
     run.seconds, run.global_cpu = time.perf_counter() - t, time.process_time() - cpu
@@ -314,13 +312,6 @@ def fetch_rows(store: RowStore, upto: int, row_ids: np.ndarray, columns: list[st
     table = pa.concat_tables(parts)  # in _row order
     at = np.searchsorted(table.column(ROW).to_numpy(), row_ids)
     return table.take(pa.array(at)).select(columns)
-
-
-_encode_detail = json_encoder(sort_keys=True, default=str)  # json.dumps with these, 3x faster
-
-
-def _detail_json(d: Drop) -> str | None:
-    return _encode_detail(d.detail) if d.detail else None
 
 
 def _global_layer(store: RowStore, folder: Path, run: StepRun, rows: np.ndarray, result) -> Layer:

@@ -7,7 +7,6 @@ reads its part itself.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyarrow as pa
 
 from curate.engine.store import ROW, SET, PartSpec, part_name, write_part
 from curate.faults import fault_point
+from curate.io import json_encoder
 from curate.ledger import Drop
 from curate.steps.base import Step, StepContext
 
@@ -99,7 +99,7 @@ def run_part(task: PartTask) -> PartResult:
                 keep = np.ones(table.num_rows, dtype=bool)
                 for i, d in sorted(result.drops.items()):
                     keep[i] = False
-                    out.drops.append((int(rows[i]), d.reason, d.duplicate_of, _detail(d)))
+                    out.drops.append((int(rows[i]), d.reason, d.duplicate_of, detail_json(d)))
                 table = table.filter(pa.array(keep))
             if result.columns:
                 out.schema = _write_layer(Path(layer_dir), task.part.index, rows - first, n_part, result)
@@ -118,8 +118,12 @@ def run_part(task: PartTask) -> PartResult:
     return PartResult(task.part.index, rows_read, results, keys, key_cpu)
 
 
-def _detail(d: Drop) -> str | None:
-    return json.dumps(d.detail, ensure_ascii=False, sort_keys=True, default=str) if d.detail else None
+_encode_detail = json_encoder(sort_keys=True, default=str)  # json.dumps with these, 3x faster
+
+
+def detail_json(d: Drop) -> str | None:
+    """A drop's detail as the drops tables store it (JSON, keys sorted), or None."""
+    return _encode_detail(d.detail) if d.detail else None
 
 
 def _write_layer(folder: Path, index: int, local: np.ndarray, n_part: int, result) -> pa.Schema:
