@@ -3,7 +3,7 @@
 Each line is exactly `io.dumps(io.row_for_json(row))` of the row (tests/test_jsonl.py compares the two on odd
 tables): strings through the json module's own C string encoder, numbers by `repr` (NaN and infinities as
 null), lists and structs put together from their children's texts, `meta` (a JSON string) as an object. It
-makes no Python dict per row: about twice as fast on a large pool's rejects (bench/README.md, "Stop 21").
+makes no Python dict per row: 1.4-2x faster on rejects (bench/bench_jsonl.py; bench/README.md, "Stop 21").
 A type without a rule here (timestamps, binary, maps, ...) is written value by value with `io.dumps`, as a
 whole row would write it.
 """
