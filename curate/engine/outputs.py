@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-from json.encoder import encode_basestring
 import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -242,17 +242,19 @@ def reject_lines(task: RejectTask) -> str:
     for s, drops in task.drops.items():
         at = np.flatnonzero(steps == s)
         if not np.array_equal(drops.column(ROW).to_numpy(), rows[at]):  # both hold the rows in load order
-            raise RuntimeError(f"{task.labels[s]}: its drops do not match the rows it dropped in part {task.part.index}")
-        heads = _reject_heads(task.labels[s], drops)
-        lines[at] = [head + row + "}\n" for head, row in zip(heads, encode_rows(table.take(at).select(task.columns_at[s])))]
+            raise RuntimeError(f"{task.labels[s]}: its drops are not the rows it dropped in part {task.part.index}")
+        rows_json = encode_rows(table.take(at).select(task.columns_at[s]))
+        lines[at] = [head + row + "}\n" for head, row in zip(_reject_heads(task.labels[s], drops), rows_json)]
     return "".join(lines.tolist())
 
 
 def _reject_heads(label: str, drops: pa.Table) -> list[str]:
-    """Each entry's text up to its row: `{"step": ..., "reason": ..., ["duplicate_of": ...,] ["detail": ...,] "row": `."""
+    """Each entry's text up to its row:
+    `{"step": ..., "reason": ..., ["duplicate_of": ...,] ["detail": ...,] "row": `."""
     start = '{"step": ' + encode_basestring(label) + ', "reason": '
     heads = []
-    for reason, duplicate_of, detail in zip(*(drops.column(c).to_pylist() for c in ("reason", "duplicate_of", "detail"))):
+    columns = (drops.column(c).to_pylist() for c in ("reason", "duplicate_of", "detail"))
+    for reason, duplicate_of, detail in zip(*columns):
         head = start + encode_basestring(reason)
         if duplicate_of is not None:
             head += ', "duplicate_of": ' + encode_basestring(duplicate_of)
@@ -262,7 +264,8 @@ def _reject_heads(label: str, drops: pa.Table) -> list[str]:
     return heads
 
 
-def reject_tasks(store: RowStore, labels: dict[int, str], folders: dict[int, Path], parts: Path) -> Iterator[RejectTask]:
+def reject_tasks(store: RowStore, labels: dict[int, str], folders: dict[int, Path],
+                 parts: Path) -> Iterator[RejectTask]:
     from curate.engine.passes import DROPS
 
     drops = {s: read_part(folder / DROPS) for s, folder in folders.items()}
@@ -279,7 +282,8 @@ def reject_tasks(store: RowStore, labels: dict[int, str], folders: dict[int, Pat
             if b > a:
                 here[s] = drops[s].slice(a, b - a)
         yield RejectTask(store.spec(i, mask=dead), store.dropped_at[part].copy(), here,
-                         {s: labels[s] for s in here}, {s: columns_at[s] for s in here}, str(parts / f"{i:06d}.jsonl"))
+                         {s: labels[s] for s in here}, {s: columns_at[s] for s in here},
+                         str(parts / f"{i:06d}.jsonl"))
 
 
 def write_rejects(path: Path, store: RowStore, labels: dict[int, str], folders: dict[int, Path],
