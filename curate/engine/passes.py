@@ -247,6 +247,7 @@ def global_step(store: RowStore, run: StepRun, keys: tuple[np.ndarray, dict] | N
         drops = [(int(r), drop.reason, None, None) for r in rows[~keep]]
     elif step.role == "filter":
         step.ctx.fetch = partial(fetch_at, store, run.index, rows)  # picklable: a cluster's tasks fetch too
+        step.ctx.map = executor.map if executor is not None else None  # the workers wait for this decision
         aligned = None
         if keys is not None:
             key_rows, found = keys

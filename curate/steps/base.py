@@ -73,6 +73,8 @@ class StepContext:
     source_kinds: dict = field(default_factory=dict)  # source name -> its `kind` (text, code)
     # a global step's access to columns of some of its rows (positions in its table), set by the engine
     fetch: Callable[[np.ndarray, list[str]], pa.Table] | None = field(default=None, repr=False)
+    # ... and a map over picklable tasks on the engine's workers (results in order; None: in this process)
+    map: Callable | None = field(default=None, repr=False)
     counts: dict = field(default_factory=dict)  # counts summed over batches (rows changed, unscored rows)
 
     def rng(self) -> np.random.Generator:

@@ -113,7 +113,7 @@ class MinHashDedup(KeepFilter):
         sig, reps, heads, copies, texts, bands, rows = self._prepare(table, keys)
         if p.verify == "exact":  # candidates a little below the threshold, then the shingle sets decide
             a, b, _ = lsh_pairs(sig, reps, bands, rows, self._low())
-            jaccard = exact_jaccard(texts, a, b, p.ngram, p.shingle)
+            jaccard = exact_jaccard(texts, a, b, p.ngram, p.shingle, map_tasks=self.ctx.map or map)
             ok = jaccard >= p.threshold - 1e-12
             notes = {"candidate_pairs": len(a), "verified_pairs": int(ok.sum())}
             a, b, sim = a[ok], b[ok], jaccard[ok]
@@ -164,7 +164,7 @@ class MinHashDedup(KeepFilter):
         reps, heads, copies = signature_copies(sig, has_text)
         texts = partial(_texts_of, fetch=self.ctx.fetch or partial(_take, table), key=p.key)
         if p.verify == "exact":
-            same = exact_jaccard(texts, heads, copies, p.ngram, p.shingle) >= 1.0 - 1e-12
+            same = exact_jaccard(texts, heads, copies, p.ngram, p.shingle, map_tasks=self.ctx.map or map) >= 1.0 - 1e-12
             # a copy whose shingle set is not its head's after all goes through LSH as a row of its own
             reps, heads, copies = np.sort(np.concatenate([reps, copies[~same]])), heads[same], copies[same]
             # banded for the lower threshold: a pair right at the threshold is a candidate 99.8% of the time

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 
@@ -195,23 +196,19 @@ def _batches(texts: Iterator[str]) -> Iterator[list[str]]:
 # -- the exact Jaccard similarity of shingle sets -------------------------------------------------
 
 
-def exact_jaccard(texts, a: np.ndarray, b: np.ndarray, ngram: int, shingle: str, chunk: int = 20_000,
-                  block: int = 1 << 21) -> np.ndarray:
+def exact_jaccard(texts, a: np.ndarray, b: np.ndarray, ngram: int, shingle: str, chunk: int = 10_000,
+                  block: int = 1 << 21, map_tasks=map) -> np.ndarray:
     """The Jaccard similarity of the shingle sets of each pair (a[k], b[k]); `texts(indices)` gives the texts.
-    Shingle sets (32-bit shingle hashes) are built chunk by chunk for the rows in pairs only; the
-    intersections are counted for many pairs at once: both sets of each pair tagged with the pair's number,
-    sorted, and the equal neighbours counted (about `block` hashes at a time)."""
+    Shingle sets (32-bit shingle hashes) are built chunk by chunk for the rows in pairs only (`map` may run the
+    chunks on the engine's workers: `texts` and the chunks are picklable); the intersections are counted for
+    many pairs at once: both sets of each pair tagged with the pair's number, sorted, and the equal neighbours
+    counted (about `block` hashes at a time)."""
     members = np.unique(np.concatenate([a, b]))
+    chunks = [members[lo:lo + chunk] for lo in range(0, len(members), chunk)]
     sets, sizes = [], []
-    for lo in range(0, len(members), chunk):
-        # hashed in batches of ~1M characters, as signatures are: shingling holds ~40 bytes per character
-        for batch in _batches(iter(texts(members[lo:lo + chunk]))):
-            flat, offsets = shingle_hashes(batch, ngram, shingle)
-            row = np.repeat(np.arange(len(batch), dtype=np.uint64), np.diff(offsets).astype(np.int64))
-            keys = np.sort((row << np.uint64(32)) | (flat & np.uint64(0xFFFFFFFF)))  # by row, then hash
-            keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys  # no repeats
-            sets.append((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32))
-            sizes.append(np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(batch)))
+    for chunk_sets, chunk_sizes in map_tasks(partial(shingle_sets, texts=texts, ngram=ngram, shingle=shingle), chunks):
+        sets += chunk_sets
+        sizes += chunk_sizes
     flat_sets = np.concatenate(sets) if sets else np.zeros(0, np.uint32)
     size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
     start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
@@ -232,6 +229,20 @@ def exact_jaccard(texts, a: np.ndarray, b: np.ndarray, ngram: int, shingle: str,
         union = both[lo:hi] - inter
         out[lo:hi] = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
     return out
+
+
+def shingle_sets(rows: np.ndarray, texts, ngram: int, shingle: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The sorted, distinct 32-bit shingle hashes of each of `rows` (concatenated per batch) and their sizes."""
+    sets, sizes = [], []
+    # hashed in batches of ~1M characters, as signatures are: shingling holds ~40 bytes per character
+    for batch in _batches(iter(texts(rows))):
+        flat, offsets = shingle_hashes(batch, ngram, shingle)
+        row = np.repeat(np.arange(len(batch), dtype=np.uint64), np.diff(offsets).astype(np.int64))
+        keys = np.sort((row << np.uint64(32)) | (flat & np.uint64(0xFFFFFFFF)))  # by row, then hash
+        keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys  # no repeats
+        sets.append((keys & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        sizes.append(np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(batch)))
+    return sets, sizes
 
 
 def _ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -400,3 +400,34 @@ def test_real_alpaca_gpt4_and_cherry_prompt_overlaps(shared_data):
     # near-duplicate search on prompts finds at least the exact ones
     near = dropped(build(MinHashDedup, key="prompt").decide(ds))
     assert set(gone) <= set(near)
+
+
+def test_exact_jaccard_on_the_engine_workers_is_the_same_as_in_process(shared_data):
+    """The MinHash decision hands its shingling to the engine's workers (`ctx.map`) in chunks of rows: the
+    similarities are those of one process, however the rows are chunked."""
+    from functools import partial
+
+    import pyarrow as pa
+
+    from curate.engine.executor import LocalExecutor
+    from curate.steps.dedup.minhash import _take, _texts_of
+    from curate.steps.dedup.shingles import exact_jaccard
+
+    rows = json.loads((shared_data / "code_alpaca_2k.json").read_text())[:60]
+    outputs = [r["output"] for r in rows]
+    messages = [[{"role": "user", "content": "q"}, {"role": "assistant", "content": o}] for o in outputs]
+    messages += [[{"role": "user", "content": "q"}, {"role": "assistant", "content": o + " and more"}] for o in outputs]
+    table = pa.table({"messages": messages})
+    texts = partial(_texts_of, fetch=partial(_take, table), key="response")
+    rng = np.random.default_rng(0)
+    a = np.concatenate([np.arange(60), rng.integers(0, 120, 40)])
+    b = np.concatenate([np.arange(60, 120), rng.integers(0, 120, 40)])
+    alone = exact_jaccard(texts, a, b, 5, "word")
+    executor = LocalExecutor(2)
+    try:
+        shared = exact_jaccard(texts, a, b, 5, "word", chunk=7, map_tasks=executor.map)
+        assert executor._pool is not None  # the chunks did run on the workers
+    finally:
+        executor.close()
+    assert np.array_equal(alone, shared)
+    assert np.median(alone[:60]) > 0.7 and len(np.unique(alone)) > 20  # planted pairs similar; many values
