@@ -25,10 +25,7 @@ NULL = "null"
 
 def encode_rows(table: pa.Table | pa.RecordBatch) -> list[str]:
     """One JSON object per row (no newline), keys in column order."""
-    n = table.num_rows
     names = table.column_names
-    if not names:
-        return ["{}"] * n
     columns = []
     for name in names:
         column = _one_array(table.column(name))
@@ -36,7 +33,7 @@ def encode_rows(table: pa.Table | pa.RecordBatch) -> list[str]:
             columns.append([NULL if v is None else dumps(json.loads(v)) for v in column.to_pylist()])
         else:
             columns.append(encode_column(column))
-    return _objects(names, columns, n)
+    return _objects(names, columns, table.num_rows)
 
 
 def encode_column(array: pa.Array | pa.ChunkedArray) -> list[str]:

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.engine.store import INTERNAL, ROW, PartSpec, RowStore, read_part
-from curate.io import BATCH_ROWS, dumps, quiet_datasets, stable_schema
+from curate.io import BATCH_ROWS, dumps, quiet_datasets, stable_schema, write_text_atomic
 from curate.jsonl import encode_rows
 
 
@@ -225,16 +225,14 @@ class RejectTask:
 def reject_part(task: RejectTask) -> int:
     """Write the part's rejects.jsonl lines to `task.out`; returns how many. The worker writes them itself:
     handing ~2 KB a row back to the driver cost the driver a core during the write."""
-    text = reject_lines(task)
-    tmp = f"{task.out}.{os.getpid()}.tmp"  # a retried task (Ray) writes its own file, then replaces
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, task.out)
-    return text.count("\n")
+    lines = reject_lines(task)
+    write_text_atomic(Path(task.out), lines)  # a retried task (Ray) writes its own temp file, then replaces
+    return len(lines)
 
 
-def reject_lines(task: RejectTask) -> str:
-    """The part's rejects.jsonl lines, in load order, each step's rows encoded column by column."""
+def reject_lines(task: RejectTask) -> list[str]:
+    """The part's rejects.jsonl lines (without newlines), in load order, each step's rows encoded column by
+    column."""
     table = task.part.read()
     rows = table.column(ROW).to_numpy()
     steps = task.dropped_at[rows - task.part.start]
@@ -244,8 +242,8 @@ def reject_lines(task: RejectTask) -> str:
         if not np.array_equal(drops.column(ROW).to_numpy(), rows[at]):  # both hold the rows in load order
             raise RuntimeError(f"{task.labels[s]}: its drops are not the rows it dropped in part {task.part.index}")
         rows_json = encode_rows(table.take(at).select(task.columns_at[s]))
-        lines[at] = [head + row + "}\n" for head, row in zip(_reject_heads(task.labels[s], drops), rows_json)]
-    return "".join(lines.tolist())
+        lines[at] = [head + row + "}" for head, row in zip(_reject_heads(task.labels[s], drops), rows_json)]
+    return lines.tolist()
 
 
 def _reject_heads(label: str, drops: pa.Table) -> list[str]:
