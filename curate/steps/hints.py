@@ -135,3 +135,25 @@ class Gate:
             return self._always
         found = [k for k in sorted(touched) if self.needs[k].allows(text, folded)]
         return sorted(found + self._always) if self._always else found
+
+
+def fast_search(pattern: re.Pattern):
+    """`pattern.search`, the same match, faster for a pattern that starts with `\\b`.
+
+    A leading `\\b` keeps `re` from skipping ahead to the pattern's first character: it tries a match at every
+    position (2x slower on the pool's responses). The pattern without it matches wherever the pattern does, so
+    its first match (found with the skip) is at or before the pattern's: the pattern's own search, started
+    there, finds the same match as `pattern.search(text)` (`\\b` still sees the character before `pos`)."""
+    source = pattern.pattern
+    if not (isinstance(source, str) and source.startswith("\\b") and source[2:3] not in ("", "*", "+", "?", "{")):
+        return pattern.search
+    try:
+        relaxed = re.compile(source[2:], pattern.flags)
+    except re.error:
+        return pattern.search
+
+    def search(text: str):
+        first = relaxed.search(text)
+        return None if first is None else pattern.search(text, first.start())
+
+    return search

@@ -12,7 +12,7 @@ from curate.ledger import Drop
 from curate.progress import track
 from curate.rows import TEXT_KEYS, text_of
 from curate.steps.base import Filter, Regex, StepParams, as_table, values
-from curate.steps.hints import Gate
+from curate.steps.hints import Gate, fast_search
 from curate.steps.registry import register
 
 
@@ -38,6 +38,7 @@ class Pattern(Filter):
         super().__init__(params, ctx)
         flags = re.IGNORECASE if params.ignore_case else 0
         self._compiled = [re.compile(p, flags) for p in params.patterns]
+        self._searches = [fast_search(pattern) for pattern in self._compiled]
         self._gate = Gate(params.patterns, flags)  # what a match needs: most texts skip the regexes
 
     def decide(self, batch: pa.Table) -> list[Drop | None]:
@@ -49,10 +50,9 @@ class Pattern(Filter):
             drop = None
             folded = text.casefold() if self.params.ignore_case else None
             for k in self._gate.candidates(text, folded):
-                pattern = self._compiled[k]
-                m = pattern.search(text)
+                m = self._searches[k](text)
                 if m:
-                    drop = Drop(reason=f"{key} matches /{pattern.pattern}/", detail={"matched": m.group(0)[:200]})
+                    drop = Drop(reason=f"{key} matches /{self._compiled[k].pattern}/", detail={"matched": m.group(0)[:200]})
                     break
             decisions.append(drop)
         return decisions

@@ -6,13 +6,14 @@ import math
 import re
 from collections import Counter
 
+import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
 from curate.progress import track
 from curate.rows import prompt_text, response_text
 from curate.steps.base import Regex, Scorer, StepParams, as_table, values
-from curate.steps.hints import Gate
+from curate.steps.hints import Gate, fast_search
 from curate.steps.registry import register
 
 _APOS = "['’]"
@@ -125,29 +126,59 @@ def _empty_reason(messages: list[dict]) -> str:
 _ASCII_WORD_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 _ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if chr(c) in _ASCII_WORD_CHARS else 32 for c in range(256))
 _ASCII_NOT_SYMBOL = bytes(c for c in range(128) if chr(c).isalnum() or chr(c).isspace())
+# mostly-ASCII text (a curly quote, an accent): the same table on its UTF-8, every byte >= 0x80 kept as a word
+# byte, so the pieces are split at ASCII non-word characters only; just the pieces with a non-ASCII character
+# go through the regex
+_UTF8_WORDS = _ASCII_WORDS[:128] + bytes(range(128, 256))
+_ASCII, _HIGH = bytes(range(128)), bytes(range(128, 256))
 
 
-def _words(text: str) -> list:
-    r"""The `\w+` runs of the lower-cased text, to be counted (bytes when the text is ASCII, else str)."""
+def _words(text: str) -> list[bytes]:
+    r"""The `\w+` runs of the lower-cased text (as UTF-8), to be counted.
+
+    The same runs as `_WORD.findall(text.lower())`: an ASCII non-word character is one after lower() too,
+    so no run crosses a piece's edge, and lower() maps each character alone, except a capital sigma (its
+    form depends on the letters around it): a text with one takes the regex on the whole text."""
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_WORDS).split()
-    return _WORD.findall(text.lower())
+    if "\u03a3" in text:
+        return [w.encode("utf-8", "surrogatepass") for w in _WORD.findall(text.lower())]
+    spaced = text.encode("utf-8", "surrogatepass").translate(_UTF8_WORDS)  # pieces between single spaces
+    high = np.flatnonzero(np.frombuffer(spaced, dtype=np.uint8) >= 0x80)
+    if len(high) * 20 > len(spaced):
+        return [w.encode("utf-8", "surrogatepass") for w in _WORD.findall(text.lower())]  # not mostly ASCII
+    words, done = [], 0
+    for at in high[np.diff(high, prepend=-2) != 1].tolist():  # where each run of non-ASCII bytes starts
+        if at < done:
+            continue  # in the piece just taken
+        start, end = spaced.rfind(b" ", 0, at) + 1, spaced.find(b" ", at)
+        end = len(spaced) if end < 0 else end
+        words += spaced[done:start].split()
+        piece = spaced[start:end].decode("utf-8", "surrogatepass").lower()
+        words += [w.encode("utf-8", "surrogatepass") for w in _WORD.findall(piece)]
+        done = end
+    return words + spaced[done:].split()
 
 
 def _nonalnum(text: str) -> float:
-    symbols = len(text.encode("ascii").translate(None, _ASCII_NOT_SYMBOL)) if text.isascii() \
-        else len(_SYMBOL.findall(text))
-    return symbols / len(text)
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _ASCII_NOT_SYMBOL)) / len(text)
+    # ASCII symbols by translate, the rest by the regex on the non-ASCII characters alone (deleting the
+    # ASCII bytes from UTF-8 leaves whole characters)
+    encoded = text.encode("utf-8", "surrogatepass")
+    ascii_symbols = len(encoded.translate(None, _ASCII_NOT_SYMBOL + _HIGH))
+    others = encoded.translate(None, _ASCII).decode("utf-8", "surrogatepass")
+    return (ascii_symbols + len(_SYMBOL.findall(others))) / len(text)
 
 
 def _any_of(patterns: list[str], gated: bool = True):
     """A case-insensitive test for "any pattern matches". Only the patterns whose needed words the text
     holds (curate.steps.hints.Gate) run their regex: most texts run none."""
-    compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
+    searches = [fast_search(re.compile(p, re.IGNORECASE)) for p in patterns]
     gate = Gate(patterns, re.IGNORECASE, enabled=gated)
 
     def matches(text: str, folded: str | None = None) -> bool:
         """`folded`: text.casefold(), when the caller has it already."""
-        return any(compiled[k].search(text) for k in gate.candidates(text, folded))
+        return any(searches[k](text) for k in gate.candidates(text, folded))
 
     return matches

@@ -16,14 +16,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-GROUP = 256  # texts walked together: sorted by length, so padding stays small
+GROUP = 1024  # texts walked together: sorted by length, so padding stays small
 
 
 def _tables(identifier) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cached = getattr(_tables, "cache", None)
     if cached is None or cached[0] is not identifier:
-        cached = (identifier, np.asarray(identifier.tk_nextmove, dtype=np.int64),
-                  np.asarray(identifier._rowbase, dtype=np.int64), np.asarray(identifier.tk_output, dtype=np.int64))
+        cached = (identifier, np.asarray(identifier.tk_nextmove, dtype=np.intp),
+                  np.asarray(identifier._rowbase, dtype=np.intp), np.asarray(identifier.tk_output, dtype=np.int32))
         _tables.cache = cached
     return cached[1:]
 
@@ -31,26 +31,32 @@ def _tables(identifier) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def classify_many(identifier, texts: list[str]) -> list[tuple[str, float]]:
     """[(language, confidence)] for `texts`, equal to `[identifier.classify(t) for t in texts]`."""
     nextmove, rowbase, output = _tables(identifier)
+    n_features = len(identifier.nb_ptc)
+    # a (text, feature) pair as one integer, int32 where it fits: its sort is twice as fast as int64's
+    key_type = np.int32 if GROUP * n_features < 2**31 else np.int64
     encoded = [identifier._encode(t) for t in texts]
-    lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
+    lengths = np.fromiter((len(b) for b in encoded), dtype=np.intp, count=len(encoded))
     by_length = np.argsort(lengths, kind="stable")
     out: list = [None] * len(texts)
     for start in range(0, len(by_length), GROUP):
         idx = by_length[start:start + GROUP]
-        width = int(lengths[idx].max()) if len(idx) else 0
-        data = np.zeros((len(idx), max(width, 1)), dtype=np.int64)
-        for r, i in enumerate(idx):
+        width = int(lengths[idx].max())
+        data = np.zeros((len(idx), width), dtype=np.intp)
+        for r, i in enumerate(idx.tolist()):
             data[r, : lengths[i]] = np.frombuffer(encoded[i], dtype=np.uint8)
-        state = np.zeros(len(idx), dtype=np.int64)
-        features = np.empty((len(idx), max(width, 1)), dtype=np.int64)
+        data = np.ascontiguousarray(data.T)  # one byte position = one contiguous row
+        state = np.zeros(len(idx), dtype=np.intp)
+        features = np.empty((width, len(idx)), dtype=np.int32)
         for pos in range(width):
-            state = nextmove[rowbase[state] + data[:, pos]]
-            features[:, pos] = output[state]
-        features[np.arange(features.shape[1])[None, :] >= lengths[idx][:, None]] = -1  # past each text's end
-        # each text's features and counts, as one sparse matrix for the group
-        row, pos = np.nonzero(features >= 0)
-        n_features = len(identifier.nb_ptc)
-        unique, counts = np.unique(row * n_features + features[row, pos], return_counts=True)
+            state = nextmove[rowbase[state] + data[pos]]
+            features[pos] = output[state]
+        # each text's features (none past its end) and their counts: one sort of the group's pairs
+        pos, row = np.nonzero((features >= 0) & (np.arange(width)[:, None] < lengths[idx][None, :]))
+        keys = row.astype(key_type) * n_features + features[pos, row]
+        keys.sort()
+        first = np.flatnonzero(np.diff(keys, prepend=-1))  # keys are >= 0: the first one starts a run
+        counts = np.diff(np.append(first, len(keys)))
+        unique = keys[first]
         found = sparse.csr_matrix((np.log1p(counts.astype(np.float32)), (unique // n_features, unique % n_features)),
                                   shape=(len(idx), n_features))
         for i, result in zip(idx.tolist(), _decide(identifier, found, lengths[idx])):

@@ -168,8 +168,49 @@ def test_the_ascii_road_counts_as_the_regexes_do():
 
     rng = random.Random(0)
     alphabet = string.printable + "\x00\x01\x1c\x1f\x7f_"
-    assert _words("Ünïcode Wörds, too") == ["ünïcode", "wörds", "too"]
+    assert _words("Ünïcode Wörds, don’t") == [w.encode() for w in ["ünïcode", "wörds", "don", "t"]]
     for _ in range(2000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 80)))
         assert [w.decode() for w in _words(text)] == re.findall(r"\w+", text.lower())
         assert _nonalnum(text) == len(re.findall(r"[^\w\s]|_", text)) / len(text)
+    # mostly-ASCII text with odd characters (the pieces' road) and mostly non-ASCII text (the regex's): a
+    # capital sigma (lower-cased by its neighbours), İ and the Kelvin sign (lower-case to ASCII), ß, other
+    # scripts' digits, marks, Unicode spaces, curly quotes, an emoji and a lone surrogate
+    odd = "ΣσİKßé٣中\u0301\u00a0\u2003\u3000’—🙂\ud800_"
+    for share in (0.02, 0.2, 0.9):
+        for _ in range(3000):
+            text = "".join(rng.choice(odd) if rng.random() < share else rng.choice(alphabet)
+                           for _ in range(rng.randrange(1, 120)))
+            want = re.findall(r"\w+", text.lower())
+            assert [w.decode("utf-8", "surrogatepass") for w in _words(text)] == want, text
+            assert _nonalnum(text) == len(re.findall(r"[^\w\s]|_", text)) / len(text), text
+
+
+def test_fast_search_finds_the_same_match_as_search(shared_data):
+    """curate.steps.hints.fast_search drops a leading \\b to find where to start, then runs the pattern itself
+    from there: the same match (span and text) as `pattern.search` for every pattern and text, including
+    texts where the relaxed pattern matches first inside a word ("has a" before "as a")."""
+    import re
+
+    from curate.specs.source import Source
+    from curate.sources.load import load_source
+    from curate.steps.hints import fast_search
+
+    texts = ["has a cat as an AI", "was an", "as an", "", "xas a, as a", "I cannot help", "Icannot", "_as a", "é as a"]
+    for name in ("alpaca_gpt4_en_demo_999.json", "lima_train.json", "code_alpaca_2k.json"):
+        texts += [m["content"] for r in load_source("x", Source(path=str(shared_data / name))).rows for m in r["messages"]]
+    patterns = DEFAULT_REFUSALS + DEFAULT_BOILERPLATE + [r"\bas a", r"\bfoo|as", r"\b", r"\b\w+ing\b", r"\b(?:an?|the) \w+",
+                                                         r"\b{2}x", r"\b+", r"\\bas", r"as a\b"]
+    relaxed = 0
+    for source in patterns:
+        for flags in (0, re.IGNORECASE):
+            try:
+                pattern = re.compile(source, flags)
+            except re.error:
+                continue
+            search = fast_search(pattern)
+            relaxed += search != pattern.search
+            for text in texts:
+                got, want = search(text), pattern.search(text)
+                assert (got and (got.span(), got.group())) == (want and (want.span(), want.group())), (source, text[:80])
+    assert relaxed >= 2 * 15  # the \b patterns above took the fast road
