@@ -18,7 +18,7 @@ from curate.engine.store import ROW, SET, PartSpec, part_name, write_part
 from curate.faults import fault_point
 from curate.io import json_encoder
 from curate.ledger import Drop
-from curate.steps.base import Step, StepContext
+from curate.steps.base import Step, StepContext, filtered_values, shared_values
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def run_part(task: PartTask) -> PartResult:
     n_part = len(task.part.rows)
     first = task.part.start
     results = []
-    with quiet():  # the engine shows one bar per pass; a step's own bars would flicker per part
+    # one Python copy of a column for all the steps of the chain that read it
+    with quiet(), shared_values():  # (the engine shows one bar per pass; a step's own bars would flicker per part)
         for spec, layer_dir in zip(task.steps, task.layer_dirs):
             step = spec.build()
             step.ctx.notes, step.ctx.counts = {}, {}
@@ -100,7 +101,8 @@ def run_part(task: PartTask) -> PartResult:
                 for i, d in sorted(result.drops.items()):
                     keep[i] = False
                     out.drops.append((int(rows[i]), d.reason, d.duplicate_of, detail_json(d)))
-                table = table.filter(pa.array(keep))
+                kept, table = table, table.filter(pa.array(keep))
+                filtered_values(kept, table, keep)
             if result.columns:
                 out.schema = _write_layer(Path(layer_dir), task.part.index, rows - first, n_part, result)
                 table = _with_columns(table, result)

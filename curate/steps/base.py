@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Callable, ClassVar, Iterable, Literal
 
@@ -122,8 +124,57 @@ def as_table(rows) -> pa.Table:
 
 
 def values(table: pa.Table, column: str) -> list:
-    """A column as Python values."""
-    return table.column(column).to_pylist()
+    """A column as Python values: read them, never change them (inside `shared_values()`, the next step that
+    reads the same column of the same rows gets the same list)."""
+    col = table.column(column)
+    shared = getattr(_local, "shared", None)
+    if shared is None:
+        return col.to_pylist()
+    key = _data_key(col)
+    if key not in shared:
+        shared[key] = (col, col.to_pylist())  # the column held: its buffers' addresses stay its own
+    return shared[key][1]
+
+
+@contextmanager
+def shared_values():
+    """Within it, each column is turned into Python once (~6 µs a row for conversations, once per step
+    before): what the engine's chain of steps over one part uses. The lists go at the end."""
+    _local.shared = {}
+    try:
+        yield
+    finally:
+        _local.shared = None
+
+
+def filtered_values(before: pa.Table, after: pa.Table, keep: np.ndarray) -> None:
+    """`after` is `before` filtered by `keep`: inside `shared_values()`, its columns' Python values are the
+    kept ones of `before`'s, where those were converted (no second conversion after a filter)."""
+    shared = getattr(_local, "shared", None)
+    if shared is None:
+        return
+    for name in after.column_names:
+        hit = shared.get(_data_key(before.column(name)))
+        if hit is not None:
+            col = after.column(name)
+            shared[_data_key(col)] = (col, [v for v, k in zip(hit[1], keep.tolist()) if k])
+
+
+def _data_key(col: pa.ChunkedArray) -> tuple:
+    """What identifies a column's values while it is alive: its type and, per chunk, where its buffers lie, with
+    each level's offset and length (Arrow data never changes in place)."""
+    def array_key(arr: pa.Array) -> tuple:
+        children = ()
+        if isinstance(arr, (pa.ListArray, pa.LargeListArray)):
+            children = (array_key(arr.values),)
+        elif isinstance(arr, pa.StructArray):
+            children = tuple(array_key(arr.field(i)) for i in range(arr.type.num_fields))
+        return (arr.offset, len(arr), tuple(b.address if b is not None else 0 for b in arr.buffers()), children)
+
+    return (str(col.type), tuple(array_key(chunk) for chunk in col.chunks))
+
+
+_local = threading.local()  # .shared: _data_key -> (the column, its Python values), inside shared_values()
 
 
 def numbers(table: pa.Table, column: str, where: str, what: str = "rank rows") -> np.ndarray:

@@ -222,3 +222,40 @@ def test_a_step_that_holds_a_model_runs_in_the_main_process(tmp_path, monkeypatc
     assert pids == {os.getpid()}
     assert len(read_jsonl(tmp_path / "out" / "data.jsonl")) == 100
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["executor"]["workers"] == 2
+
+
+def test_a_chain_of_steps_turns_a_column_into_python_once_and_never_changes_it(shared_data):
+    """Inside shared_values() (the engine's chain over one part) a column read by several steps is converted
+    once; after a filter the kept values carry over; a column with other data (or the same data elsewhere)
+    is converted afresh; and no built-in row-local step that reads `messages` changes the shared values."""
+    import numpy as np
+
+    from curate.specs.source import Source
+    from curate.sources.load import load_source
+    from curate.steps.base import StepContext, filtered_values, shared_values, values
+    from curate.steps.registry import get_step
+
+    rows = []
+    for name in ("lima_train.json", "code_alpaca_2k.json"):
+        rows += load_source("x", Source(path=str(shared_data / name))).rows[:300]
+    table = pa.Table.from_pylist([{"messages": r["messages"], "source": "x"} for r in rows])
+    fresh = table.column("messages").to_pylist()
+    assert values(table, "messages") is not values(table, "messages")  # outside: a new list each time
+    with shared_values():
+        first = values(table, "messages")
+        assert values(table.drop_columns(["source"]), "messages") is first == fresh
+        copy = pa.Table.from_pylist([{"messages": r["messages"]} for r in rows])  # equal values, other buffers
+        assert values(copy, "messages") is not first
+        keep = np.arange(len(rows)) % 3 != 0
+        kept = table.filter(pa.array(keep))
+        filtered_values(table, kept, keep)
+        assert values(kept, "messages") == [m for m, k in zip(fresh, keep) if k] == kept.column("messages").to_pylist()
+        assert values(table.slice(1), "messages") == fresh[1:]  # a slice is other data: converted, not confused
+        specs = [("score.heuristics", {}), ("score.language", {}), ("filter.pattern", {"patterns": ["sorry"]}),
+                 ("dedup.exact", {}), ("dedup.minhash", {}), ("clean", {})]
+        for name, params in specs:
+            cls = get_step(name)
+            step = cls(cls.Params(**params), StepContext(label=name, where=name, seed=0))
+            step.keys(table) if cls.scope == "global" else step.apply(table)
+            assert values(table, "messages") is first and first == fresh, name
+    assert values(table, "messages") is not first  # the lists go with the block
