@@ -30,10 +30,22 @@ def encode_rows(table: pa.Table | pa.RecordBatch) -> list[str]:
     for name in names:
         column = _one_array(table.column(name))
         if name == "meta" and (pt.is_string(column.type) or pt.is_large_string(column.type)):
-            columns.append([NULL if v is None else dumps(json.loads(v)) for v in column.to_pylist()])
+            columns.append(_meta_objects(column))
         else:
             columns.append(encode_column(column))
     return _objects(names, columns, table.num_rows)
+
+
+def _meta_objects(column: pa.Array) -> list[str]:
+    """`meta` (JSON text) as the object dumps writes; each distinct text decoded once (most rows share a few)."""
+    done = {None: NULL}
+    out = []
+    for v in column.to_pylist():
+        text = done.get(v)
+        if text is None:
+            text = done[v] = dumps(json.loads(v))
+        out.append(text)
+    return out
 
 
 def encode_column(array: pa.Array | pa.ChunkedArray) -> list[str]:

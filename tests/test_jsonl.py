@@ -24,7 +24,7 @@ def odd_table() -> pa.Table:
                               [{"role": "assistant", "content": "\r\n\x7f\x0c"}], [{"role": "user", "content": ""}]],
                              messages),
         "meta": ['{"source_row": "a.jsonl:1"}', None, '{"b":1,"a":[1.5,null]}', '{"x": NaN, "y": {"z": Infinity}}',
-                 '"just a string"', "{}"],
+                 '"just a string"', '{"b":1,"a":[1.5,null]}'],  # a repeat: decoded once, written alike
         "score": [1.0, nan, -inf, None, -0.0, 1e16],
         "small": pa.array([1.5, 1e-7, None, 3.0, float("nan"), 2.0], pa.float32()),
         "count": pa.array([1, None, -5, 2**62, 0, 7], pa.int64()),
@@ -106,3 +106,23 @@ def test_the_made_once_encoder_writes_what_json_dumps_writes(options):
                 encode(obj)
             continue
         assert encode(obj) == expected
+
+
+def test_a_rejects_entry_carries_the_stored_detail_as_dumps_writes_it():
+    """rejects.jsonl takes a drop's detail as stored (detail_json: keys sorted) unless it holds NaN or
+    Infinity, which dumps writes as null: the same text as re-encoding every detail."""
+    from curate.engine.outputs import _reject_heads
+    from curate.engine.worker import detail_json
+    from curate.ledger import Drop
+
+    details = [{"similarity": 0.8123456789, "b": [1, 2.5e-07, None], "a": {"z": "é ✓ \"q\"", "y": True}},
+               {"score": math.nan, "why": "NaN"}, {"bound": math.inf, "low": -math.inf}, {"text": "no NaN here"},
+               {3: "int key", 1: "one"}, {"nested": {"c": 1, "a": [math.nan]}}, None, {"when": datetime.date(2026, 12, 1)}]
+    stored = [detail_json(Drop(reason="r", detail=d)) if d is not None else None for d in details]
+    drops = pa.table({"reason": ["r"] * len(details), "duplicate_of": [None, "abc", None, None, None, None, None, "d"],
+                      "detail": stored})
+    heads = _reject_heads("dedup.minhash", drops)
+    for head, detail, dup in zip(heads, stored, drops.column("duplicate_of").to_pylist()):
+        want = {"step": "dedup.minhash", "reason": "r"} | ({"duplicate_of": dup} if dup else {}) \
+            | ({"detail": json.loads(detail)} if detail else {})
+        assert head == dumps(want)[:-1] + ', "row": '

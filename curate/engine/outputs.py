@@ -226,7 +226,8 @@ def reject_part(task: RejectTask) -> int:
     """Write the part's rejects.jsonl lines to `task.out`; returns how many. The worker writes them itself:
     handing ~2 KB a row back to the driver cost the driver a core during the write."""
     lines = reject_lines(task)
-    write_text_atomic(Path(task.out), lines)  # a retried task (Ray) writes its own temp file, then replaces
+    # one write (not two a line); a retried task (Ray) writes its own temp file, then replaces
+    write_text_atomic(Path(task.out), ["\n".join(lines)] if lines else [])
     return len(lines)
 
 
@@ -256,8 +257,9 @@ def _reject_heads(label: str, drops: pa.Table) -> list[str]:
         head = start + encode_basestring(reason)
         if duplicate_of is not None:
             head += ', "duplicate_of": ' + encode_basestring(duplicate_of)
-        if detail is not None:
-            head += ', "detail": ' + dumps(json.loads(detail))
+        if detail is not None:  # stored as dumps writes it, keys sorted, but with NaN / Infinity (dumps: null)
+            head += ', "detail": ' + (detail if "NaN" not in detail and "Infinity" not in detail
+                                      else dumps(json.loads(detail)))
         heads.append(head + ', "row": ')
     return heads
 
