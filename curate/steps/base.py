@@ -297,12 +297,45 @@ class Transform(Step):
                 raise RuntimeError(f"{self.ctx.label}: a transform returned {len(arr)} values of {col} for {n} rows")
             if col in batch.column_names:
                 arr = arr.cast(batch.schema.field(col).type)
-                old = batch.column(col).combine_chunks()
-                changed |= ~np.asarray([a == b for a, b in zip(arr.to_pylist(), old.to_pylist())], dtype=bool)
+                changed |= ~same_rows(batch.column(col).combine_chunks(), arr)
             else:
                 changed[:] = True
             columns[col] = arr
         return BatchResult(columns=columns, changed=changed)
+
+
+def same_rows(old: pa.Array, new: pa.Array) -> np.ndarray:
+    """Per row, whether `old` and `new` hold equal values (as their Python values compare). Lists of structs of
+    strings (conversations) are compared in Arrow: two conversions into Python cost ~11 µs a row."""
+    t = old.type
+    if not (t == new.type and len(old) == len(new) and pa.types.is_list(t) and pa.types.is_struct(t.value_type)
+            and all(pa.types.is_string(f.type) for f in t.value_type)):
+        return np.asarray([a == b for a, b in zip(old.to_pylist(), new.to_pylist())], dtype=bool)
+    valid_old, valid_new = _valid(old), _valid(new)
+    lengths_old, lengths_new = np.diff(old.offsets.to_numpy()), np.diff(new.offsets.to_numpy())
+    same = (valid_old == valid_new) & (~valid_old | (lengths_old == lengths_new))
+    rows = np.flatnonzero(same & valid_old & (lengths_old > 0))  # rows whose items are to be compared
+    if len(rows):
+        counts = lengths_old[rows]
+        first = np.repeat(np.cumsum(counts) - counts, counts)  # each compared item's place within its row
+        within = np.arange(counts.sum()) - first
+        starts_old = old.offsets.to_numpy()[:-1] - old.offsets[0].as_py()
+        starts_new = new.offsets.to_numpy()[:-1] - new.offsets[0].as_py()
+        items_old = old.flatten().take(np.repeat(starts_old[rows], counts) + within)
+        items_new = new.flatten().take(np.repeat(starts_new[rows], counts) + within)
+        item_ok = _valid(items_old) == _valid(items_new)
+        both = _valid(items_old) & _valid(items_new)
+        for k in range(t.value_type.num_fields):
+            a, b = items_old.field(k), items_new.field(k)
+            equal = np.asarray(pc.fill_null(pc.equal(a, b), False)) | (~_valid(a) & ~_valid(b))
+            item_ok &= ~both | equal
+        bad_items = np.bincount(np.repeat(np.arange(len(rows)), counts), weights=~item_ok, minlength=len(rows))
+        same[rows] = bad_items == 0
+    return same
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    return np.ones(len(arr), dtype=bool) if arr.null_count == 0 else np.asarray(arr.is_valid())
 
 
 class Scorer(Step):

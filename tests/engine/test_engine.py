@@ -259,3 +259,45 @@ def test_a_chain_of_steps_turns_a_column_into_python_once_and_never_changes_it(s
             step.keys(table) if cls.scope == "global" else step.apply(table)
             assert values(table, "messages") is first and first == fresh, name
     assert values(table, "messages") is not first  # the lists go with the block
+
+
+def test_a_transform_finds_its_changed_rows_in_arrow_as_python_would():
+    """steps.base.same_rows compares conversations in Arrow (no conversion into Python): the same answer as
+    comparing the rows' Python values, on random conversations with missing rows, turns and fields, other
+    lengths and sliced arrays, and for any other type through Python."""
+    import random
+
+    import numpy as np
+
+    from curate.engine.store import MESSAGES_TYPE
+    from curate.steps.base import same_rows
+
+    rng = random.Random(0)
+    words = ["", "a", "b", "é", "user", "assistant", None]
+
+    def turn():
+        return None if rng.random() < 0.05 else {"role": rng.choice(words), "content": rng.choice(words)}
+
+    def row():
+        return None if rng.random() < 0.05 else [turn() for _ in range(rng.randrange(0, 4))]
+
+    def vary(r):
+        if r is None or rng.random() < 0.5:
+            return r if rng.random() < 0.9 else row()
+        r = [None if t is None else dict(t) for t in r]
+        if r and rng.random() < 0.5:
+            k = rng.randrange(len(r))
+            r[k] = turn() if rng.random() < 0.3 else (r[k] and {**r[k], "content": rng.choice(words)})
+        elif rng.random() < 0.5:
+            r.append(turn())
+        return r
+
+    for _ in range(200):
+        old = [row() for _ in range(rng.randrange(0, 30))]
+        new = [vary(r) for r in old]
+        a, b = pa.array([None] + old, MESSAGES_TYPE), pa.array(new + [None, None], MESSAGES_TYPE)
+        a, b = a.slice(1), b.slice(0, len(new))  # offsets that do not start at 0
+        assert same_rows(a, b).tolist() == [x == y for x, y in zip(old, new)]
+    ints = pa.array([1, None, 3]), pa.array([1, None, 4])
+    assert same_rows(*ints).tolist() == [True, True, False]
+    assert same_rows(pa.array([], MESSAGES_TYPE), pa.array([], MESSAGES_TYPE)).dtype == np.bool_
