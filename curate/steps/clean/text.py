@@ -116,17 +116,20 @@ class Clean(Transform):
         code_sources = {name for name, kind in self.ctx.source_kinds.items() if kind == "code"}
         sources = values(batch, "source") if code_sources else [None] * batch.num_rows
         out = []
+        tally: dict[tuple[str, str | None], int] = {}  # (count, group) -> sum, in the order first counted
         for messages, source in zip(track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: cleaning"),
                                     sources):
             kinds: set[str] = set()
             new = [{**m, "content": self.clean_turn(m["role"], m["content"], kinds, source in code_sources)}
                    for m in messages]
             for kind in sorted(kinds - {"code"}):
-                self.ctx.count(kind, 1, group="changed_by")
+                tally[kind, "changed_by"] = tally.get((kind, "changed_by"), 0) + 1
             if "code" in kinds:
-                self.ctx.count("rows_with_code_turns")
-            self.ctx.count("rows_changed", int(new != messages))
+                tally["rows_with_code_turns", None] = tally.get(("rows_with_code_turns", None), 0) + 1
+            tally["rows_changed", None] = tally.get(("rows_changed", None), 0) + (new != messages)
             out.append(new)
+        for (name, group), n in tally.items():  # once per batch: the same counts, in the same order
+            self.ctx.count(name, n, group=group)
         return {"messages": out}
 
     def clean_turn(self, role: str, text: str, kinds: set | None = None, code_source: bool = False) -> str:
