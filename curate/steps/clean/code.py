@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 _KEYWORDS = "|".join(re.escape(k) for k in (
     "def class import from return if elif else for foreach while do try except catch finally with async await "
     "yield lambda function var let const new public private protected static void int long float double char "
@@ -21,17 +25,23 @@ _KEYWORDS = "|".join(re.escape(k) for k in (
     "curl wget git pip pip3 npm npx yarn python python3 node java javac gcc g++ go cargo docker kubectl sudo apt "
     "apt-get brew cd ls mkdir rm cp mv cat chmod export ssh scp $"
 ).split())
-_CODE_START = re.compile(  # matched at the start of the line only: one try, not one per position
-    rf"""
-      \s*(?:{_KEYWORDS})(?:\b|(?=[\s(:{{]))   # a keyword opens the line (Python's 'from' too, prose's rarely)
-    | \s*[}}\])]                              # opens with a closing bracket
-    | \s*</?[A-Za-z!][^>]*>                   # markup: <div ...>, </p>, <!DOCTYPE ...>
-    | \s*[A-Za-z_$][\w.$\[\]'"]*\s*(?:[-+*/%&|^]|<<|>>)?=[^=]   # an assignment
-    | \s*[A-Za-z_$][\w.$]*\s*\(.*\)\s*[;:{{]?\s*$              # a call or a declaration, alone on its line
-    | \s*["']?[A-Za-z_$][\w$]*["']?\s*:\s*\S.*,\s*$            # a key: value, of an object literal
-    """,
-    re.VERBOSE,
-)
+
+
+def _code_start(space: str, word: str, non_space: str, after_keyword: str) -> str:
+    """The shapes a code line opens with, with the classes to use for \\s, \\w and \\S: Python's, or their
+    ASCII form for Arrow's regex engine (RE2, which has no lookahead)."""
+    return "|".join([
+        rf"{space}*(?:{_KEYWORDS}){after_keyword}",  # a keyword opens the line (Python's 'from' too, prose's rarely)
+        rf"{space}*[}}\])]",  # opens with a closing bracket
+        rf"{space}*</?[A-Za-z!][^>]*>",  # markup: <div ...>, </p>, <!DOCTYPE ...>
+        rf"{space}*[A-Za-z_$][{word}.$\[\]'\"]*{space}*(?:[-+*/%&|^]|<<|>>)?=[^=]",  # an assignment
+        rf"{space}*[A-Za-z_$][{word}.$]*{space}*\(.*\){space}*[;:{{]?{space}*$",  # a call or a declaration, alone
+        rf"{space}*[\"']?[A-Za-z_$][{word}$]*[\"']?{space}*:{space}*{non_space}.*,{space}*$",  # key: value,
+    ])
+
+
+_CODE_START = re.compile(_code_start(r"\s", r"\w", r"\S", r"(?:\b|(?=[\s(:{]))"))  # matched at the line's start
+
 # operators prose does not use (one regex search: twice as fast as ten `in` tests)
 _OPERATOR = re.compile("|".join(re.escape(op) for op in ("=>", "->", "::", "++", "&&", "||", "==", "!=", "</", "/>")))
 
@@ -79,3 +89,82 @@ def is_code(text: str, threshold: float) -> bool:
             if (n - other) / n < threshold:
                 return False
     return code / n >= threshold
+
+
+# -- the same questions for many turns at once, in Arrow ------------------------------------------------------
+# An ASCII turn is split into lines and each test runs over all the lines in Arrow's compute functions (RE2
+# regexes, where \s, \w and \S become the ASCII classes Python's give: str.isspace() accepts \x1c-\x1f too);
+# a turn with any other character goes through `is_code` (tests/steps/clean/test_clean.py compares the two).
+_ASCII_SPACES = "".join(chr(c) for c in range(128) if chr(c).isspace())
+_S = "[" + "".join(f"\\x{ord(c):02x}" for c in _ASCII_SPACES) + "]"
+_NS = "[^" + _S[1:]
+_CODE_START_ASCII = "^(?:" + _code_start(_S, "0-9A-Za-z_", _NS, rf"(?:\b|{_S[:-1]}(:{{])") + ")"
+_LINK_ASCII = rf"(?:https?://|www\.){_NS}+|\]\("
+_IS_SYMBOL = np.frombuffer(bytes(0 if c in _WORD_OR_SPACE else 1 for c in range(256)), dtype=np.uint8)
+_CLOSES = np.frombuffer(bytes(1 if chr(c) in ";{}" else 0 for c in range(256)), dtype=np.uint8)
+
+
+def code_turns(texts: pa.Array, threshold: float) -> list[bool | None]:
+    """`is_code(text, threshold)` of each ASCII text, None for the others (null or not ASCII: `is_code` answers
+    those)."""
+    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    ascii_ = np.asarray(pc.fill_null(pc.string_is_ascii(texts), False))
+    out: list[bool | None] = [None] * len(texts)
+    which = np.flatnonzero(ascii_)
+    if not len(which):
+        return out
+    split = pc.split_pattern(texts.filter(pa.array(ascii_)), "\n")
+    nonblank, code = code_lines(split.flatten())
+    owner = np.repeat(np.arange(len(which)), np.diff(split.offsets.to_numpy()))
+    n = np.bincount(owner, weights=nonblank, minlength=len(which))
+    found = np.bincount(owner, weights=code, minlength=len(which))
+    with np.errstate(invalid="ignore", divide="ignore"):  # no non-blank line: not code
+        answers = (n > 0) & (found / n >= threshold)  # the shares is_code compares
+    for i, answer in zip(which.tolist(), answers.tolist()):
+        out[i] = answer
+    return out
+
+
+def code_lines(lines: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """For ASCII lines: (non-blank, `looks_like_code`) of each."""
+    stripped = pc.ascii_trim(lines, characters=_ASCII_SPACES)
+    offsets, data = _bytes_of(stripped)
+    nonblank = np.diff(offsets) > 0
+    code = np.zeros(len(lines), dtype=bool)
+    code[nonblank] = _CLOSES[data[offsets[1:][nonblank] - 1]] == 1  # the last character
+    code |= np.asarray(pc.match_substring_regex(lines, _CODE_START_ASCII))
+    code |= np.asarray(pc.match_substring_regex(lines, _OPERATOR.pattern))
+    # the symbol test, for the lines still open: at least 12 characters (a link only shortens a line)
+    length = np.diff(offsets)
+    todo = np.flatnonzero(~code & (length >= 12))
+    symbols = _symbol_counts(offsets[todo], offsets[todo + 1], data)
+    linked = np.asarray(pc.match_substring_regex(stripped.take(pa.array(todo)), "http|www\\.|\\]\\("))
+    if linked.any():  # a link counts as one space (as looks_like_code's _LINK.sub)
+        at = np.flatnonzero(linked)
+        rest = pc.replace_substring_regex(stripped.take(pa.array(todo[at])), _LINK_ASCII, " ")
+        rest_offsets, rest_data = _bytes_of(rest)
+        length[todo[at]] = np.diff(rest_offsets)
+        symbols[at] = _symbol_counts(rest_offsets[:-1], rest_offsets[1:], rest_data)
+    code[todo] = (length[todo] >= 12) & (symbols > 0.35 * length[todo])
+    return nonblank, nonblank & code
+
+
+def _bytes_of(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's offsets (into its data) and data bytes."""
+    _, offsets, data = strings.buffers()
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = np.frombuffer(offsets, dtype=width)[strings.offset: strings.offset + len(strings) + 1] \
+        if offsets is not None else np.zeros(1, dtype=width)
+    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
+def _symbol_counts(starts: np.ndarray, stops: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """Per string data[start:stop] (non-empty, ASCII: a byte a character): its characters that are neither
+    word characters nor whitespace. One sum per string (no running total over all the bytes: its pages
+    cost more than the sums)."""
+    if not len(starts):
+        return np.zeros(0, dtype=np.int64)
+    flags = _IS_SYMBOL[data[: int(stops[-1])]]  # the last string's sum runs to the end
+    bounds = np.empty(2 * len(starts), dtype=np.intp)
+    bounds[0::2], bounds[1::2] = starts, stops
+    return np.add.reduceat(flags, bounds[:-1], dtype=np.int64)[0::2]  # (the sums between strings are dropped)

@@ -6,12 +6,13 @@ import re
 import unicodedata
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
 from curate.progress import track
 from curate.rows import ROLES
 from curate.steps.base import Regex, StepParams, Transform, as_table, values
-from curate.steps.clean.code import is_code, looks_like_code
+from curate.steps.clean.code import code_turns, is_code, looks_like_code
 from curate.steps.hints import Gate
 from curate.steps.registry import register
 
@@ -117,10 +118,13 @@ class Clean(Transform):
         sources = values(batch, "source") if code_sources else [None] * batch.num_rows
         out = []
         tally: dict[tuple[str, str | None], int] = {}  # (count, group) -> sum, in the order first counted
+        # whether each turn is code, for all the batch's ASCII turns at once (None: clean_turn asks is_code)
+        code = iter(code_turns(pc.struct_field(batch.column("messages").combine_chunks().flatten(), "content"),
+                               self.params.code_threshold))
         for messages, source in zip(track(values(batch, "messages"), batch.num_rows, f"{self.ctx.label}: cleaning"),
                                     sources):
             kinds: set[str] = set()
-            new = [{**m, "content": self.clean_turn(m["role"], m["content"], kinds, source in code_sources)}
+            new = [{**m, "content": self.clean_turn(m["role"], m["content"], kinds, source in code_sources, next(code))}
                    for m in messages]
             for kind in sorted(kinds - {"code"}):
                 tally[kind, "changed_by"] = tally.get((kind, "changed_by"), 0) + 1
@@ -132,13 +136,15 @@ class Clean(Transform):
             self.ctx.count(name, n, group=group)
         return {"messages": out}
 
-    def clean_turn(self, role: str, text: str, kinds: set | None = None, code_source: bool = False) -> str:
-        """The cleaned turn; `kinds` collects what changed it (and "code" for a turn kept as code)."""
+    def clean_turn(self, role: str, text: str, kinds: set | None = None, code_source: bool = False,
+                   code: bool | None = None) -> str:
+        """The cleaned turn; `kinds` collects what changed it (and "code" for a turn kept as code). `code`:
+        whether the turn is code, when known (else is_code answers)."""
         p = self.params
         kinds = set() if kinds is None else kinds
         if role not in p.roles:
             return text
-        if (code_source and role == "assistant") or is_code(text, p.code_threshold):
+        if (code_source and role == "assistant") or (is_code(text, p.code_threshold) if code is None else code):
             kinds.add("code")
             return _trailing_whitespace(text, kinds) if p.whitespace else text
         if p.nfc:

@@ -241,3 +241,45 @@ def test_symbols_are_counted_alike_on_ascii_and_other_text():
 
     for text in ["".join(map(chr, range(128))), "a_b = c[1] -> {d}", "naïve — “quoted” ½", "x\x1c\x1fy", ""]:
         assert _symbols(text) == len(_SYMBOL.findall(text)), text
+
+
+def test_the_arrow_road_finds_the_same_code_as_is_code(shared_data):
+    """clean asks whether a turn is code for all the batch's ASCII turns at once, in Arrow (code.code_turns):
+    the same answers as is_code / looks_like_code, on the real turns and on random lines built from code
+    fragments, ASCII's odd whitespace (\\x0b, \\x1c...), links and non-ASCII text (left to is_code)."""
+    import random
+    import string
+
+    import numpy as np
+    import pyarrow as pa
+
+    from curate.specs.source import Source
+    from curate.sources.load import load_source
+    from curate.steps.clean.code import code_lines, code_turns, is_code, looks_like_code
+
+    texts = []
+    for name in ("alpaca_gpt4_en_demo_999.json", "code_alpaca_2k.json", "lima_train.json"):
+        texts += [m["content"] for r in load_source("x", Source(path=str(shared_data / name))).rows for m in r["messages"]]
+    rng = random.Random(0)
+    pieces = ["def f(x):", "x = 1", "x += 2", "a == b", "std::", "foo(bar)", "  ", "\t", "\x1c", "\x0b", "\x0c", "\r",
+              "{", "}", ";", "<div>", "</p>", "key: v,", "'k': 1,", "=", "(", ")", "SELECT *", "$ ls", "#!", "g++",
+              "console.log", "http://a.b/c?d=1", "www.x.org", "[t](u)", "](", "->", "=>", "::", "é", "中", "\u00a0",
+              "_", "'", '"', ":", ",", ".", "Some prose here", "return", "if", "\n", "\n\n", "", " ", "/* */", "|"]
+    for _ in range(3000):
+        texts.append("".join(rng.choice(pieces + list(string.printable)) for _ in range(rng.randrange(0, 40))))
+    array = pa.array(texts + [None])
+    for threshold in (0.5, 0.3, 1.0, 0.01):
+        got = code_turns(array, threshold)
+        assert got[-1] is None
+        for text, answer in zip(texts, got):
+            if text.isascii():
+                assert answer == is_code(text, threshold), (threshold, text[:200])
+            else:
+                assert answer is None
+    lines = [line for text in texts if text.isascii() for line in text.split("\n")]
+    nonblank, code = code_lines(pa.array(lines))
+    assert nonblank.tolist() == [bool(line.strip()) for line in lines]
+    assert code.tolist() == [looks_like_code(line) for line in lines]
+    assert sum(code) > 1000 and sum(~code & nonblank) > 1000  # both answers are there to be got wrong
+    assert code_turns(pa.array(["x = 1"] * 3, pa.large_string()), 0.5) == [True] * 3
+    assert code_turns(pa.array([], pa.string()), 0.5) == [] and np.all(code_lines(pa.array([""]))[0] == [False])
