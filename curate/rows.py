@@ -23,8 +23,18 @@ def normalise(text: str) -> str:
 
     str.split() splits on exactly the characters `\\s` matches in a str regex, and neither NFC nor lower()
     makes or removes whitespace, so this equals `re.sub(r"\\s+", " ", nfc).strip().lower()`, ~3x faster.
+    ASCII text (NFC already) takes bytes.translate and replace: 1.3x faster again on the pool's turns, 3x
+    on a long one (tests/steps/dedup/test_dedup.py checks both roads against the regex).
     """
+    if text.isascii():  # one bytes pass maps whitespace to spaces and folds case; runs of spaces halve per replace
+        spaced = text.encode("ascii").translate(_ASCII_FOLD)
+        while b"  " in spaced:
+            spaced = spaced.replace(b"  ", b" ")
+        return spaced.strip(b" ").decode("ascii")
     return " ".join(unicodedata.normalize("NFC", text).split()).lower()
+
+
+_ASCII_FOLD = bytes(32 if c < 128 and chr(c).isspace() else c + 32 if 65 <= c <= 90 else c for c in range(256))
 
 
 def row_id(messages: list[dict]) -> str:

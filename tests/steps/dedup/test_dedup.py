@@ -132,6 +132,10 @@ def test_normalise_is_the_regex_definition():
     samples = ["  A\u00a0b\u3000C  ", "x\u2028y\u0085z", "cafe\u0301 \t\n CAFÉ", "", " ", "İstanbul ǅ",
                "a\x1c\x1d\x1e\x1fb\x0b\x0cc"]
     samples += [paragraph(i, 30) for i in range(5)]
+    rng = random.Random(0)  # ASCII takes a bytes road: every kind of ASCII space, in runs of any length
+    samples += ["".join(rng.choice(["a", "B", "z", "Z", "0", ".", "_", "@", "[", "`", "{", "\x00", "\x7f"] +
+                                   [" " * rng.randrange(1, 40)] + list(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"))
+                        for _ in range(rng.randrange(0, 50))) for _ in range(5000)]
     by_regex = [re.sub(r"\s+", " ", unicodedata.normalize("NFC", s)).strip().lower() for s in samples]
     assert [normalise(s) for s in samples] == by_regex
 
