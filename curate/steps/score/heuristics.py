@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from operator import countOf
 
 import numpy as np
 import pyarrow as pa
@@ -110,10 +111,10 @@ class Heuristics(Scorer):
         n = self.params.ngram
         words = _words(text)
         grams = Counter(zip(*(words[i:] for i in range(n))))  # the word n-grams, in order
-        total = sum(grams.values())
+        total = max(len(words) - n + 1, 0)
         if not total:
             return 0.0  # too short to repeat anything
-        return sum(c for c in grams.values() if c > 1) / total
+        return (total - countOf(grams.values(), 1)) / total  # the n-grams that occur more than once
 
 
 def _empty_reason(messages: list[dict]) -> str:
