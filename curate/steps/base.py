@@ -312,19 +312,20 @@ def same_rows(old: pa.Array, new: pa.Array) -> np.ndarray:
             and all(pa.types.is_string(f.type) for f in t.value_type)):
         return np.asarray([a == b for a, b in zip(old.to_pylist(), new.to_pylist())], dtype=bool)
     valid_old, valid_new = _valid(old), _valid(new)
-    lengths_old, lengths_new = np.diff(old.offsets.to_numpy()), np.diff(new.offsets.to_numpy())
-    same = (valid_old == valid_new) & (~valid_old | (lengths_old == lengths_new))
+    offsets_old, offsets_new = old.offsets.to_numpy(), new.offsets.to_numpy()
+    lengths_old = np.diff(offsets_old)
+    same = (valid_old == valid_new) & (~valid_old | (lengths_old == np.diff(offsets_new)))
     rows = np.flatnonzero(same & valid_old & (lengths_old > 0))  # rows whose items are to be compared
     if len(rows):
         counts = lengths_old[rows]
         first = np.repeat(np.cumsum(counts) - counts, counts)  # each compared item's place within its row
         within = np.arange(counts.sum()) - first
-        starts_old = old.offsets.to_numpy()[:-1] - old.offsets[0].as_py()
-        starts_new = new.offsets.to_numpy()[:-1] - new.offsets[0].as_py()
-        items_old = old.flatten().take(np.repeat(starts_old[rows], counts) + within)
-        items_new = new.flatten().take(np.repeat(starts_new[rows], counts) + within)
-        item_ok = _valid(items_old) == _valid(items_new)
-        both = _valid(items_old) & _valid(items_new)
+        # flatten() starts at the first row's first item
+        items_old = old.flatten().take(np.repeat(offsets_old[rows] - offsets_old[0], counts) + within)
+        items_new = new.flatten().take(np.repeat(offsets_new[rows] - offsets_new[0], counts) + within)
+        present_old, present_new = _valid(items_old), _valid(items_new)
+        item_ok = present_old == present_new
+        both = present_old & present_new
         for k in range(t.value_type.num_fields):
             a, b = items_old.field(k), items_new.field(k)
             equal = np.asarray(pc.fill_null(pc.equal(a, b), False)) | (~_valid(a) & ~_valid(b))

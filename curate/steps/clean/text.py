@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -117,7 +118,7 @@ class Clean(Transform):
         code_sources = {name for name, kind in self.ctx.source_kinds.items() if kind == "code"}
         sources = values(batch, "source") if code_sources else [None] * batch.num_rows
         out = []
-        tally: dict[tuple[str, str | None], int] = {}  # (count, group) -> sum, in the order first counted
+        tally: Counter[tuple[str, str | None]] = Counter()  # (count, group) -> sum, in the order first counted
         # whether each turn is code, for all the batch's ASCII turns at once (None: clean_turn asks is_code)
         code = iter(code_turns(pc.struct_field(batch.column("messages").combine_chunks().flatten(), "content"),
                                self.params.code_threshold))
@@ -127,10 +128,10 @@ class Clean(Transform):
             new = [{**m, "content": self.clean_turn(m["role"], m["content"], kinds, source in code_sources, next(code))}
                    for m in messages]
             for kind in sorted(kinds - {"code"}):
-                tally[kind, "changed_by"] = tally.get((kind, "changed_by"), 0) + 1
+                tally[kind, "changed_by"] += 1
             if "code" in kinds:
-                tally["rows_with_code_turns", None] = tally.get(("rows_with_code_turns", None), 0) + 1
-            tally["rows_changed", None] = tally.get(("rows_changed", None), 0) + (new != messages)
+                tally["rows_with_code_turns", None] += 1
+            tally["rows_changed", None] += new != messages
             out.append(new)
         for (name, group), n in tally.items():  # once per batch: the same counts, in the same order
             self.ctx.count(name, n, group=group)

@@ -130,8 +130,8 @@ _ASCII_NOT_SYMBOL = bytes(c for c in range(128) if chr(c).isalnum() or chr(c).is
 # mostly-ASCII text (a curly quote, an accent): the same table on its UTF-8, every byte >= 0x80 kept as a word
 # byte, so the pieces are split at ASCII non-word characters only; just the pieces with a non-ASCII character
 # go through the regex
-_UTF8_WORDS = _ASCII_WORDS[:128] + bytes(range(128, 256))
 _ASCII, _HIGH = bytes(range(128)), bytes(range(128, 256))
+_UTF8_WORDS = _ASCII_WORDS[:128] + _HIGH
 
 
 def _words(text: str) -> list[bytes]:
@@ -142,12 +142,10 @@ def _words(text: str) -> list[bytes]:
     form depends on the letters around it): a text with one takes the regex on the whole text."""
     if text.isascii():
         return text.encode("ascii").translate(_ASCII_WORDS).split()
-    if "\u03a3" in text:
-        return [w.encode("utf-8", "surrogatepass") for w in _WORD.findall(text.lower())]
     spaced = text.encode("utf-8", "surrogatepass").translate(_UTF8_WORDS)  # pieces between single spaces
     high = np.flatnonzero(np.frombuffer(spaced, dtype=np.uint8) >= 0x80)
-    if len(high) * 20 > len(spaced):
-        return [w.encode("utf-8", "surrogatepass") for w in _WORD.findall(text.lower())]  # not mostly ASCII
+    if "\u03a3" in text or len(high) * 20 > len(spaced):  # a capital sigma, or not mostly ASCII: the regex
+        return [w.encode("utf-8", "surrogatepass") for w in _WORD.findall(text.lower())]
     words, done = [], 0
     for at in high[np.diff(high, prepend=-2) != 1].tolist():  # where each run of non-ASCII bytes starts
         if at < done:
